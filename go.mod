@@ -1,0 +1,3 @@
+module github.com/edgeadapt/edgeadapt
+
+go 1.26
