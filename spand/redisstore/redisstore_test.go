@@ -23,7 +23,7 @@ import (
 // redisServer is a redis-server process on loopback, with persistence off,
 // in a temporary directory.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string
 	port int
@@ -31,7 +31,7 @@ type redisServer struct {
 	exit chan struct{}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,7 +43,7 @@ func freePort(t *testing.T) int {
 
 // startRedis starts redis-server on a free loopback port and waits until
 // it answers PING; Cleanup kills it.
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	rs := &redisServer{t: t, bin: testenv.LookPath(t, "redis-server", "redis-server"), dir: t.TempDir(), port: freePort(t)}
 	rs.start()
@@ -110,7 +110,7 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newStore(t *testing.T, addr string, clk *clock) *Store {
+func newStore(t testing.TB, addr string, clk *clock) *Store {
 	t.Helper()
 	s, err := New(Options{Addr: addr, Prefix: "test:", Logger: slog.New(slog.DiscardHandler), RetryInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -251,5 +251,43 @@ func TestQueueBounded(t *testing.T) {
 	s.Metrics(&b)
 	if !strings.Contains(b.String(), "spand_redis_dropped_total 3") {
 		t.Fatalf("metrics:\n%s", b.String())
+	}
+}
+
+// BenchmarkPredictRedis: a prediction from the shared store (three
+// pipelined LRANGEs of up to 32 samples, one round trip to a loopback
+// redis-server). BenchmarkRedisPing, the bare round trip, is its floor in
+// the same run.
+func BenchmarkPredictRedis(b *testing.B) {
+	rs := startRedis(b)
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	s := newStore(b, rs.addr(), clk)
+	ctx := context.Background()
+	var reports []spand.Report
+	for i := range 32 {
+		reports = append(reports, report("10.0.0.1", "192.0.2.9", spand.ClassWeb, clk.Now(), float64(1000+i)))
+	}
+	s.Add(ctx, reports)
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	addr := netip.MustParseAddr("192.0.2.9")
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, _ := s.Predict(ctx, addr, spand.ClassWeb); p.Source != "host" || p.Reports != 32 {
+			b.Fatalf("%+v", p)
+		}
+	}
+}
+
+func BenchmarkRedisPing(b *testing.B) {
+	rs := startRedis(b)
+	c := redis.NewClient(&redis.Options{Addr: rs.addr(), DisableIdentity: true})
+	defer c.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := c.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
