@@ -2,6 +2,7 @@ package track
 
 import (
 	"bytes"
+	"net/netip"
 	"time"
 )
 
@@ -411,4 +412,19 @@ func (t *Tracker) moveFront(f *flow) {
 	}
 	t.unlink(f)
 	t.pushFront(f)
+}
+
+// Lookup returns a snapshot of the connection between a and b (either
+// order) if it is in the table: the record as it would be delivered now
+// (Reason EndPeriodic, Final false).
+func (t *Tracker) Lookup(proto Proto, a, b netip.AddrPort) (Conn, bool) {
+	var p Packet
+	p.Proto, p.Src, p.SrcPort, p.Dst, p.DstPort = proto, a.Addr(), a.Port(), b.Addr(), b.Port()
+	k, _ := makeKey(&p)
+	f := t.table[k]
+	if f == nil {
+		return Conn{}, false
+	}
+	f.finish(EndPeriodic)
+	return f.conn, true
 }
