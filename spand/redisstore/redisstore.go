@@ -5,7 +5,7 @@
 //
 // Each aggregation key (see spand.Key: remote host, local host or remote
 // prefix, and a class) is a Redis list PREFIX+"k:"+key holding the newest
-// spand.Config.MaxSamples samples as JSON (LPUSH, LTRIM, PEXPIRE MaxAge),
+// spand.Config.MaxSamples samples (32 bytes each, binary) (LPUSH, LTRIM, PEXPIRE MaxAge),
 // and a sorted set PREFIX+"index" scores every key by the time of its
 // newest sample, for listing. Every node computes predictions from the
 // same samples with the same spand.Config.Estimate, so all nodes with the
@@ -26,11 +26,12 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -220,10 +221,7 @@ func (s *Store) write(ctx context.Context, reports []spand.Report) error {
 	for i := range reports {
 		r := &reports[i]
 		smp := spand.SampleOf(r)
-		b, err := json.Marshal(smp)
-		if err != nil {
-			return err
-		}
+		b := encodeSample(smp)
 		for _, k := range s.cfg.Keys(r) {
 			lk := s.listKey(k)
 			pipe.LPush(ctx, lk, b)
@@ -236,13 +234,33 @@ func (s *Store) write(ctx context.Context, reports []spand.Report) error {
 	return err
 }
 
+// sampleSize is the encoded size of a sample: the time, then six float32s,
+// little-endian. Binary, not JSON: a prediction decodes up to three lists
+// of MaxSamples samples.
+const sampleSize = 8 + 6*4
+
+func encodeSample(s spand.Sample) []byte {
+	b := make([]byte, 0, sampleSize)
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.T))
+	for _, f := range [...]float32{s.Throughput, s.RTTMin, s.RTTMedian, s.Loss, s.ResponseTime, s.ResponseRate} {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
+}
+
+// decodeSamples skips values of the wrong size (another version's
+// format) rather than failing the prediction.
 func decodeSamples(vals []string) []spand.Sample {
 	out := make([]spand.Sample, 0, len(vals))
 	for _, v := range vals {
-		var smp spand.Sample
-		if json.Unmarshal([]byte(v), &smp) == nil {
-			out = append(out, smp)
+		if len(v) != sampleSize {
+			continue
 		}
+		f := func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32([]byte(v[8+4*i:]))) }
+		out = append(out, spand.Sample{
+			T:          int64(binary.LittleEndian.Uint64([]byte(v[:8]))),
+			Throughput: f(0), RTTMin: f(1), RTTMedian: f(2), Loss: f(3), ResponseTime: f(4), ResponseRate: f(5),
+		})
 	}
 	return out
 }

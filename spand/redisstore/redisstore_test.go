@@ -291,3 +291,11 @@ func BenchmarkRedisPing(b *testing.B) {
 		}
 	}
 }
+
+func TestSampleEncoding(t *testing.T) {
+	s := spand.Sample{T: 1763726400123456789, Throughput: 1.5e6, RTTMin: 20.5, RTTMedian: 31, Loss: 0.02, ResponseTime: 80, ResponseRate: 2.5e6}
+	got := decodeSamples([]string{string(encodeSample(s)), "short", `{"t":1}`})
+	if len(got) != 1 || got[0] != s {
+		t.Fatalf("decode(encode(%+v)) = %+v", s, got)
+	}
+}
