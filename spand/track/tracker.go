@@ -246,9 +246,9 @@ func makeKey(p *Packet) (key, bool) {
 }
 
 // reusedBy tells whether a SYN (without ACK) starts a new connection on the
-// endpoints of f, with tcptrace's heuristics: the old one was closed (FIN
-// or RST) and this is not a retransmission of its SYN, or the SYN's
-// sequence number differs from the one seen before.
+// endpoints of f: the old one was closed (FIN both ways or RST), or the
+// SYN's sequence number differs from the one its sender used before
+// (tcptrace's rule), or the old connection saw a FIN and never a SYN.
 func (f *flow) reusedBy(p *Packet, srcLo bool) bool {
 	d := 0
 	if srcLo != f.aLo {
@@ -258,8 +258,10 @@ func (f *flow) reusedBy(p *Packet, srcLo bool) bool {
 	if s.synCount > 0 && s.synSeq != p.Seq {
 		return true
 	}
-	closed := f.conn.FinAB || f.conn.FinBA || f.conn.Reset
-	return closed && s.synCount == 0
+	if f.closedAt != 0 {
+		return true
+	}
+	return (f.conn.FinAB || f.conn.FinBA) && s.synCount == 0
 }
 
 func (t *Tracker) create(k key, p *Packet, srcLo bool) *flow {
