@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -341,4 +342,31 @@ func FuzzDecodeReports(f *testing.F) {
 			t.Fatalf("re-encoding accepted reports breaks them: %v\n%s", err, b)
 		}
 	})
+}
+
+func TestRunSnapshotsSavesAndExpires(t *testing.T) {
+	clk := newFakeClock()
+	path := filepath.Join(t.TempDir(), "snap")
+	m, err := NewMemoryStore(Config{MaxAge: time.Hour}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetClock(clk.Now)
+	m.Aggregator.Add(rep("10.0.0.5", "192.0.2.10", ClassWeb, clk.Now(), 1e5))
+	clk.Advance(2 * time.Hour) // stale by the next tick
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.RunSnapshots(ctx, time.Millisecond, nil); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Stats().Keys[KindHost] != 0 || m.saveCount() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no expiry or save after 10 s: %+v", m.Stats())
+		}
+		<-time.After(time.Millisecond) // poll interval
+	}
+	cancel()
+	<-done
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
 }

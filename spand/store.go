@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -109,14 +110,21 @@ func (m *MemoryStore) Save() error {
 	return nil
 }
 
+func (m *MemoryStore) saveCount() uint64 {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	return m.saves
+}
+
 // Close saves the snapshot.
 func (m *MemoryStore) Close() error { return m.Save() }
 
-// RunSnapshots saves every interval until ctx ends, logging nothing: errors
-// are counted in the metrics and returned by the final Save of Close.
-func (m *MemoryStore) RunSnapshots(ctx context.Context, interval time.Duration) {
-	if m.Path == "" || interval <= 0 {
-		return
+// RunSnapshots expires stale keys and saves the snapshot (when Path is
+// set) every interval until ctx ends. Failed saves are logged, counted in
+// the metrics, and retried at the next tick.
+func (m *MemoryStore) RunSnapshots(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		interval = time.Minute
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -126,7 +134,9 @@ func (m *MemoryStore) RunSnapshots(ctx context.Context, interval time.Duration) 
 			return
 		case <-t.C:
 			m.Aggregator.Expire()
-			_ = m.Save()
+			if err := m.Save(); err != nil && log != nil {
+				log.Error("spand: snapshot", "err", err)
+			}
 		}
 	}
 }

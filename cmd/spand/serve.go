@@ -150,25 +150,7 @@ func serve(ctx context.Context, ln net.Listener, capture CaptureFunc, o *serveFl
 	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(ln) }()
 	if ms, ok := store.(*spand.MemoryStore); ok {
-		go func() {
-			every := o.snapshotEvery
-			if o.snapshot == "" || every <= 0 {
-				every = time.Minute // still expire stale keys
-			}
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					ms.Expire()
-					if err := ms.Save(); err != nil {
-						log.Error("spand: snapshot", "err", err)
-					}
-				}
-			}
-		}()
+		go ms.RunSnapshots(ctx, o.snapshotEvery, log)
 	}
 	if capture != nil {
 		go func() {
