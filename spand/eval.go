@@ -19,6 +19,11 @@ type EvalResult struct {
 	BySource map[string]int // answered predictions by the key that answered
 	ByClass  map[Class]EvalCounts
 
+	// ResponseRate evaluates the response-body rate the same way, over the
+	// connections that measured one (request/response traffic): the
+	// figure content adaptation uses, free of keep-alive idle time.
+	ResponseRate EvalCounts
+
 	// MedianError is the median of |log2(predicted/measured)| over the
 	// answered predictions: 0 is perfect, 1 is a factor of 2.
 	MedianError float64
@@ -92,12 +97,21 @@ func Evaluate(reports []Report, cfg Config) EvalResult {
 		res.Requests++
 		cc.Requests++
 		p := agg.Predict(e.r.Remote, e.r.Class)
+		if e.r.ResponseRate > 0 {
+			res.ResponseRate.Requests++
+			if p.ResponseRate > 0 {
+				res.ResponseRate.Answered++
+				if within2x(p.ResponseRate, e.r.ResponseRate) {
+					res.ResponseRate.Within2x++
+				}
+			}
+		}
 		if p.Known() {
 			res.Answered++
 			cc.Answered++
 			res.BySource[p.Source]++
 			ratio := p.Throughput / e.r.Throughput
-			if ratio >= 0.5 && ratio <= 2 {
+			if within2x(p.Throughput, e.r.Throughput) {
 				res.Within2x++
 				cc.Within2x++
 			}
@@ -116,6 +130,11 @@ func Evaluate(reports []Report, cfg Config) EvalResult {
 	return res
 }
 
+func within2x(predicted, measured float64) bool {
+	r := predicted / measured
+	return r >= 0.5 && r <= 2
+}
+
 // WriteTable prints the result as a small table for people.
 func (r *EvalResult) WriteTable(w io.Writer, name string) {
 	fmt.Fprintf(w, "%-28s %8s %8s %9s %9s %10s\n", "capture/class", "requests", "answered", "answered%", "within2x%", "med|log2|")
@@ -128,6 +147,9 @@ func (r *EvalResult) WriteTable(w io.Writer, name string) {
 		if cc, ok := r.ByClass[c]; ok {
 			row("  "+string(c), cc, "")
 		}
+	}
+	if r.ResponseRate.Requests > 0 {
+		row("  response rate", r.ResponseRate, "")
 	}
 	for _, s := range []string{"host", "local", "prefix"} {
 		if n := r.BySource[s]; n > 0 {

@@ -47,3 +47,19 @@ func TestEvaluate(t *testing.T) {
 		t.Fatalf("answered %d with 1 s MaxAge", res.Answered)
 	}
 }
+
+func TestEvaluateResponseRate(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	var reports []Report
+	for i, rr := range []float64{1000, 1500, 5000} {
+		r := rep("10.0.0.5", "192.0.2.1", ClassWeb, t0.Add(time.Duration(i+1)*time.Minute), 100)
+		r.ResponseRate = rr
+		reports = append(reports, r)
+	}
+	res := Evaluate(reports, Config{})
+	// First: nothing known. Second: 1000 predicted for 1500. Third: 1000
+	// or 1500 predicted for 5000, off by more than 2x.
+	if got := res.ResponseRate; got != (EvalCounts{3, 2, 1}) {
+		t.Fatalf("response rate counts %+v, want {3 2 1}", got)
+	}
+}

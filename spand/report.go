@@ -214,7 +214,7 @@ func Sides(initiator, responder netip.Addr, local LocalFunc) (loc, remote netip.
 // Bytes and Throughput are those of the direction with more unique bytes;
 // loss is its retransmitted data segments over its data segments. RTT is
 // the tracker's end-to-end estimate (data-to-ACK, else TCP timestamps,
-// else the handshake). Periodic records of long connections give Periodic
+// else the handshake; see reportRTT). Periodic records of long connections give Periodic
 // reports covering the connection so far.
 func ReportFromConn(c *track.Conn, local LocalFunc) (r Report, ok bool) {
 	class := Class(c.Class)
@@ -245,17 +245,7 @@ func ReportFromConn(c *track.Conn, local LocalFunc) (r Report, ok bool) {
 		Bytes: int64(main.UniqueBytes), Throughput: min(thr, MaxReportRate), Upload: upload,
 		Periodic: !c.Final,
 	}
-	switch {
-	case c.RTTMedian > 0:
-		r.RTTMin, r.RTTMedian = ms(c.RTTMin), ms(c.RTTMedian)
-	case c.TSRTTMedian > 0:
-		r.RTTMedian = ms(c.TSRTTMedian)
-	case c.HandshakeRTT > 0:
-		r.RTTMin, r.RTTMedian = ms(c.HandshakeRTT), ms(c.HandshakeRTT)
-	}
-	if r.RTTMin > r.RTTMedian {
-		r.RTTMin = r.RTTMedian
-	}
+	r.RTTMin, r.RTTMedian = reportRTT(c)
 	r.RTTMin, r.RTTMedian = min(r.RTTMin, MaxReportRTT), min(r.RTTMedian, MaxReportRTT)
 	if main.DataPackets > 0 {
 		r.Loss = min(1, float64(main.RexmtPackets)/float64(main.DataPackets))
@@ -265,4 +255,26 @@ func ReportFromConn(c *track.Conn, local LocalFunc) (r Report, ok bool) {
 		r.ResponseRate = min(c.ResponseRate, MaxReportRate)
 	}
 	return r, r.Validate() == nil
+}
+
+// reportRTT picks a report's RTT minimum and median from a record. The
+// handshake (SYN to the ACK of the SYN-ACK), when seen, is one clean
+// end-to-end sample and the floor: a data-to-ACK or timestamp median
+// below it means something near the capture point (a NAT, a proxy, a
+// virtual switch) acknowledged the data, as in the corpus's bro.org
+// capture (0.2 ms medians on a 75 ms path), so it is not used.
+func reportRTT(c *track.Conn) (minMS, medMS float64) {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	hs := ms(c.HandshakeRTT)
+	for _, med := range []time.Duration{c.RTTMedian, c.TSRTTMedian} {
+		if med <= 0 || ms(med) < hs {
+			continue
+		}
+		lo := ms(c.RTTMin)
+		if hs > 0 || lo <= 0 || med != c.RTTMedian {
+			lo = hs // the handshake, or 0 for timestamps without one
+		}
+		return lo, ms(med)
+	}
+	return hs, hs
 }

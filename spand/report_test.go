@@ -137,3 +137,26 @@ func TestReportFromConn(t *testing.T) {
 		}
 	}
 }
+
+func TestReportRTT(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name                     string
+		hs, dataMin, dataMed, ts time.Duration
+		wantMin, wantMed         float64
+	}{
+		{"data only", 0, 70 * ms, 80 * ms, 0, 70, 80},
+		{"handshake is the floor", 72 * ms, 70 * ms, 80 * ms, 0, 72, 80},
+		{"NAT acks locally", 75 * ms, ms / 10, ms / 4, 0, 75, 75},
+		{"NAT, timestamps fine", 75 * ms, ms / 10, ms / 4, 76 * ms, 75, 76},
+		{"timestamps only", 0, 0, 0, 51 * ms, 0, 51},
+		{"handshake only", 40 * ms, 0, 0, 0, 40, 40},
+		{"nothing", 0, 0, 0, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		c := track.Conn{HandshakeRTT: tt.hs, RTTMin: tt.dataMin, RTTMedian: tt.dataMed, TSRTTMedian: tt.ts}
+		if lo, med := reportRTT(&c); lo != tt.wantMin || med != tt.wantMed {
+			t.Errorf("%s: rtt %v/%v, want %v/%v", tt.name, lo, med, tt.wantMin, tt.wantMed)
+		}
+	}
+}

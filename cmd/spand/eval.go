@@ -94,9 +94,10 @@ type evalOut struct {
 	MedianLog2Error  float64                          `json:"median_log2_error"`
 	BySource         map[string]int                   `json:"by_source"`
 	ByClass          map[spand.Class]spand.EvalCounts `json:"by_class"`
+	ResponseRate     spand.EvalCounts                 `json:"response_rate"`
 }
 
 func evalJSON(file string, r *spand.EvalResult) evalOut {
 	return evalOut{file, r.Requests, r.Answered, r.Within2x, r.AnsweredFraction(), r.Within2xFraction(),
-		r.MedianError, r.BySource, r.ByClass}
+		r.MedianError, r.BySource, r.ByClass, r.ResponseRate}
 }
