@@ -65,11 +65,15 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Usage()
 		return errUsage
 	}
+	var total spand.EvalCounts
 	for i, f := range files {
 		res, _, err := evalFile(ctx, f, *filter, &a)
 		if err != nil {
 			return err
 		}
+		total.Requests += res.Requests
+		total.Answered += res.Answered
+		total.Within2x += res.Within2x
 		if *asJSON {
 			if err := json.NewEncoder(stdout).Encode(evalJSON(f, &res)); err != nil {
 				return err
@@ -81,7 +85,19 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		res.WriteTable(stdout, filepath.Base(f))
 	}
+	if len(files) > 1 && !*asJSON {
+		fmt.Fprintf(stdout, "\nall %d captures: %d requests, %d answered (%.1f%%), %d within 2x (%.1f%% of answered)\n",
+			len(files), total.Requests, total.Answered, pct(total.Answered, total.Requests),
+			total.Within2x, pct(total.Within2x, total.Answered))
+	}
 	return nil
+}
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
 }
 
 type evalOut struct {

@@ -59,6 +59,13 @@ func TestEvalCommand(t *testing.T) {
 		t.Fatalf("table:\n%s", out.String())
 	}
 	out.Reset()
+	if err := runEval(context.Background(), []string{f, filepath.Join(dir, "zeek-http-bro.org.pcap")}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "all 2 captures: 31 requests") {
+		t.Fatalf("two captures (23 + 8 requests):\n%s", out.String())
+	}
+	out.Reset()
 	if err := runEval(context.Background(), []string{"-json", "-f", "tcp port 22", f}, &out, &errb); err != nil {
 		t.Fatalf("eval -json: %v", err)
 	}
