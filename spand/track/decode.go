@@ -101,8 +101,14 @@ func NewDecoder(lt layers.LinkType) (*Decoder, error) {
 	}
 	d := &Decoder{link: lt, types: make([]gopacket.LayerType, 0, 8)}
 	mk := func(first gopacket.LayerType) *gopacket.DecodingLayerParser {
-		p := gopacket.NewDecodingLayerParser(first,
-			&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.lo, &d.ip4, &d.ip6, &d.tcp, &d.udp)
+		p := gopacket.NewDecodingLayerParser(first)
+		// A sparse array indexed by layer type instead of the default
+		// map: one lookup per layer is on the hot path.
+		var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+		for _, l := range []gopacket.DecodingLayer{&d.eth, &d.dot1q, &d.sll, &d.sll2, &d.lo, &d.ip4, &d.ip6, &d.tcp, &d.udp} {
+			dlc = dlc.Put(l)
+		}
+		p.SetDecodingLayerContainer(dlc)
 		p.IgnoreUnsupported = true
 		return p
 	}

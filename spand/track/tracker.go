@@ -1,7 +1,7 @@
 package track
 
 import (
-	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"time"
 )
@@ -235,8 +235,11 @@ func (t *Tracker) advance(ts int64) {
 func makeKey(p *Packet) (key, bool) {
 	k := key{proto: p.Proto}
 	s, d := p.Src.As16(), p.Dst.As16()
-	c := bytes.Compare(s[:], d[:])
-	srcLo := c < 0 || c == 0 && p.SrcPort <= p.DstPort
+	// Order the endpoints by address then port, comparing the addresses
+	// as two big-endian words (cheaper than bytes.Compare here).
+	s0, s1 := binary.BigEndian.Uint64(s[:8]), binary.BigEndian.Uint64(s[8:])
+	d0, d1 := binary.BigEndian.Uint64(d[:8]), binary.BigEndian.Uint64(d[8:])
+	srcLo := s0 < d0 || s0 == d0 && (s1 < d1 || s1 == d1 && p.SrcPort <= p.DstPort)
 	if srcLo {
 		k.lo, k.hi, k.loPort, k.hiPort = s, d, p.SrcPort, p.DstPort
 	} else {
