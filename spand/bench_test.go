@@ -117,3 +117,22 @@ func BenchmarkPredictHTTPCached(b *testing.B) {
 	ts, addrs := benchServer(b)
 	benchHTTP(b, &Client{BaseURL: ts.URL, CacheTTL: time.Hour}, addrs[:64])
 }
+
+// BenchmarkServePredict: the server's handler alone (query parsing,
+// prediction, JSON), no network.
+func BenchmarkServePredict(b *testing.B) {
+	a, addrs := filledAggregator(b, 4096)
+	srv := &Server{Store: &MemoryStore{Aggregator: a}, Logger: slog.New(slog.DiscardHandler)}
+	reqs := make([]*http.Request, len(addrs))
+	for i, addr := range addrs {
+		reqs[i] = httptest.NewRequest("GET", "/v1/predict?class=web&addr="+addr.String(), nil)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, reqs[i%len(reqs)])
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+}

@@ -77,6 +77,7 @@ func (c *counterVec) snapshot() map[string]float64 {
 
 // label formats name="value" with the value escaped as the format asks.
 func label(name, value string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return name + `="` + r.Replace(value) + `"`
+	return name + `="` + labelEscaper.Replace(value) + `"`
 }
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

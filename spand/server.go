@@ -62,7 +62,7 @@ type Server struct {
 	mux     *http.ServeMux
 	limiter *limiter
 
-	requests  counterVec // path, code
+	requests  requestCounter
 	rejected  counterVec // reason
 	predicted counterVec // source
 	received  counterVec
@@ -154,7 +154,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if i := strings.IndexByte(pattern, ' '); i >= 0 {
 		pattern = pattern[i+1:]
 	}
-	s.requests.add(label("path", pattern)+","+label("code", strconv.Itoa(sw.code)), 1)
+	s.requests.inc(pattern, sw.code)
+}
+
+// requestCounter counts requests by path pattern and status without
+// formatting labels on the hot path.
+type requestCounter struct {
+	mu sync.Mutex
+	m  map[requestKey]float64
+}
+
+type requestKey struct {
+	path string
+	code int
+}
+
+func (c *requestCounter) inc(path string, code int) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[requestKey]float64)
+	}
+	c.m[requestKey{path, code}]++
+	c.mu.Unlock()
+}
+
+func (c *requestCounter) snapshot() map[string]float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]float64, len(c.m))
+	for k, v := range c.m {
+		out[label("path", k.path)+","+label("code", strconv.Itoa(k.code))] = v
+	}
+	return out
 }
 
 type errorBody struct {
@@ -302,7 +333,7 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "store", fmt.Errorf("store: %w", err))
 		return
 	}
-	s.predicted.add(label("source", p.Source), 1)
+	s.predicted.add(p.Source, 1)
 	writeJSON(w, http.StatusOK, &p)
 }
 
@@ -338,7 +369,11 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	writeMetric(&buf, "spand_http_requests_total", "counter", "HTTP requests by path and status.", s.requests.snapshot())
 	writeMetric(&buf, "spand_reports_received_total", "counter", "Reports accepted through POST /v1/reports.", s.received.snapshot())
 	writeMetric(&buf, "spand_requests_rejected_total", "counter", "Requests rejected, by reason.", s.rejected.snapshot())
-	writeMetric(&buf, "spand_predictions_total", "counter", "Predictions answered, by the key that answered.", s.predicted.snapshot())
+	bySource := map[string]float64{}
+	for src, n := range s.predicted.snapshot() {
+		bySource[label("source", src)] = n
+	}
+	writeMetric(&buf, "spand_predictions_total", "counter", "Predictions answered, by the key that answered.", bySource)
 	s.Store.Metrics(&buf)
 	if s.ExtraMetrics != nil {
 		s.ExtraMetrics(&buf)
