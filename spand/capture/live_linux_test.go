@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -203,14 +205,33 @@ func mustLinkType(t *testing.T, iface string) layers.LinkType {
 	return lt
 }
 
-// TestLivePermissionError checks the error without CAP_NET_RAW names the
-// setcap command (run as an unprivileged user when possible).
+// TestLivePermissionError runs OpenLive without CAP_NET_RAW (this test
+// binary re-executed by setpriv with the capability dropped from its
+// bounding set, or directly when not root) and checks the error says what
+// is missing and gives the setcap command.
 func TestLivePermissionError(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("running as root: see TestLivePermissionMessage")
+	if os.Getenv("SPAND_PERMISSION_CHILD") == "1" {
+		_, err := OpenLive(LiveOptions{Interface: "lo"})
+		fmt.Printf("is ErrPermission: %v\nerror: %v\n", errors.Is(err, ErrPermission), err)
+		return
 	}
-	_, err := OpenLive(LiveOptions{Interface: "lo"})
-	if !errors.Is(err, ErrPermission) {
-		t.Fatalf("err = %v, want ErrPermission", err)
+	var out []byte
+	if os.Geteuid() != 0 {
+		_, err := OpenLive(LiveOptions{Interface: "lo"})
+		out = []byte(fmt.Sprintf("is ErrPermission: %v\nerror: %v\n", errors.Is(err, ErrPermission), err))
+	} else {
+		setpriv := testenv.LookPath(t, "setpriv", "util-linux")
+		cmd := exec.Command(setpriv, "--bounding-set=-net_raw", "--inh-caps=-net_raw", os.Args[0], "-test.run=^TestLivePermissionError$")
+		cmd.Env = append(os.Environ(), "SPAND_PERMISSION_CHILD=1")
+		var err error
+		if out, err = cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
 	}
+	for _, want := range []string{"is ErrPermission: true", "CAP_NET_RAW", "setcap cap_net_raw,cap_net_admin=eip "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("%s", out)
 }
