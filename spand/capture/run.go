@@ -19,9 +19,6 @@ type RunStats struct {
 // within the poll timeout, so that Run can look at its context.
 var errTimeout = errors.New("capture: read timeout")
 
-// errEOF is io.EOF by another name for sources that end (libpcap files).
-var errEOF = io.EOF
-
 // Run reads src until the end of the file, an error, or ctx is done, and
 // feeds every packet filter accepts (nil: all) to t. filter is evaluated
 // in user space; for live sources, set it in the kernel instead (the
