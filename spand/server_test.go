@@ -82,6 +82,19 @@ func TestServerReportPredictHosts(t *testing.T) {
 	if len(hosts) != 5 || hosts[0].Source != "host" || hosts[0].Key != "192.0.2.10" || hosts[4].Source != "prefix" {
 		t.Fatalf("hosts = %+v", hosts)
 	}
+	// More than the server's batch limit: the client splits.
+	small := &Server{MaxBatch: 2, Logger: slog.New(slog.DiscardHandler)}
+	ts2 := newTestServer(t, small, clk)
+	five := []Report{reports[0], reports[1], reports[2], reports[0], reports[1]}
+	if err := (&Client{BaseURL: ts2.URL, MaxBatch: 2}).Report(ctx, five); err != nil {
+		t.Fatalf("split report: %v", err)
+	}
+	if st := small.Store.(*MemoryStore).Stats(); st.Reports != 5 {
+		t.Fatalf("server aggregated %d of 5 split reports", st.Reports)
+	}
+	if err := (&Client{BaseURL: ts2.URL, MaxBatch: 3}).Report(ctx, five); err == nil {
+		t.Fatal("batch over the server's limit accepted")
+	}
 	if h, _ := c.Hosts(ctx, 2); len(h) != 2 {
 		t.Fatalf("hosts?limit=2 gave %d entries", len(h))
 	}
