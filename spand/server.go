@@ -19,13 +19,14 @@ import (
 
 // Defaults for the zero values of Server's limits.
 const (
-	DefaultMaxBodyBytes = 1 << 20 // bytes of one POST /v1/reports body
-	DefaultMaxBatch     = 1000    // reports in one POST
-	DefaultRateLimit    = 200     // reports per second per reporter
-	DefaultRateBurst    = 2000    // reports a reporter may send at once
-	DefaultMaxReporters = 4096    // reporters the rate limiter tracks
-	DefaultHostsLimit   = 100     // entries /v1/hosts returns without ?limit
-	MaxHostsLimit       = 10000   // entries /v1/hosts returns at most
+	DefaultMaxBodyBytes = 1 << 20          // bytes of one POST /v1/reports body
+	DefaultMaxBatch     = 1000             // reports in one POST
+	DefaultRateLimit    = 200              // reports per second per reporter
+	DefaultRateBurst    = 2000             // reports a reporter may send at once
+	DefaultMaxReporters = 4096             // reporters the rate limiter tracks
+	DefaultMaxClockSkew = 10 * time.Minute // how far in the future a report may end
+	DefaultHostsLimit   = 100              // entries /v1/hosts returns without ?limit
+	MaxHostsLimit       = 10000            // entries /v1/hosts returns at most
 )
 
 // Server is the SPAND performance server: an http.Handler with
@@ -52,6 +53,9 @@ type Server struct {
 	RateLimit    float64 // reports/s per reporter; DefaultRateLimit; negative = unlimited
 	RateBurst    int     // DefaultRateBurst, at least MaxBatch
 	MaxReporters int     // DefaultMaxReporters
+	// MaxClockSkew is how far past the server's clock a report may end; a
+	// report from the future would never age. DefaultMaxClockSkew.
+	MaxClockSkew time.Duration
 
 	// Logger receives a line per rejected request; nil means slog.Default.
 	Logger *slog.Logger
@@ -283,7 +287,18 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "invalid", err)
 		return
 	}
-	if !s.limiter.allow(reporterOf(r), float64(len(reports)), s.now()) {
+	skew := s.MaxClockSkew
+	if skew <= 0 {
+		skew = DefaultMaxClockSkew
+	}
+	now := s.now()
+	for i := range reports {
+		if end := reports[i].End(); end.After(now.Add(skew)) {
+			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("reports[%d]: ends at %s, more than %s after the server's clock", i, end.UTC().Format(time.RFC3339), skew))
+			return
+		}
+	}
+	if !s.limiter.allow(reporterOf(r), float64(len(reports)), now) {
 		w.Header().Set("Retry-After", "1")
 		s.fail(w, r, http.StatusTooManyRequests, "rate_limited",
 			fmt.Errorf("reporter %s over %g reports/s", reporterOf(r), s.limiter.rate))

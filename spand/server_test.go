@@ -131,6 +131,8 @@ func TestServerRejectsBadInput(t *testing.T) {
 	good := rep("10.0.0.5", "192.0.2.10", ClassWeb, clk.Now(), 1e5)
 	badClass := good
 	badClass.Class = "ftp"
+	future := good
+	future.Start = clk.Now().Add(time.Hour)
 
 	tests := []struct {
 		name, method, path, ctype, body string
@@ -143,6 +145,7 @@ func TestServerRejectsBadInput(t *testing.T) {
 		{"empty batch", "POST", "/v1/reports", "", `{"reports":[]}`, 400, "empty batch"},
 		{"too many", "POST", "/v1/reports", "", batchJSON(t, good, good, good), 400, "at most 2"},
 		{"bad report", "POST", "/v1/reports", "", batchJSON(t, good, badClass), 400, `reports[1]: spand: invalid report: class`},
+		{"from the future", "POST", "/v1/reports", "", batchJSON(t, future), 400, "after the server's clock"},
 		{"bad addr type", "POST", "/v1/reports", "", `{"reports":[{"local":5}]}`, 400, "decode reports"},
 		{"bad addr", "POST", "/v1/reports", "", `{"reports":[{"local":"10.0.0.300"}]}`, 400, "decode reports"},
 		{"too large", "POST", "/v1/reports", "", `{"reports":[` + strings.Repeat(" ", 5000) + `]}`, 413, "over 4096 bytes"},
