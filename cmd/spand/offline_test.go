@@ -138,3 +138,24 @@ func TestOfflineErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOfflineCutShort: a capture cut in the middle of a packet is read up
+// to there, with a warning.
+func TestOfflineCutShort(t *testing.T) {
+	b, err := os.ReadFile(corpusFile(t, "zeek-http-bro.org.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.pcap")
+	os.WriteFile(cut, b[:100000], 0o600)
+	out, stderr, err := runOffline(t, "-r", cut, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out, "\n"); n < 1 || n >= 13 {
+		t.Errorf("%d records from a cut capture", n)
+	}
+	if !strings.Contains(stderr, "ends in the middle of a packet") {
+		t.Errorf("no warning: %q", stderr)
+	}
+}

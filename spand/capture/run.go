@@ -13,6 +13,10 @@ import (
 type RunStats struct {
 	Read     uint64 // packets read from the source
 	Filtered uint64 // packets the filter rejected (user-space filtering only)
+	// CutShort is set when a file ended in the middle of a packet record
+	// (a capture still being written, or a truncated copy): what came
+	// before was tracked.
+	CutShort bool
 }
 
 // errTimeout is returned (wrapped) by live sources when no packet came
@@ -34,7 +38,11 @@ func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (Run
 	for {
 		data, ci, err := src.ReadPacketData()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				st.CutShort = true
+				return st, nil
+			}
+			if errors.Is(err, io.EOF) {
 				return st, nil
 			}
 			if errors.Is(err, errTimeout) {
