@@ -29,6 +29,14 @@ var errTimeout = errors.New("capture: read timeout")
 // Live options) and pass nil here. At io.EOF Run returns nil; the caller
 // decides whether to t.Flush().
 func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (RunStats, error) {
+	return RunProgress(ctx, src, filter, t, nil)
+}
+
+// RunProgress is Run calling progress, from the capture goroutine, every
+// 1024 packets and whenever a live source was idle for its poll timeout,
+// so that the caller can publish counters (t.Stats is safe to call from
+// progress, not from other goroutines).
+func RunProgress(ctx context.Context, src Source, filter *Filter, t *track.Tracker, progress func(RunStats)) (RunStats, error) {
 	var st RunStats
 	dec, err := track.NewDecoder(src.LinkType())
 	if err != nil {
@@ -46,6 +54,9 @@ func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (Run
 				return st, nil
 			}
 			if errors.Is(err, errTimeout) {
+				if progress != nil {
+					progress(st)
+				}
 				select {
 				case <-done:
 					return st, ctx.Err()
@@ -57,6 +68,9 @@ func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (Run
 		}
 		st.Read++
 		if st.Read&1023 == 0 {
+			if progress != nil {
+				progress(st)
+			}
 			select {
 			case <-done:
 				return st, ctx.Err()
