@@ -203,6 +203,17 @@ func TestLiveServe(t *testing.T) {
 			if h.Key != "127.0.0.1" || h.Throughput <= 0 || h.Reports < 1 {
 				t.Fatalf("learned %+v", h)
 			}
+			resp, err := http.Get("http://" + api + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range []string{"spand_capture_reports_total", "spand_capture_kernel_drops_total", "spand_track_connections_active"} {
+				if !strings.Contains(string(m), want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
 			return
 		}
 		select {
