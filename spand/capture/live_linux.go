@@ -154,10 +154,32 @@ func OpenLive(o LiveOptions) (*Live, error) {
 		// in; keep the incoming copy only, as libpcap does.
 		prog = append(dropOutgoing(), prog...)
 	}
+	// The socket captured from its creation, before any filter: like
+	// libpcap, attach a program that drops everything, drain what was
+	// queued (a retired block shows up within the block timeout, shorter
+	// than the poll timeout), then attach the real program.
+	if err := tp.SetBPF([]bpf.RawInstruction{{Op: bpfRetK, K: 0}}); err != nil {
+		tp.Close()
+		return nil, fmt.Errorf("capture: attach filter: %w", err)
+	}
+	for {
+		if _, _, err := tp.ZeroCopyReadPacketData(); err != nil {
+			if !errors.Is(err, afpacket.ErrTimeout) {
+				tp.Close()
+				return nil, fmt.Errorf("capture: drain %q: %w", o.Interface, err)
+			}
+			break
+		}
+	}
 	{
 		if err := tp.SetBPF(prog); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("capture: attach filter %q: %w", expr, err)
+		}
+		// Count from here: what was drained is not the capture's.
+		if err := tp.InitSocketStats(); err != nil {
+			tp.Close()
+			return nil, fmt.Errorf("capture: stats: %w", err)
 		}
 	}
 	return &Live{tp: tp, link: link}, nil
