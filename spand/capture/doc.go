@@ -10,8 +10,9 @@
 //     accepting returns are cut to LiveOptions.SnapLen (256 bytes by
 //     default: the tracker reads headers and takes lengths from IP), so
 //     the ring holds headers only and keeps up with full-speed transfers.
-//     On lo the outgoing copy of each packet is dropped in the kernel, as
-//     libpcap does. Stats gives the kernel's packet and drop counters.
+//     On lo (and for loopback traffic on "any") the outgoing copy of each
+//     packet is dropped in the kernel, so it is counted once. Packets the
+//     socket queued before the filter was attached are drained first. Stats gives the kernel's packet and drop counters.
 //     Without root or CAP_NET_RAW the error wraps ErrPermission and gives
 //     the setcap command that fixes it.
 //   - Pcap (OpenPcapLive, OpenPcapFile): libpcap through gopacket/pcap,
