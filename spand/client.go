@@ -197,9 +197,26 @@ func (c *Client) post(ctx context.Context, reports []Report) error {
 // Hosts returns what the server knows, at most limit entries (0 = the
 // server's default).
 func (c *Client) Hosts(ctx context.Context, limit int) ([]Prediction, error) {
-	u := strings.TrimRight(c.BaseURL, "/") + "/v1/hosts"
+	return c.HostsWhere(ctx, limit, "", "")
+}
+
+// HostsWhere is Hosts restricted to one source (host, local or prefix;
+// "" for all) and one class ("" for all): HostsWhere(ctx, 0, "local", "")
+// lists the LAN's clients.
+func (c *Client) HostsWhere(ctx context.Context, limit int, source string, class Class) ([]Prediction, error) {
+	q := url.Values{}
 	if limit > 0 {
-		u += "?limit=" + strconv.Itoa(limit)
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if source != "" {
+		q.Set("source", source)
+	}
+	if class != "" {
+		q.Set("class", string(class))
+	}
+	u := strings.TrimRight(c.BaseURL, "/") + "/v1/hosts"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

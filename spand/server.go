@@ -33,7 +33,8 @@ const (
 //
 //	POST /v1/reports   a batch of reports: {"reports": [Report...]}
 //	GET  /v1/predict   ?addr=IP&class=CLASS (class defaults to web)
-//	GET  /v1/hosts     ?limit=N: what is known, most reported first
+//	GET  /v1/hosts     ?limit=N&source=host|local|prefix&class=C: what is
+//	                   known, most reported first
 //	GET  /metrics      Prometheus text format
 //	GET  /healthz      "ok"
 //
@@ -359,8 +360,9 @@ type HostsAnswer struct {
 }
 
 func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	limit := DefaultHostsLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxHostsLimit {
 			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("limit %q: want 1..%d", v, MaxHostsLimit))
@@ -368,15 +370,43 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	es, err := s.Store.Entries(r.Context(), limit)
+	source := q.Get("source")
+	if source != "" {
+		if k, err := ParseKind(source); err != nil || k == KindNone {
+			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("source %q: want host, local or prefix", source))
+			return
+		}
+	}
+	var class Class
+	if v := q.Get("class"); v != "" {
+		var err error
+		if class, err = ParseClass(v); err != nil {
+			s.fail(w, r, http.StatusBadRequest, "invalid", err)
+			return
+		}
+	}
+	fetch := limit
+	if source != "" || class != "" {
+		fetch = MaxHostsLimit // filter first, then cut
+	}
+	es, err := s.Store.Entries(r.Context(), fetch)
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "store", fmt.Errorf("store: %w", err))
 		return
 	}
-	if es == nil {
-		es = []Prediction{}
+	out := es[:0]
+	for _, e := range es {
+		if (source == "" || e.Source == source) && (class == "" || e.Class == class) {
+			out = append(out, e)
+		}
 	}
-	writeJSON(w, http.StatusOK, HostsAnswer{len(es), es})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	if out == nil {
+		out = []Prediction{}
+	}
+	writeJSON(w, http.StatusOK, HostsAnswer{len(out), out})
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {

@@ -95,6 +95,16 @@ func TestServerReportPredictHosts(t *testing.T) {
 	if err := (&Client{BaseURL: ts2.URL, MaxBatch: 3}).Report(ctx, five); err == nil {
 		t.Fatal("batch over the server's limit accepted")
 	}
+	resp0, err := http.Get(ts.URL + "/v1/hosts?source=local&class=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locals HostsAnswer
+	json.NewDecoder(resp0.Body).Decode(&locals)
+	resp0.Body.Close()
+	if locals.Count != 2 || locals.Entries[0].Source != "local" || locals.Entries[1].Source != "local" {
+		t.Fatalf("hosts?source=local = %+v", locals)
+	}
 	if h, _ := c.Hosts(ctx, 2); len(h) != 2 {
 		t.Fatalf("hosts?limit=2 gave %d entries", len(h))
 	}
@@ -154,6 +164,8 @@ func TestServerRejectsBadInput(t *testing.T) {
 		{"predict bad addr", "GET", "/v1/predict?addr=foo", "", "", 400, "addr:"},
 		{"predict bad class", "GET", "/v1/predict?addr=192.0.2.1&class=ftp", "", "", 400, "unknown class"},
 		{"hosts bad limit", "GET", "/v1/hosts?limit=0", "", "", 400, "limit"},
+		{"hosts bad source", "GET", "/v1/hosts?source=none", "", "", 400, "source"},
+		{"hosts bad class", "GET", "/v1/hosts?class=x", "", "", 400, "class"},
 		{"method", "GET", "/v1/reports", "", "", 405, ""},
 	}
 	for _, tt := range tests {

@@ -81,6 +81,10 @@ func TestServeCaptureSnapshotQuery(t *testing.T) {
 	if !strings.Contains(table, "131.159.21.1") || !strings.Contains(table, "interactive") || !strings.Contains(table, "REPORTS") {
 		t.Fatalf("hosts table:\n%s", table)
 	}
+	locals := query(t, "-server", url, "-source", "local", "-class", "interactive")
+	if strings.Contains(locals, "prefix") || !strings.Contains(locals, "local ") {
+		t.Fatalf("LAN clients table:\n%s", locals)
+	}
 	var before []spand.Prediction
 	if err := json.Unmarshal([]byte(query(t, "-server", url, "-json", "-class", "interactive", "131.159.21.1")), &before); err != nil {
 		t.Fatal(err)
