@@ -27,7 +27,8 @@
 // the local aggregator (which holds what this node accepted, not what the
 // others sent). The queue holds at most MaxPending reports; past that the
 // oldest are dropped and counted in spand_redis_dropped_total. Close
-// tries once more to write the queue.
+// tries once more to write the queue. The queue is in memory: it survives
+// a Redis restart, not a crash of this process.
 package redisstore
 
 import (
