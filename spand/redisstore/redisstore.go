@@ -24,8 +24,9 @@
 // into a queue that a background goroutine writes to Redis, retrying
 // every RetryInterval while Redis is unreachable. Predict and Entries
 // answer from Redis and, when Redis does not answer within Timeout, from
-// the local aggregator (which holds what this node accepted, not what the
-// others sent); after a failure, reads skip Redis for RetryInterval or
+// the local aggregator, which holds what this node accepted and the keys
+// it last read from Redis (so a node that only answers keeps answering
+// for the hosts it was asked about); after a failure, reads skip Redis for RetryInterval or
 // until the writer gets through again, so a dead Redis costs one Timeout,
 // not one per request. The queue holds at most MaxPending reports; past that the
 // oldest are dropped and counted in spand_redis_dropped_total. Close
@@ -42,6 +43,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -314,8 +316,15 @@ func (s *Store) Predict(ctx context.Context, addr netip.Addr, class spand.Class)
 		return s.local.Predict(addr, class), nil
 	}
 	now := s.now()
+	var samples [len(keys)][]spand.Sample
+	for i := range keys {
+		samples[i] = decodeSamples(cmds[i].Val())
+		slices.Reverse(samples[i]) // oldest first, as the local ring keeps them
+		// Keep what was read, to answer from if Redis goes away.
+		s.local.ReplaceSamples(keys[i], samples[i])
+	}
 	for i, k := range keys {
-		if p, ok := s.cfg.Estimate(k, decodeSamples(cmds[i].Val()), now); ok {
+		if p, ok := s.cfg.Estimate(k, samples[i], now); ok {
 			p.Addr = addr
 			return p, nil
 		}

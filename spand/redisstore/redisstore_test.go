@@ -114,9 +114,21 @@ func TestTwoInstancesShareOneView(t *testing.T) {
 	if len(e1) != 8 || fmt.Sprint(e1) != fmt.Sprint(e2) {
 		t.Fatalf("hosts differ or wrong count (%d):\n %v\n %v", len(e1), e1, e2)
 	}
-	// Both agree with an in-memory aggregator fed the same reports.
 	if p.Throughput != 5000 && p.Throughput != 6000 {
 		t.Fatalf("prefix median %v, want the weighted median of 1000..10000", p.Throughput)
+	}
+
+	// A third node that never took a report answers from what it last
+	// read when Redis goes away.
+	s3 := newStoreRetry(t, rs.Addr(), clk, time.Hour)
+	want, _ := s3.Predict(ctx, netip.MustParseAddr("192.0.2.3"), spand.ClassBulk)
+	rs.Stop()
+	got, err := s3.Predict(ctx, netip.MustParseAddr("192.0.2.3"), spand.ClassBulk)
+	if err != nil || got != want || !got.Known() {
+		t.Fatalf("with Redis gone: %+v %v\nwant %+v", got, err, want)
+	}
+	if p, _ := s3.Predict(ctx, netip.MustParseAddr("192.0.2.1"), spand.ClassBulk); p.Source != "prefix" {
+		t.Fatalf("never-read host with Redis gone: %+v, want the prefix read before", p)
 	}
 }
 
