@@ -85,6 +85,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	pending []spand.Report
+	headSeq uint64 // reports ever removed from the head of pending
 	wake    chan struct{}
 	flushMu sync.Mutex // one writer at a time keeps the queue's order
 
@@ -156,7 +157,7 @@ func (s *Store) Add(_ context.Context, reports []spand.Report) error {
 	s.mu.Lock()
 	s.pending = append(s.pending, reports...)
 	if over := len(s.pending) - s.opts.MaxPending; over > 0 {
-		s.pending = append(s.pending[:0], s.pending[over:]...)
+		s.popLocked(uint64(over))
 		s.stats.Lock()
 		s.stats.dropped += uint64(over)
 		s.stats.Unlock()
@@ -203,6 +204,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.mu.Lock()
 		n := min(len(s.pending), DefaultBatch)
 		batch := append([]spand.Report(nil), s.pending[:n]...)
+		first := s.headSeq // sequence number of batch[0]
 		s.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -213,17 +215,29 @@ func (s *Store) Flush(ctx context.Context) error {
 			s.stats.Unlock()
 			return fmt.Errorf("redisstore: write %d reports: %w", n, err)
 		}
+		s.downUntil.Store(0) // Redis is back: read from it again
 		s.mu.Lock()
-		// Add may have dropped some of the batch meanwhile (overflow); drop
-		// only what is still at the head.
-		drop := min(n, len(s.pending))
-		s.pending = append(s.pending[:0], s.pending[drop:]...)
+		s.ackLocked(first, n)
 		s.mu.Unlock()
 		s.stats.Lock()
 		s.stats.written += uint64(n)
-		s.downUntil.Store(0) // Redis is back: read from it again
 		s.stats.Unlock()
 	}
+}
+
+// ackLocked removes the n reports from sequence number first on, which
+// were written. Add may have dropped some of them from the head meanwhile
+// (overflow): only what of them is still queued goes.
+func (s *Store) ackLocked(first uint64, n int) {
+	end := first + uint64(n)
+	s.popLocked(end - min(s.headSeq, end))
+}
+
+// popLocked removes n reports from the head of the queue.
+func (s *Store) popLocked(n uint64) {
+	n = min(n, uint64(len(s.pending)))
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	s.headSeq += n
 }
 
 func (s *Store) listKey(k spand.Key) string { return s.opts.Prefix + "k:" + k.String() }

@@ -254,3 +254,23 @@ func TestSampleEncoding(t *testing.T) {
 		t.Fatalf("decode(encode(%+v)) = %+v", s, got)
 	}
 }
+
+// TestAckAfterOverflow: reports dropped from the head by overflow while a
+// batch was being written must not make the flush drop unwritten ones.
+func TestAckAfterOverflow(t *testing.T) {
+	s := &Store{}
+	for i := range 10 {
+		s.pending = append(s.pending, spand.Report{Bytes: int64(i)})
+	}
+	first := s.headSeq // a batch of reports 0..4 is being written
+	s.popLocked(3)     // meanwhile overflow drops 0..2
+	s.ackLocked(first, 5)
+	if len(s.pending) != 5 || s.pending[0].Bytes != 5 {
+		t.Fatalf("queue after ack: %d reports from #%d, want 5 from #5", len(s.pending), s.pending[0].Bytes)
+	}
+	s.popLocked(8) // overflow beyond the whole batch
+	s.ackLocked(5, 3)
+	if len(s.pending) != 0 || s.headSeq != 10 {
+		t.Fatalf("queue %d, head %d", len(s.pending), s.headSeq)
+	}
+}
