@@ -174,15 +174,21 @@ func (s *Store) writer(ctx context.Context) {
 	defer close(s.done)
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	backingOff := false // after a failure, new reports wait for the retry
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+			if backingOff {
+				continue
+			}
 		case <-retry.C:
+			backingOff = false
 		}
 		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Warn("redisstore: write failed, reports kept in the queue", "pending", s.Pending(), "err", err)
+			backingOff = true
 			retry.Reset(s.opts.RetryInterval)
 		}
 	}
