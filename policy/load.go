@@ -65,22 +65,22 @@ type ruleConfig struct {
 }
 
 type matchConfig struct {
-	Service          []string  `toml:"service"`
-	Method           []string  `toml:"method"`
-	Host             []string  `toml:"host"`
-	Path             []string  `toml:"path"`
-	ContentType      []string  `toml:"content_type"`
-	MinContentLength *int64    `toml:"min_content_length"`
-	MaxContentLength *int64    `toml:"max_content_length"`
-	Status           []int     `toml:"status"`
-	Client           []string  `toml:"client"`
-	User             []string  `toml:"user"`
-	Blocklist        []string  `toml:"blocklist"`
-	Bandwidth        []string  `toml:"bandwidth"`
-	MinThroughput    BitRate   `toml:"min_throughput"`
-	MaxThroughput    BitRate   `toml:"max_throughput"`
-	MinRTT           Duration  `toml:"min_rtt"`
-	MaxRTT           Duration  `toml:"max_rtt"`
+	Service          []string `toml:"service"`
+	Method           []string `toml:"method"`
+	Host             []string `toml:"host"`
+	Path             []string `toml:"path"`
+	ContentType      []string `toml:"content_type"`
+	MinContentLength *int64   `toml:"min_content_length"`
+	MaxContentLength *int64   `toml:"max_content_length"`
+	Status           []int    `toml:"status"`
+	Client           []string `toml:"client"`
+	User             []string `toml:"user"`
+	Blocklist        []string `toml:"blocklist"`
+	Bandwidth        []string `toml:"bandwidth"`
+	MinThroughput    BitRate  `toml:"min_throughput"`
+	MaxThroughput    BitRate  `toml:"max_throughput"`
+	MinRTT           Duration `toml:"min_rtt"`
+	MaxRTT           Duration `toml:"max_rtt"`
 }
 
 // Error is one problem in a policy file, located by file, line and key.
