@@ -17,6 +17,7 @@ type Glob struct {
 	pattern string
 	kind    globKind
 	lit     string         // literal part for the fast kinds
+	prefix  string         // literal prefix of every match
 	re      *regexp.Regexp // globGeneral only
 }
 
@@ -91,7 +92,10 @@ func CompileGlob(pattern string) (*Glob, error) {
 		}
 	}
 	re.WriteString(`$`)
-	g := &Glob{pattern: pattern}
+	g := &Glob{pattern: pattern, prefix: pattern}
+	if i := strings.IndexAny(pattern, "*?[\\"); i >= 0 {
+		g.prefix = pattern[:i]
+	}
 	if !meta {
 		g.kind, g.lit = globExact, pattern
 		return g, nil
@@ -150,6 +154,10 @@ func (g *Glob) Match(s string) bool {
 
 // String returns the pattern as written.
 func (g *Glob) String() string { return g.pattern }
+
+// Prefix returns the literal text every match starts with ("/ads/" for
+// "/ads/*.gif"; "" for "*.gif").
+func (g *Glob) Prefix() string { return g.prefix }
 
 // Literal reports whether the pattern has no metacharacter, so that it
 // only matches itself.

@@ -39,6 +39,7 @@ type Policy struct {
 	// the few lists a message's host selects instead of trying every rule.
 	exact   map[string][]int32
 	suffix  map[string][]int32
+	segment map[string][]int32 // host-less rules by the first path segment every path pattern fixes
 	generic [3][]int32
 }
 
@@ -72,8 +73,17 @@ func (p *Policy) Close() error {
 func (p *Policy) buildIndex() {
 	p.exact = map[string][]int32{}
 	p.suffix = map[string][]int32{}
+	p.segment = map[string][]int32{}
 	for i, r := range p.rules {
 		o := int32(i)
+		if segs := r.pathSegments(); r.hosts == nil && segs != nil {
+			for _, s := range segs {
+				if l := p.segment[s]; len(l) == 0 || l[len(l)-1] != o {
+					p.segment[s] = append(l, o)
+				}
+			}
+			continue
+		}
 		if r.hosts == nil {
 			for _, s := range []Service{Reqmod, Respmod} {
 				if r.service == ServiceAny || r.service == s {
@@ -107,6 +117,12 @@ func (p *Policy) first(e *env) *rule {
 	if l := p.generic[svc]; len(l) > 0 {
 		lists[n] = l
 		n++
+	}
+	if len(p.segment) > 0 {
+		if l := p.segment[firstSegment(e.m.URL.Path)]; len(l) > 0 {
+			lists[n] = l
+			n++
+		}
 	}
 	host := e.m.Host
 	if host != "" {
@@ -148,6 +164,43 @@ func (p *Policy) first(e *env) *rule {
 			return r
 		}
 	}
+}
+
+// pathSegments returns the first path segments ("/ads") a rule's path
+// patterns fix, or nil if one of them does not fix one (e.g. "*.gif" or
+// "/a*"), or the rule has no path condition.
+func (r *rule) pathSegments() []string {
+	if r.paths == nil {
+		return nil
+	}
+	segs := make([]string, 0, len(r.paths))
+	for _, g := range r.paths {
+		pre := g.Prefix()
+		if !strings.HasPrefix(pre, "/") {
+			return nil
+		}
+		i := strings.IndexByte(pre[1:], '/')
+		if i < 0 {
+			if !g.Literal() {
+				return nil // "/ad*": the segment is not fixed
+			}
+			segs = append(segs, pre) // "/robots.txt"
+			continue
+		}
+		segs = append(segs, pre[:i+1])
+	}
+	return segs
+}
+
+// firstSegment returns "/a" of "/a/b/c" and "/a" of "/a".
+func firstSegment(path string) string {
+	if path == "" {
+		return "/"
+	}
+	if i := strings.IndexByte(path[1:], '/'); i >= 0 {
+		return path[:i+1]
+	}
+	return path
 }
 
 // linear tries every rule in order.
