@@ -152,9 +152,10 @@ func (s *StaticPredictor) Predict(_ context.Context, addr netip.Addr) (Predictio
 }
 
 // FixedPredictor predicts the same rate (and no RTT) for every client; it
-// is what `icapd explain -bandwidth 56kbit` uses.
+// is what `icapd explain -bandwidth 56kbit` uses. Its prediction is
+// fresh and rests on enough reports to pass any min_reports.
 func FixedPredictor(r BitRate) Predictor {
-	return &StaticPredictor{Default: &Prediction{Throughput: r.BytesPerSecond(), Reports: 1}}
+	return &StaticPredictor{Default: &Prediction{Throughput: r.BytesPerSecond(), Reports: math.MaxInt32}}
 }
 
 // ClassUnknown is the bandwidth class of a client nothing is known about.

@@ -80,7 +80,8 @@ type Decision struct {
 	Vary []string
 
 	// Skipped says why a Transcode was turned into a Pass: the response
-	// carries Cache-Control: no-transform, is partial (206, Content-Range),
+	// or the request carries Cache-Control: no-transform, the response
+	// is partial (206, Content-Range),
 	// or its type is not one the profile names. "" otherwise.
 	Skipped string
 }
@@ -232,6 +233,11 @@ func transformBlocked(m *Message, prof *Profile) string {
 	}
 	if hasNoTransform(m.ResponseHeader) {
 		return "response has Cache-Control: no-transform"
+	}
+	if hasNoTransform(m.Header) {
+		// RFC 9111 section 5.2.1.6: the client asks intermediaries not
+		// to transform the content.
+		return "request has Cache-Control: no-transform"
 	}
 	if !prof.Handles(m.ContentType) {
 		return "content type " + strconvQuote(m.ContentType) + " not named by profile " + strconvQuote(prof.Name)
