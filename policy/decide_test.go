@@ -133,17 +133,16 @@ func mustParse(t testing.TB, src string) *Policy {
 
 // msg describes a test message compactly.
 type msg struct {
-	svc      Service
-	method   string
-	url      string
-	client   string
-	user     string // clear text; sent base64 encoded
-	reqHdr   map[string]string
-	status   int
-	ctype    string
-	length   string
-	respHdr  map[string]string
-	noClient bool
+	svc     Service
+	method  string
+	url     string
+	client  string
+	user    string // clear text; sent base64 encoded
+	reqHdr  map[string]string
+	status  int
+	ctype   string
+	length  string
+	respHdr map[string]string
 }
 
 func (m msg) build(t testing.TB) *Message {
