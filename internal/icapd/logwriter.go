@@ -17,6 +17,8 @@ type logFile struct {
 	w    *bufio.Writer
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once
+	err  error
 }
 
 func openLogFile(path string, interval time.Duration) (*logFile, error) {
@@ -54,13 +56,15 @@ func (l *logFile) Flush() error {
 	return l.w.Flush()
 }
 
-// Close flushes and closes the file.
+// Close flushes and closes the file; later calls return the same error.
 func (l *logFile) Close() error {
-	close(l.stop)
-	<-l.done
-	err := l.Flush()
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.err = l.Flush()
+		if cerr := l.f.Close(); l.err == nil {
+			l.err = cerr
+		}
+	})
+	return l.err
 }
