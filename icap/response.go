@@ -111,13 +111,13 @@ func (w *response) WriteHeader(code int, msg any, hasBody bool) {
 		return // the server sends 100 Continue itself when the body is read
 	case StatusNoContent:
 		if !w.req.Can204() {
-			w.err = Echo(w, w.req)
+			w.unchanged()
 			return
 		}
 		msg, hasBody = nil, false
 	case StatusPartialContent:
 		if !w.req.Can206() {
-			w.err = Echo(w, w.req)
+			w.unchanged()
 			return
 		}
 		hasBody = true
@@ -134,11 +134,29 @@ func (w *response) WriteHeader(code int, msg any, hasBody bool) {
 	w.writeHeader(code, msg, hasBody)
 }
 
+// unchanged answers "no modification" when the client allows neither 204
+// nor 206: by echoing the message. If the handler already consumed part of
+// the body, an echo would be truncated, so the answer is 500 instead (and
+// the reason logged): a client with bypass enabled then uses its original.
+func (w *response) unchanged() {
+	if b := w.req.body; b != nil && b.cr.Consumed()-int64(len(b.pre)) > 0 {
+		w.c.srv.logger().Error("icap: handler asked for 204/206 the client does not allow after consuming the body; answering 500",
+			"service", w.req.ServicePath(), "remote", w.c.remoteAddr)
+		w.writeHeader(StatusInternalServerError, nil, false)
+		return
+	}
+	w.err = Echo(w, w.req)
+}
+
 // writeHeader writes the response head.
 func (w *response) writeHeader(code int, msg any, hasBody bool) {
 	c := w.c
 	w.wroteHeader, w.code, w.hasBody = true, code, hasBody
-	if c.srv.inShutdown.Load() {
+	if c.srv.inShutdown.Load() && (w.req.body == nil || w.req.body.done) && c.br.Buffered() == 0 {
+		// Shutting down and nothing pipelined: this is the connection's
+		// last transaction. (If bytes are buffered they may be a
+		// pipelined request, which is then answered 503; otherwise the
+		// connection closes quietly after this response.)
 		w.closeAfter = true
 	}
 	head := c.head[:0]

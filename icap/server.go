@@ -512,7 +512,7 @@ func (c *conn) serve(overloaded bool) {
 			return
 		}
 		if c.srv.inShutdown.Load() && (c.br == nil || c.br.Buffered() == 0) {
-			return
+			return // after a complete response, nothing pipelined
 		}
 	}
 }
@@ -559,11 +559,11 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	c.attachBuffers()
 	start := time.Now()
 	info := TransactionInfo{Start: start, RemoteAddr: c.remoteAddr, Preview: -1}
-	in0, out0 := c.nread-int64(c.br.Buffered())-b2i(c.hasPending), c.nwritten+int64(c.bw.Buffered())
+	in0, out0 := c.nread-int64(c.br.Buffered()), c.nwritten+int64(c.bw.Buffered())
 	defer func() {
 		if s.Observer != nil {
 			info.Duration = time.Since(start)
-			info.BytesIn = c.nread - int64(c.br.Buffered()) - b2i(c.hasPending) - in0
+			info.BytesIn = c.nread - int64(c.br.Buffered()) - in0
 			info.BytesOut = c.nwritten + int64(c.bw.Buffered()) - out0
 			s.Observer(&info)
 		}
@@ -645,12 +645,6 @@ var (
 	errPanic      = errors.New("icap: handler panicked")
 )
 
-func b2i(b bool) int64 {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 func (c *conn) runHandler(w *response, req *Request) (panicked bool) {
 	defer func() {
