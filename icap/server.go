@@ -645,7 +645,6 @@ var (
 	errPanic      = errors.New("icap: handler panicked")
 )
 
-
 func (c *conn) runHandler(w *response, req *Request) (panicked bool) {
 	defer func() {
 		if p := recover(); p != nil {
