@@ -383,15 +383,24 @@ func lastIndexByte(b []byte, c byte) int {
 	return -1
 }
 
-// appendFields appends h in wire form, skipping hop-by-hop headers and
-// any header named by Connection, and sanitising CR/LF in values.
-func appendFields(b []byte, h http.Header, skipHop bool) []byte {
+// What appendFields leaves out.
+const (
+	skipHop  = iota + 1 // HTTP hop-by-hop headers and those named by Connection
+	skipICAP            // ICAP fields the server writes itself
+)
+
+// appendFields appends h in wire form, leaving out what skip says, and
+// sanitising CR/LF in values. It never modifies h (which may be shared).
+func appendFields(b []byte, h http.Header, skip int) []byte {
 	var conn []string
-	if skipHop {
+	if skip == skipHop {
 		conn = h["Connection"]
 	}
 	for k, vs := range h {
-		if skipHop && (hopByHop[k] || namedIn(conn, k)) {
+		switch {
+		case skip == skipHop && (hopByHop[k] || namedIn(conn, k)):
+			continue
+		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection"):
 			continue
 		}
 		wk := wireKey(k)
@@ -459,7 +468,7 @@ func appendRequestHead(b []byte, req *http.Request, rawTarget string) []byte {
 		b = appendSanitized(b, req.Host)
 		b = append(b, '\r', '\n')
 	}
-	b = appendFields(b, req.Header, true)
+	b = appendFields(b, req.Header, skipHop)
 	return append(b, '\r', '\n')
 }
 
@@ -483,7 +492,7 @@ func appendResponseHead(b []byte, resp *http.Response) []byte {
 		b = append(b, http.StatusText(code)...)
 	}
 	b = append(b, '\r', '\n')
-	b = appendFields(b, resp.Header, true)
+	b = appendFields(b, resp.Header, skipHop)
 	return append(b, '\r', '\n')
 }
 

@@ -388,12 +388,6 @@ func (b *body) inPreview() bool {
 	return b.preview && !b.continued && !b.ieof
 }
 
-// atPreviewEnd reports whether the preview has been read completely and
-// the client is waiting for 100 Continue or a final response.
-func (b *body) atPreviewEnd() bool {
-	return b.preview && !b.continued && b.cr.Done() && !b.ieof
-}
-
 func (b *body) Read(p []byte) (int, error) {
 	if b.closed {
 		return 0, ErrBodyClosed

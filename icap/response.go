@@ -191,20 +191,10 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 	bw.WriteString(httpDate())
 	bw.WriteString("\r\n")
 	if len(w.header) > 0 {
-		// Only delete keys that are present: the header may be a shared
-		// read-only map (ServeMux's OPTIONS fields).
-		for _, k := range [...]string{"Encapsulated", "Date"} {
-			if _, ok := w.header[k]; ok {
-				delete(w.header, k)
-			}
+		if hasToken(w.header["Connection"], "close") {
+			w.closeAfter = true
 		}
-		if _, ok := w.header["Connection"]; ok {
-			if hasToken(w.header["Connection"], "close") {
-				w.closeAfter = true
-			}
-			delete(w.header, "Connection")
-		}
-		c.scratch = appendFields(c.scratch[:0], w.header, false)
+		c.scratch = appendFields(c.scratch[:0], w.header, skipICAP)
 		bw.Write(c.scratch)
 	}
 	if w.closeAfter {

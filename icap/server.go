@@ -388,7 +388,6 @@ type conn struct {
 	bodyPhase     bool
 	readDeadline  time.Time
 	writeDeadline time.Time
-	now           time.Time
 
 	// flushBeforeRead makes the reader flush pending output before it
 	// blocks on the socket: output is batched while input is available
