@@ -1,6 +1,9 @@
 package filters
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestGlob(t *testing.T) {
 	tests := []struct {
@@ -91,4 +94,28 @@ func BenchmarkGlobMatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzCompileGlob: any pattern either fails to compile or gives a glob
+// that never panics, matches its own literal text when it has no
+// metacharacter, and whose prefix starts every match.
+func FuzzCompileGlob(f *testing.F) {
+	for _, s := range []string{"/ads/*", "*.gif", "/v[0-9]/*", `/a\*`, "[!a-", "*a*", "?"} {
+		f.Add(s, "/ads/v1/x.gif")
+	}
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		g, err := CompileGlob(pattern)
+		if err != nil {
+			return
+		}
+		if g.Literal() && !g.Match(pattern) {
+			t.Fatalf("literal %q does not match itself", pattern)
+		}
+		if g.Match(s) && !strings.HasPrefix(s, g.Prefix()) {
+			t.Fatalf("%q matches %q without its prefix %q", pattern, s, g.Prefix())
+		}
+		if g.Covers(g) != true {
+			t.Fatalf("%q does not cover itself", pattern)
+		}
+	})
 }

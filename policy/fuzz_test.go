@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// FuzzParse feeds arbitrary bytes to the loader: it must return a policy
+// FuzzLoad feeds arbitrary bytes to the loader: it must return a policy
 // or an error, never panic, and a policy it returns must decide.
-func FuzzParse(f *testing.F) {
+func FuzzLoad(f *testing.F) {
 	f.Add([]byte(decidePolicy))
 	f.Add([]byte(holderV1))
 	f.Add([]byte(bigPolicy(20)))

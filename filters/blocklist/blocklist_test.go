@@ -174,3 +174,30 @@ func TestLargeList(t *testing.T) {
 		t.Errorf("MatchHost = %q, %v", e, ok)
 	}
 }
+
+// FuzzLoadFile: any list file loads or fails with an error naming a
+// line; every domain loaded then matches itself.
+func FuzzLoadFile(f *testing.F) {
+	seed, _ := os.ReadFile(filepath.Join("testdata", "mixed.hosts"))
+	f.Add(seed)
+	f.Add([]byte("a.example\r\n0.0.0.0 b.example c.example # x\n::1 localhost\n"))
+	f.Add([]byte("\xff\x00\n..\n*.\n"))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(t.TempDir(), "list")
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l := List{Files: []string{path}, MaxEntries: 1000}
+		if err := l.Validate(); err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for d := range l.set {
+			if e, ok := l.MatchHost("x." + d); !ok || e != d {
+				t.Fatalf("subdomain of %q: %q %v", d, e, ok)
+			}
+		}
+	})
+}

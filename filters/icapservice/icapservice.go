@@ -52,6 +52,11 @@ type Service struct {
 	MaxBodyBytes int64
 	// Logger receives decisions that fail open; nil means slog.Default().
 	Logger *slog.Logger
+	// LogDecisions logs every decision at Info level with the rule name,
+	// action, host and client; otherwise only failures are logged.
+	LogDecisions bool
+	// Counters, if set, counts decisions per rule for /metrics.
+	Counters *Counters
 }
 
 // ISTag returns the quoted ISTag of policy p: at most 32 bytes, different
@@ -90,6 +95,15 @@ func (s *Service) ServeICAP(w icap.ResponseWriter, r *icap.Request) {
 	d := p.Decide(r.Context(), m, s.Predictor)
 	if d.Rule != "" {
 		w.Header().Set("X-Policy-Rule", d.Rule)
+	}
+	if s.Counters != nil {
+		s.Counters.add(&d)
+	}
+	if s.LogDecisions {
+		s.logger().LogAttrs(r.Context(), slog.LevelInfo, "policy decision",
+			slog.String("service", svc.String()), slog.String("rule", d.Rule), slog.String("action", d.Action.String()),
+			slog.String("host", m.Host), slog.String("client", r.ClientIP), slog.String("skipped", d.Skipped),
+			slog.String("class", d.Net.Class), slog.String("policy", p.Version))
 	}
 	switch d.Action {
 	case policy.Block:

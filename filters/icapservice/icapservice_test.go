@@ -250,3 +250,36 @@ func TestReloadChangesISTag(t *testing.T) {
 		t.Errorf("after reload: ICAP %d, ISTag %q (was %q)", r.StatusCode, r.ISTag(), tag1)
 	}
 }
+
+func TestCountersAndDecisionLog(t *testing.T) {
+	f := newFixture(t, nil)
+	f.svc.Counters = &Counters{}
+	f.svc.LogDecisions = true
+	for i := 0; i < 3; i++ {
+		f.do(t, icap.MethodREQMOD, "http://a.blocked.example/", nil, nil, "")
+	}
+	f.do(t, icap.MethodREQMOD, "http://plain.example/", nil, nil, "")
+	f.do(t, icap.MethodRESPMOD, "http://s.example/", http.Header{"Save-Data": {"on"}}, htmlResponse(http.Header{"Cache-Control": {"no-transform"}}), "<p>x</p>")
+	if n := f.svc.Counters.Get("block-host", policy.Block); n != 3 {
+		t.Errorf("block-host count %d", n)
+	}
+	var b strings.Builder
+	if err := f.svc.Counters.WriteMetrics(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`icapd_policy_decisions_total{rule="",action="pass",skipped="false"} 1`,
+		`icapd_policy_decisions_total{rule="block-host",action="block",skipped="false"} 3`,
+		`icapd_policy_decisions_total{rule="slow-html",action="pass",skipped="true"} 1`,
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, `msg="policy decision" service=reqmod rule=block-host action=block host=a.blocked.example client=192.0.2.10`) {
+		t.Errorf("decision not logged:\n%s", logs)
+	}
+	if got := labelValue("a\"b\\c\nd"); got != `"a\"b\\c\nd"` {
+		t.Errorf("labelValue = %s", got)
+	}
+}
