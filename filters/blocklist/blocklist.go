@@ -203,6 +203,9 @@ func checkDomain(d string) error {
 			return fmt.Errorf("invalid domain %q: label longer than 63 bytes", d)
 		}
 	}
+	if label == 0 {
+		return fmt.Errorf("invalid domain %q: empty label", d) // "a..": one trailing dot is stripped, not two
+	}
 	return nil
 }
 

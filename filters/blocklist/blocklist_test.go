@@ -69,6 +69,9 @@ func TestValidateErrors(t *testing.T) {
 		{List{Hosts: []string{"a..b"}}, "hosts[0]: invalid domain \"a..b\": empty label"},
 		{List{Hosts: []string{strings.Repeat("a", 64) + ".example"}}, "longer than 63"},
 		{List{Hosts: []string{""}}, "length must be 1 to 253"},
+		// Found by FuzzLoadFile: two trailing dots left "0." in the set,
+		// an entry no host can match.
+		{List{Hosts: []string{"0.."}}, `invalid domain "0.": empty label`},
 		{List{URLs: []string{"x/[a"}}, "urls[0]"},
 		{List{Hosts: []string{"a.example", "b.example"}, MaxEntries: 1}, "more than max_entries (1)"},
 		{List{MaxEntries: -1}, "max_entries must be >= 0"},
