@@ -565,7 +565,8 @@ func parseHostPat(s string) (hostPat, error) {
 	if a, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil && !suffix {
 		return hostPat{name: a.String()}, nil
 	}
-	if name == "" || strings.ContainsAny(name, ":/ *?") || strings.ToLower(name) != name {
+	if name == "" || strings.ContainsAny(name, ":/ *?") || strings.ToLower(name) != name ||
+		strings.Contains(name, "..") || strings.HasSuffix(name, ".") || strings.HasPrefix(name, ".") {
 		return hostPat{}, fmt.Errorf("host %q: want a lower-case host name, without port or path", s)
 	}
 	return hostPat{name: name, suffix: suffix}, nil

@@ -51,6 +51,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad header name", "[[rules]]\nname = \"h\"\naction = \"pass\"\nresponse_headers.set = { \"X Bad\" = \"1\" }\n", 4, "rules[0].response_headers", "invalid character"},
 		{"bad content type", "[[rules]]\nname = \"c\"\nmatch.content_type = [\"image\"]\naction = \"pass\"\n", 3, "rules[0].match.content_type", "bad media type"},
 		{"host with port", "[[rules]]\nname = \"c\"\nmatch.host = [\"example.com:80\"]\naction = \"pass\"\n", 3, "rules[0].match.host", "without port"},
+		{"host trailing dot", "[[rules]]\nname = \"c\"\nmatch.host = [\"example.com.\"]\naction = \"pass\"\n", 3, "rules[0].match.host", "lower-case host name"},
+		{"host empty label", "[[rules]]\nname = \"c\"\nmatch.host = [\"..example.com\"]\naction = \"pass\"\n", 3, "rules[0].match.host", "lower-case host name"},
 		{"host star", "[[rules]]\nname = \"c\"\nmatch.host = [\"*.example.com\"]\naction = \"pass\"\n", 3, "rules[0].match.host", `".example.com"`},
 		{"empty length range", "[[rules]]\nname = \"c\"\nmatch.min_content_length = 10\nmatch.max_content_length = 5\naction = \"pass\"\n", 4, "rules[0].match.max_content_length", "empty range"},
 		{"empty throughput range", "[[rules]]\nname = \"c\"\nmatch.min_throughput = \"1Mbit\"\nmatch.max_throughput = \"1Mbit\"\naction = \"pass\"\n", 4, "rules[0].match.max_throughput", "empty range"},
