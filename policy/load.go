@@ -20,6 +20,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/filters/blocklist"
 	"github.com/edgeadapt/edgeadapt/filters/blockpage"
 	"github.com/edgeadapt/edgeadapt/filters/headers"
+	"github.com/edgeadapt/edgeadapt/filters/rewrite"
 )
 
 // DefaultMaxFileBytes caps the size of a policy file.
@@ -62,6 +63,7 @@ type ruleConfig struct {
 	Profile         string         `toml:"profile"`
 	RequestHeaders  *headers.Rules `toml:"request_headers"`
 	ResponseHeaders *headers.Rules `toml:"response_headers"`
+	Rewrite         *rewrite.URL   `toml:"rewrite"`
 }
 
 type matchConfig struct {
@@ -529,6 +531,18 @@ func (l *loader) action(p *Policy, key string, c *ruleConfig, r *rule) {
 			continue
 		}
 		*h.dst = h.rs
+	}
+	if c.Rewrite != nil {
+		switch err := c.Rewrite.Validate(); {
+		case err != nil:
+			l.errf(key+".rewrite", "%v", err)
+		case a != Pass:
+			l.errf(key+".rewrite", "rewrite is for action pass (use redirect to send the client elsewhere)")
+		case r.service == Respmod:
+			l.errf(key+".rewrite", "rewrite changes requests, but the rule matches respmod only")
+		default:
+			r.rewrite = c.Rewrite
+		}
 	}
 	if a == Block || a == Redirect {
 		if !r.respHdr.Empty() || !r.reqHdr.Empty() {

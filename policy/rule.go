@@ -12,6 +12,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/filters"
 	"github.com/edgeadapt/edgeadapt/filters/blocklist"
 	"github.com/edgeadapt/edgeadapt/filters/headers"
+	"github.com/edgeadapt/edgeadapt/filters/rewrite"
 )
 
 // cond names one condition of a rule, for Explain and shadow errors.
@@ -122,6 +123,7 @@ type rule struct {
 	profile  *Profile
 	reqHdr   *headers.Rules
 	respHdr  *headers.Rules
+	rewrite  *rewrite.URL
 }
 
 // env is the state of one decision: the message and, computed at most
