@@ -380,21 +380,8 @@ func (l *loader) rule(p *Policy, key string, c *ruleConfig) *rule {
 		}
 		r.methods = append(r.methods, strings.ToUpper(s))
 	}
-	for _, h := range m.Host {
-		hp, err := parseHostPat(h)
-		if err != nil {
-			l.errf(mk+".host", "%v", err)
-		}
-		r.hosts = append(r.hosts, hp)
-	}
-	for _, s := range m.Path {
-		g, err := filters.CompileGlob(s)
-		if err != nil {
-			l.errf(mk+".path", "%v", err)
-			continue
-		}
-		r.paths = append(r.paths, g)
-	}
+	r.hosts = compileEach(l, mk+".host", m.Host, parseHostPat)
+	r.paths = compileEach(l, mk+".path", m.Path, filters.CompileGlob)
 	for _, t := range m.ContentType {
 		if err := checkMediaPattern(t); err != nil {
 			l.errf(mk+".content_type", "%v", err)
@@ -419,21 +406,11 @@ func (l *loader) rule(p *Policy, key string, c *ruleConfig) *rule {
 		}
 		r.statuses = append(r.statuses, s)
 	}
-	for _, s := range m.Client {
-		pf, err := parseClient(s)
-		if err != nil {
-			l.errf(mk+".client", "%v", err)
-		}
-		r.clients = append(r.clients, pf)
-	}
-	for _, s := range m.User {
+	r.clients = compileEach(l, mk+".client", m.Client, parseClient)
+	r.users = compileEach(l, mk+".user", m.User, func(s string) (userPat, error) {
 		g, err := filters.CompileGlob(s)
-		if err != nil {
-			l.errf(mk+".user", "%v", err)
-			continue
-		}
-		r.users = append(r.users, userPat{g: g, full: strings.Contains(s, "://")})
-	}
+		return userPat{g: g, full: strings.Contains(s, "://")}, err
+	})
 	for _, n := range m.Blocklist {
 		bl, ok := p.lists[n]
 		if !ok {
@@ -552,6 +529,21 @@ func (l *loader) action(p *Policy, key string, c *ruleConfig, r *rule) {
 	if r.reqHdr != nil && r.service == Respmod {
 		l.warnf(key+".request_headers", "the rule matches respmod only, where request headers are not forwarded")
 	}
+}
+
+// compileEach parses every value of a list key, recording each error
+// at the key.
+func compileEach[T any](l *loader, key string, vals []string, parse func(string) (T, error)) []T {
+	var out []T
+	for _, v := range vals {
+		x, err := parse(v)
+		if err != nil {
+			l.errf(key, "%v", err)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
 }
 
 // shadowed reports every rule an earlier rule makes unreachable.
