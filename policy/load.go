@@ -153,14 +153,14 @@ func Parse(name string, src []byte) (*Policy, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+			return nil, &Error{File: name, Line: pe.Position.Line, Key: l.loc.pathAt(pe.Position.Line, pe.LastKey), Msg: pe.Message}
 		}
 		// Type errors are plain errors of the form
 		// `toml: line 3 (last key "a.b"): incompatible types: ...`.
 		e := &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 		if m := typeErrRE.FindStringSubmatch(e.Msg); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
-			e.Key = m[2]
+			e.Key = l.loc.pathAt(e.Line, m[2])
 			e.Msg = e.Msg[len(m[0]):]
 		}
 		return nil, e
@@ -270,7 +270,11 @@ func (l *loader) build(cfg *fileConfig) *Policy {
 	for i, r := range p.rules {
 		r.order = i
 	}
-	l.shadowed(p)
+	if len(l.errs) == 0 {
+		// With other errors (an unknown key may be a misspelt
+		// condition), unreachable rules would be noise.
+		l.shadowed(p)
+	}
 	p.buildIndex()
 	return p
 }
@@ -359,7 +363,7 @@ func (p *Policy) classNames() string {
 // rule compiles one [[rules]] entry, recording every problem.
 func (l *loader) rule(p *Policy, key string, c *ruleConfig) *rule {
 	nerr := len(l.errs)
-	r := &rule{name: c.Name, line: l.loc.line(key), priority: c.Priority, maxLen: -1}
+	r := &rule{name: c.Name, key: key, line: l.loc.line(key), priority: c.Priority, maxLen: -1}
 	if c.Name == "" {
 		l.errf(key+".name", "missing rule name")
 	}
@@ -551,7 +555,7 @@ func (l *loader) shadowed(p *Policy) {
 	for j, r2 := range p.rules {
 		for _, r := range p.rules[:j] {
 			if r.covers(r2) {
-				l.errs = append(l.errs, &Error{File: l.file, Line: r2.line, Key: "rules." + r2.name,
+				l.errs = append(l.errs, &Error{File: l.file, Line: r2.line, Key: r2.key,
 					Msg: fmt.Sprintf("rule %q can never match: rule %q (line %d) comes first and matches everything it does", r2.name, r.name, r.line)})
 				break
 			}

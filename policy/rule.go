@@ -92,6 +92,7 @@ type userPat struct {
 // rule is a compiled [[rules]] entry. Zero-valued conditions are absent.
 type rule struct {
 	name     string
+	key      string // "rules[N]", N its position in the file
 	line     int
 	order    int // position after sorting by priority
 	priority int
