@@ -41,6 +41,14 @@ func TestExplainQuery(t *testing.T) {
 			`decision: pass by rule "slow-images" (line 91)`,
 			`not transformed: request has Cache-Control: no-transform`,
 		}},
+		{Query{URL: "http://cdn.mirror.example/x", User: "alice"}, []string{
+			`rule "alice" (line 62): MATCH`,
+			`request headers edited: Cookie, X-User-Tier`,
+		}},
+		{Query{URL: "http://cdn.mirror.example/x"}, []string{
+			`rule "mirror" (line 69): MATCH`,
+			`URL rewritten: {Scheme: Host:mirror.lan FromPrefix: ToPrefix: StripQuery:true}`,
+		}},
 		{Query{URL: "http://nothing.example/"}, []string{
 			`rule "unknown-tag" (line 109): no: service: want respmod, message is reqmod`,
 			`decision: pass (no rule matched)`,
