@@ -175,13 +175,12 @@ func (l *List) add(d string) error {
 	if hasUpper(d) {
 		d = strings.ToLower(d)
 	}
-	if _, ok := l.set[d]; ok {
-		return nil
-	}
-	if len(l.set) >= l.maxEntries() {
+	// One hash operation per entry: insert, then undo if over the limit.
+	l.set[d] = struct{}{}
+	if len(l.set) > l.maxEntries() {
+		delete(l.set, d)
 		return fmt.Errorf("more than max_entries (%d) domains", l.maxEntries())
 	}
-	l.set[d] = struct{}{}
 	return nil
 }
 
