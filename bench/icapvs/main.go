@@ -1,0 +1,356 @@
+// Command icapvs benchmarks icapd against c-icap's echo service with the
+// same load generator (cmd/icapbench), in the same run, on loopback, and
+// prints a markdown table of medians over several rounds. Within a round
+// the two servers run one after the other for each cell, so that machine
+// noise hits both alike.
+//
+// It builds icapd and icapbench, writes a c-icap configuration of its own
+// (Service echo srv_echo.so, MaxKeepAliveRequests 0, access and server log
+// on disk, enough threads for 256 connections) in a temporary directory,
+// starts both servers on free loopback ports, and runs:
+//
+//	RESPMOD full echo (no preview, no 204) of 10 KB and 1 MB,
+//	RESPMOD 10 KB with Preview: 1024 and Allow: 204 (the Squid-like path),
+//	OPTIONS,
+//
+// each at -c 1, 16 and 256. Finally it opens 10,000 idle persistent
+// connections to icapd (icapbench -idle) and reports icapd's RSS per
+// connection.
+//
+// Run it through bench/icap-vs-cicap.sh, which raises the file limit.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+// Result is the subset of icapbench -json output used here.
+type Result struct {
+	Requests  int64            `json:"requests"`
+	Errors    int64            `json:"errors"`
+	ReqPerSec float64          `json:"req_per_sec"`
+	MBPerSec  float64          `json:"mb_per_sec"`
+	P50Ms     float64          `json:"p50_ms"`
+	P99Ms     float64          `json:"p99_ms"`
+	Status    map[string]int64 `json:"status"`
+}
+
+type workload struct {
+	name string
+	args []string
+}
+
+var workloads = []workload{
+	{"RESPMOD 10 KB full echo", []string{"-method", "RESPMOD", "-size", "10240", "-preview", "-1"}},
+	{"RESPMOD 1 MB full echo", []string{"-method", "RESPMOD", "-size", "1048576", "-preview", "-1"}},
+	{"RESPMOD 10 KB preview 1024 + 204", []string{"-method", "RESPMOD", "-size", "10240", "-preview", "1024", "-allow204"}},
+	{"OPTIONS", []string{"-method", "OPTIONS"}},
+}
+
+type server struct {
+	name    string
+	addr    string
+	service string
+	pid     int
+}
+
+func main() {
+	rounds := flag.Int("rounds", 3, "rounds; the table shows medians")
+	dur := flag.Duration("d", 3*time.Second, "duration of each measurement")
+	conc := flag.String("c", "1,16,256", "concurrency levels")
+	idle := flag.Int("idle", 10000, "idle connections for the RSS measurement (0 to skip)")
+	only := flag.String("only", "", "run only workloads whose name contains this")
+	keep := flag.Bool("keep", false, "keep the temporary directory (logs, configs)")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("icapvs: ")
+
+	dir, err := os.MkdirTemp("", "icapvs-")
+	check(err)
+	if !*keep {
+		defer os.RemoveAll(dir)
+	} else {
+		log.Printf("working directory %s", dir)
+	}
+	icapd := filepath.Join(dir, "icapd")
+	icapbench := filepath.Join(dir, "icapbench")
+	run("go", "build", "-o", icapd, "./cmd/icapd")
+	run("go", "build", "-o", icapbench, "./cmd/icapbench")
+	cicapBin, err := exec.LookPath("c-icap")
+	if err != nil {
+		log.Fatal("c-icap not found: apt-get install -y c-icap")
+	}
+	version := strings.TrimSpace(output(cicapBin, "-V"))
+
+	ci := startCICAP(cicapBin, dir)
+	defer ci.stop()
+	id := startIcapd(icapd, dir)
+	defer id.stop()
+	servers := []*server{&id.server, &ci.server}
+
+	var cs []int
+	for _, f := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		check(err)
+		cs = append(cs, n)
+	}
+
+	// results[workload][c][server] = one Result per round
+	results := map[string]map[int]map[string][]Result{}
+	for r := 0; r < *rounds; r++ {
+		for _, w := range workloads {
+			if *only != "" && !strings.Contains(w.name, *only) {
+				continue
+			}
+			for _, c := range cs {
+				for _, s := range servers {
+					res := bench(icapbench, s, w, c, *dur)
+					log.Printf("round %d %-34s c=%-3d %-7s %9.0f req/s %8.1f MB/s p50 %7.3f ms p99 %7.3f ms %v errors=%d",
+						r+1, w.name, c, s.name, res.ReqPerSec, res.MBPerSec, res.P50Ms, res.P99Ms, res.Status, res.Errors)
+					if results[w.name] == nil {
+						results[w.name] = map[int]map[string][]Result{}
+					}
+					if results[w.name][c] == nil {
+						results[w.name][c] = map[string][]Result{}
+					}
+					results[w.name][c][s.name] = append(results[w.name][c][s.name], res)
+				}
+			}
+		}
+	}
+
+	fmt.Printf("\nicapd vs %s, loopback, same icapbench, %d rounds of %v, medians\n\n", version, *rounds, *dur)
+	fmt.Println("| workload | c | icapd req/s | c-icap req/s | ratio | icapd MB/s | c-icap MB/s | icapd p50 ms | c-icap p50 ms | icapd p99 ms | c-icap p99 ms | icapd status | c-icap status |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, w := range workloads {
+		for _, c := range cs {
+			cell := results[w.name][c]
+			if cell == nil {
+				continue
+			}
+			a, b := cell["icapd"], cell["c-icap"]
+			ra, rb := median(a, func(r Result) float64 { return r.ReqPerSec }), median(b, func(r Result) float64 { return r.ReqPerSec })
+			fmt.Printf("| %s | %d | %.0f | %.0f | %.2fx | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %s | %s |\n",
+				w.name, c, ra, rb, ra/rb,
+				median(a, func(r Result) float64 { return r.MBPerSec }), median(b, func(r Result) float64 { return r.MBPerSec }),
+				median(a, func(r Result) float64 { return r.P50Ms }), median(b, func(r Result) float64 { return r.P50Ms }),
+				median(a, func(r Result) float64 { return r.P99Ms }), median(b, func(r Result) float64 { return r.P99Ms }),
+				statuses(a), statuses(b))
+		}
+	}
+	if *idle > 0 {
+		idleRSS(icapbench, &id.server, *idle)
+	}
+}
+
+// bench runs icapbench once against s.
+func bench(icapbench string, s *server, w workload, c int, d time.Duration) Result {
+	args := append([]string{"-json", "-addr", s.addr, "-service", s.service, "-c", strconv.Itoa(c), "-d", d.String()}, w.args...)
+	out := output(icapbench, args...)
+	var r Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		log.Fatalf("icapbench %v: %v: %s", args, err, out)
+	}
+	return r
+}
+
+// idleRSS opens n idle connections to s and reports its RSS growth.
+func idleRSS(icapbench string, s *server, n int) {
+	before := rssKB(s.pid)
+	cmd := exec.Command(icapbench, "-addr", s.addr, "-service", s.service, "-idle", strconv.Itoa(n), "-d", "1h")
+	stdout, err := cmd.StdoutPipe()
+	check(err)
+	cmd.Stderr = os.Stderr
+	check(cmd.Start())
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	// icapbench prints one line once every connection is open and has
+	// completed an OPTIONS transaction.
+	line := make([]byte, 256)
+	k, err := stdout.Read(line)
+	if err != nil {
+		log.Fatalf("icapbench -idle: %v", err)
+	}
+	after := rssKB(s.pid)
+	fmt.Printf("\nicapd RSS with %d idle persistent connections (each after one OPTIONS): %d KB before, %d KB after, %.1f KB per connection (icapbench: %s)\n",
+		n, before, after, float64(after-before)/float64(n), strings.TrimSpace(string(line[:k])))
+}
+
+type proc struct {
+	server
+	cmd *exec.Cmd
+}
+
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func startIcapd(bin, dir string) *proc {
+	addr := freeAddr()
+	cmd := exec.Command(bin, "-listen", addr, "-admin", freeAddr(), "-access-log", filepath.Join(dir, "icapd-access.log"), "-log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	check(cmd.Start())
+	waitListen(addr)
+	return &proc{server{"icapd", addr, "/echo", cmd.Process.Pid}, cmd}
+}
+
+var cicapConf = template.Must(template.New("c-icap.conf").Parse(`# generated by bench/icapvs: production-like, logs on disk
+PidFile {{.Dir}}/c-icap.pid
+CommandsSocket {{.Dir}}/c-icap.ctl
+Timeout 300
+MaxKeepAliveRequests 0
+KeepAliveTimeout 600
+StartServers 2
+MaxServers 4
+MinSpareThreads 20
+MaxSpareThreads 600
+ThreadsPerChild 300
+MaxRequestsPerChild 0
+Port {{.Addr}}
+TmpDir {{.Dir}}
+MaxMemObject 131072
+DebugLevel 0
+Pipelining on
+ModulesDir /usr/lib/x86_64-linux-gnu/c_icap
+ServicesDir /usr/lib/x86_64-linux-gnu/c_icap
+TemplateDir /usr/share/c_icap/templates/
+ServerLog {{.Dir}}/c-icap-server.log
+AccessLog {{.Dir}}/c-icap-access.log
+Service echo srv_echo.so
+`))
+
+func startCICAP(bin, dir string) *proc {
+	addr := freeAddr()
+	var conf bytes.Buffer
+	check(cicapConf.Execute(&conf, map[string]string{"Dir": dir, "Addr": addr}))
+	confPath := filepath.Join(dir, "c-icap.conf")
+	check(os.WriteFile(confPath, conf.Bytes(), 0o644))
+	cmd := exec.Command(bin, "-N", "-f", confPath)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	check(cmd.Start())
+	waitListen(addr)
+	return &proc{server{"c-icap", addr, "/echo", cmd.Process.Pid}, cmd}
+}
+
+func waitListen(addr string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// rssKB returns VmRSS of pid in KB.
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	check(err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			check(err)
+			return n
+		}
+	}
+	log.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+func median(rs []Result, f func(Result) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// statuses summarises the status counts of the last round, e.g. "200" or
+// "204 (+3 err)".
+func statuses(rs []Result) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	r := rs[len(rs)-1]
+	var keys []string
+	for k := range r.Status {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	s := strings.Join(keys, ",")
+	if r.Errors > 0 {
+		s += fmt.Sprintf(" (%d err)", r.Errors)
+	}
+	return s
+}
+
+func run(name string, args ...string) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("%s %v: %v", name, args, err)
+	}
+}
+
+func output(name string, args ...string) string {
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = io.MultiWriter(os.Stderr)
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out.String()
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}

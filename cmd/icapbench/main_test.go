@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/icap/icaptest"
+)
+
+func TestCheckTarget(t *testing.T) {
+	tests := []struct {
+		addr        string
+		allowRemote bool
+		wantErr     string
+	}{
+		{addr: "127.0.0.1:1344"},
+		{addr: "[::1]:1344"},
+		{addr: "localhost:1344"},
+		{addr: "192.0.2.1:1344", wantErr: "not a loopback address"},
+		{addr: "192.0.2.1:1344", allowRemote: true},
+		{addr: "nonsense", wantErr: "missing port"},
+	}
+	for _, tt := range tests {
+		err := checkTarget(tt.addr, tt.allowRemote)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("checkTarget(%q, %v) = %v, want error containing %q", tt.addr, tt.allowRemote, err, tt.wantErr)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{0.5: 50 * time.Millisecond, 0.99: 99 * time.Millisecond, 1: 100 * time.Millisecond} {
+		if got := percentile(d, p); got != want {
+			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", p, got, want)
+		}
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile(nil) = %v", got)
+	}
+}
+
+// TestRun drives a real icap.Server through each mode and checks the
+// counts: -n is exact, statuses are what the server answered, the body
+// came back.
+func TestRun(t *testing.T) {
+	srv := icaptest.NewServer(icap.HandlerFunc(func(w icap.ResponseWriter, r *icap.Request) {
+		icap.NoModification(w, r)
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.ServiceURL("/echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		o          options
+		wantStatus string
+		wantIn     float64 // received MB/s must be > 0 when set
+	}{
+		{name: "full echo", o: options{method: "RESPMOD", size: 10240, preview: -1}, wantStatus: "200", wantIn: 1},
+		{name: "preview 204", o: options{method: "RESPMOD", size: 10240, preview: 1024, allow204: true}, wantStatus: "204"},
+		{name: "reqmod allow 204", o: options{method: "REQMOD", size: 100, preview: -1, allow204: true}, wantStatus: "204"},
+		{name: "options", o: options{method: "OPTIONS", preview: -1}, wantStatus: "200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.o
+			o.addr, o.service, o.c, o.n, o.timeout = u.Host, "/echo", 4, 200, 10*time.Second
+			if err := o.validate(); err != nil {
+				t.Fatal(err)
+			}
+			body, _ := o.body()
+			rep, err := run(context.Background(), o, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Requests != 200 || rep.Errors != 0 || rep.Status[tt.wantStatus] != 200 {
+				t.Fatalf("report %+v: want 200 requests, all %s, no errors", rep, tt.wantStatus)
+			}
+			if tt.wantIn > 0 && rep.MBInPerSec <= 0 {
+				t.Errorf("no body received in full echo: %+v", rep)
+			}
+			if rep.P50Ms <= 0 || rep.P99Ms < rep.P50Ms {
+				t.Errorf("latencies p50 %v p99 %v", rep.P50Ms, rep.P99Ms)
+			}
+		})
+	}
+	// -c 4 workers, each on one persistent connection.
+	if n := srv.Accepted(); n != 4*len(tests) {
+		t.Errorf("server accepted %d connections for %d runs of 4 workers, want %d", n, len(tests), 4*len(tests))
+	}
+}

@@ -1,0 +1,97 @@
+// Package icap implements the Internet Content Adaptation Protocol, ICAP/1.0
+// (RFC 3507, with the Measurement Factory errata), server and client, in the
+// style of net/http.
+//
+// # Server
+//
+// A Server reads ICAP requests on persistent connections and passes each to
+// a Handler:
+//
+//	mux := icap.NewServeMux()
+//	mux.HandleFunc("/echo", func(w icap.ResponseWriter, r *icap.Request) {
+//		icap.NoModification(w, r) // 204, 206 or a streamed echo
+//	}, icap.ServiceOptions{Service: "echo", Allow204: true, Allow206: true})
+//	srv := &icap.Server{Addr: "127.0.0.1:1344", Handler: mux}
+//	log.Fatal(srv.ListenAndServe())
+//
+// The zero Server is valid; every limit and timeout falls back to a
+// Default... constant (DefaultMaxHeaderBytes, DefaultReadHeaderTimeout, ...).
+// Shutdown stops gracefully; Observer sees every transaction (for access
+// logs and metrics) including the errors the server answers itself;
+// ConnState sees every connection.
+//
+// # Requests
+//
+// A Request carries the ICAP method, URL and header, the encapsulated HTTP
+// message(s) parsed as HTTP/1.1 (Request.Request, Request.Response; hop-by-hop
+// headers removed), and the encapsulated body as a streaming io.Reader
+// (Request.Body, also set as the encapsulated message's Body). The
+// Encapsulated header is validated: entity order per method, offsets
+// starting at 0 and increasing, and each header section exactly as long as
+// its offsets say; anything else is answered 400 without waiting for more
+// data.
+//
+// Preview (RFC 3507 section 4.5): Request.Preview is the preview size (-1
+// without). Reading Body past the preview makes the server send
+// "100 Continue" and go on reading; after "0; ieof" the body simply ends.
+// While in preview (Request.InPreview) a 204 is always allowed. If the
+// handler answers without reading on, no 100 is sent.
+//
+// # Responses
+//
+// ResponseWriter.WriteHeader(code, msg, hasBody) writes the ICAP status, the
+// ICAP header (ISTag and Date added), Encapsulated computed from msg (an
+// *http.Request, an *http.Response or nil) and the encapsulated header; Write
+// streams the body, one chunk per call; the last chunk (with trailers when
+// the client sent "Allow: trailers") is written when the handler returns.
+// Output is flushed when the handler returns or when the server is about to
+// wait for input, not per chunk.
+//
+// A 204 is only sent when allowed (Request.Can204); otherwise the message is
+// echoed unchanged. 206 Partial Content (the ICAP Partial Content extension,
+// Squid's icap_206_enable) ends with "0; use-original-body=N"
+// (ResponseWriter.UseOriginalBody) and needs "Allow: 206". NoModification
+// picks 204, then 206, then a full echo; Echo always echoes. A handler that
+// returns without writing gets NoModification: adaptation fails open.
+//
+// Early responses: a handler may answer before reading the whole body; the
+// server then reads and discards the rest (up to Server.MaxDrainBytes, else
+// it closes the connection), so the connection stays in sync.
+//
+// # Services and OPTIONS
+//
+// ServeMux routes by the ICAP URI path. Each registration's ServiceOptions
+// generate its OPTIONS answer: Methods, ISTag (quoted, at most 32 bytes,
+// derived from a hash of the options unless set, so it changes with the
+// configuration; SetISTag changes it), Service, Service-ID and ServiceId,
+// Max-Connections, Options-TTL, Allow, Preview, Transfer-Preview/Ignore/
+// Complete, X-Include, Encapsulated: null-body=0 and Date. Unknown services
+// get 404 and methods a service does not offer get 405.
+//
+// # Errors
+//
+// StatusForError maps parse errors to status codes: 400 malformed (the
+// reason is logged; ErrMalformed, ErrBadEncapsulated, ErrHeaderTooLarge),
+// 408 timeout while reading a request, 501 unknown method, 505 version
+// other than ICAP/1.0. The server also answers 404/405 (ServeMux), 500 (a
+// handler panicked before writing) and 503 (over MaxConns, or shutting
+// down). Every response carries an ISTag; error responses close the
+// connection. Parse errors are *ProtocolError values wrapping the
+// sentinels.
+//
+// # Client
+//
+// Client sends requests over a pool of persistent connections:
+//
+//	req, _ := icap.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1:1344/echo", httpReq, httpResp)
+//	req.Preview = 1024
+//	req.Allow204 = true
+//	resp, err := client.Do(req)
+//	// resp.StatusCode, resp.Response, resp.Body (streaming; read to EOF or Close)
+//
+// It handles previews (ieof when the body fits), 100 Continue, early
+// responses and 206, and writes large bodies concurrently with reading the
+// response.
+//
+// Package icaptest has a ResponseRecorder and a loopback Server for tests.
+package icap

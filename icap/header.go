@@ -1,0 +1,512 @@
+package icap
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
+)
+
+var errEOF = io.EOF
+
+// errLineLimit is returned by readLine when a line would exceed its limit;
+// the caller turns it into ErrHeaderTooLarge or ErrBadEncapsulated.
+var errLineLimit = protoErr(StatusBadRequest, ErrHeaderTooLarge, "line over limit")
+
+// readLine reads one line ending in LF (CRLF or bare LF), consuming at most
+// limit bytes. It returns the line without its terminator and the number of
+// bytes consumed. Lines longer than the bufio buffer are assembled in
+// *scratch. The returned slice is valid until the next read.
+func readLine(br *bufio.Reader, limit int, scratch *[]byte) ([]byte, int, error) {
+	line, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		buf := append((*scratch)[:0], line...)
+		for err == bufio.ErrBufferFull {
+			if len(buf) > limit {
+				return nil, len(buf), errLineLimit
+			}
+			line, err = br.ReadSlice('\n')
+			buf = append(buf, line...)
+		}
+		*scratch = buf
+		line = buf
+	}
+	n := len(line)
+	if err != nil {
+		if err == io.EOF && n > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, n, err
+	}
+	if n > limit {
+		return nil, n, errLineLimit
+	}
+	line = line[:n-1]
+	if k := len(line); k > 0 && line[k-1] == '\r' {
+		line = line[:k-1]
+	}
+	return line, n, nil
+}
+
+// readFields reads header fields up to and including the empty line,
+// consuming at most limit bytes, into h. It returns the bytes consumed.
+func readFields(br *bufio.Reader, limit int, h http.Header, scratch *[]byte) (int, error) {
+	total := 0
+	var last string
+	for {
+		line, n, err := readLine(br, limit-total, scratch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if len(line) == 0 {
+			return total, nil
+		}
+		if line[0] == ' ' || line[0] == '\t' { // obsolete line folding (RFC 2616 LWS)
+			if last == "" {
+				return total, protoErr(StatusBadRequest, ErrMalformed, "continuation line before any header")
+			}
+			vs := h[last]
+			vs[len(vs)-1] = vs[len(vs)-1] + " " + string(trim(line))
+			continue
+		}
+		i := 0
+		for i < len(line) && line[i] != ':' {
+			if !isTokenChar(line[i]) {
+				return total, protoErr(StatusBadRequest, ErrMalformed, "invalid header field name %q", truncate(line))
+			}
+			i++
+		}
+		if i == 0 || i == len(line) {
+			return total, protoErr(StatusBadRequest, ErrMalformed, "malformed header line %q", truncate(line))
+		}
+		key := canonicalKey(line[:i])
+		h[key] = append(h[key], string(trim(line[i+1:])))
+		last = key
+	}
+}
+
+func truncate(b []byte) []byte {
+	if len(b) > 64 {
+		return b[:64]
+	}
+	return b
+}
+
+func trim(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// commonKeys interns the canonical forms of frequent ICAP and HTTP header
+// names, so that parsing them does not allocate.
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Age", "Allow", "Authorization", "Cache-Control", "Connection", "Content-Disposition",
+		"Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+		"Content-Range", "Content-Type", "Cookie", "Date", "Encapsulated", "Etag", "Expires",
+		"Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
+		"If-Unmodified-Since", "Istag", "Keep-Alive", "Last-Modified", "Location",
+		"Max-Connections", "Methods", "Options-Ttl", "Origin", "Pragma", "Preview",
+		"Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection", "Range",
+		"Referer", "Server", "Service", "Service-Id", "Serviceid", "Set-Cookie", "Te",
+		"Trailer", "Transfer-Complete", "Transfer-Encoding", "Transfer-Ignore",
+		"Transfer-Preview", "Upgrade", "User-Agent", "Vary", "Via", "Www-Authenticate",
+		"X-Authenticated-User", "X-Authenticated-Groups", "X-Client-Ip", "X-Forwarded-For",
+		"X-Include", "X-Server-Ip", "X-Subscriber-Id",
+	} {
+		m[k] = k
+		m[strings.ToLower(k)] = k
+	}
+	m["ISTag"] = "Istag"
+	m["X-Client-IP"] = "X-Client-Ip"
+	m["Service-ID"] = "Service-Id"
+	m["ServiceId"] = "Serviceid"
+	m["Options-TTL"] = "Options-Ttl"
+	m["ETag"] = "Etag"
+	m["WWW-Authenticate"] = "Www-Authenticate"
+	m["TE"] = "Te"
+	return m
+}()
+
+func canonicalKey(b []byte) string {
+	if s, ok := commonKeys[string(b)]; ok {
+		return s
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(b))
+}
+
+// wireKeys gives the spelling written on the wire for canonical keys whose
+// conventional ICAP spelling differs from Go's canonical form.
+var wireKeys = map[string]string{
+	"Istag":       "ISTag",
+	"Service-Id":  "Service-ID",
+	"Serviceid":   "ServiceId",
+	"Options-Ttl": "Options-TTL",
+	"X-Client-Ip": "X-Client-IP",
+	"X-Server-Ip": "X-Server-IP",
+	"Etag":        "ETag",
+	"Te":          "TE",
+}
+
+func wireKey(k string) string {
+	if w, ok := wireKeys[k]; ok {
+		return w
+	}
+	return k
+}
+
+func isTokenChar(c byte) bool {
+	if c >= 0x80 || c <= ' ' || c == 0x7f {
+		return false
+	}
+	switch c {
+	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
+		return false
+	}
+	return true
+}
+
+// hopByHop lists the HTTP hop-by-hop headers (RFC 7230 section 6.1, RFC
+// 2616 section 13.5.1) that do not belong in an encapsulated message: the
+// ICAP client applies its own transfer coding and connection management.
+var hopByHop = map[string]bool{
+	"Connection":        true,
+	"Keep-Alive":        true,
+	"Proxy-Connection":  true,
+	"Te":                true,
+	"Trailer":           true,
+	"Transfer-Encoding": true,
+	"Upgrade":           true,
+}
+
+// removeHopByHop deletes hop-by-hop headers, including those named by
+// Connection, from h.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(f))
+			}
+		}
+	}
+	for k := range hopByHop {
+		delete(h, k)
+	}
+}
+
+var commonMethods = map[string]string{
+	"GET": "GET", "POST": "POST", "HEAD": "HEAD", "PUT": "PUT", "DELETE": "DELETE",
+	"CONNECT": "CONNECT", "OPTIONS": "OPTIONS", "PATCH": "PATCH", "TRACE": "TRACE",
+}
+
+func internMethod(b []byte) string {
+	if s, ok := commonMethods[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+var commonProtos = map[string]string{"HTTP/1.1": "HTTP/1.1", "HTTP/1.0": "HTTP/1.0", "HTTP/0.9": "HTTP/0.9", "HTTP/2.0": "HTTP/2.0", "HTTP/2": "HTTP/2"}
+
+func internProto(b []byte) string {
+	if s, ok := commonProtos[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+// readHTTPHead reads one encapsulated HTTP header section of exactly
+// size bytes (the difference of two Encapsulated offsets). It never reads
+// past the section: a header ending early or late is ErrBadEncapsulated.
+func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]byte) (*http.Request, *http.Response, error) {
+	limit := min(size, max)
+	tooBig := func(n int) error {
+		if size > max {
+			return protoErr(StatusBadRequest, ErrHeaderTooLarge, "encapsulated HTTP header over %d bytes", max)
+		}
+		return protoErr(StatusBadRequest, ErrBadEncapsulated, "encapsulated HTTP header longer than its Encapsulated offsets say (%d bytes)", size)
+	}
+	line, n, err := readLine(br, limit, scratch)
+	if err == errLineLimit {
+		return nil, nil, tooBig(n)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	h := make(http.Header, 8)
+	var req *http.Request
+	var resp *http.Response
+	if isRequest {
+		req, err = parseRequestLine(line)
+		if err == nil {
+			req.Header = h
+		}
+	} else {
+		resp, err = parseStatusLine(line)
+		if err == nil {
+			resp.Header = h
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := readFields(br, limit-n, h, scratch)
+	if err == errLineLimit {
+		return nil, nil, tooBig(n + m)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if n+m != size {
+		return nil, nil, protoErr(StatusBadRequest, ErrBadEncapsulated, "encapsulated HTTP header is %d bytes, Encapsulated offsets say %d", n+m, size)
+	}
+	cl := int64(-1)
+	if v := h["Content-Length"]; len(v) > 0 {
+		if x, err := strconv.ParseInt(v[0], 10, 64); err == nil && x >= 0 {
+			cl = x
+		}
+	}
+	// Transfer-Encoding is hop-by-hop: the ICAP body is always chunked by
+	// ICAP itself, so the encapsulated message's own framing is dropped.
+	removeHopByHop(h)
+	if req != nil {
+		req.ContentLength = cl
+		if req.Host == "" {
+			req.Host = h.Get("Host")
+		}
+		return req, nil, nil
+	}
+	resp.ContentLength = cl
+	return nil, resp, nil
+}
+
+func parseRequestLine(line []byte) (*http.Request, error) {
+	i := indexByte(line, ' ')
+	if i <= 0 {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated request line %q", truncate(line))
+	}
+	j := lastIndexByte(line, ' ')
+	if j <= i+1 {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated request line %q", truncate(line))
+	}
+	method := internMethod(line[:i])
+	target := string(line[i+1 : j])
+	proto := internProto(line[j+1:])
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP version %q", truncate(line[j+1:]))
+	}
+	var u *url.URL
+	var err error
+	if method == "CONNECT" && !strings.HasPrefix(target, "/") {
+		u = &url.URL{Host: target}
+	} else {
+		u, err = url.ParseRequestURI(target)
+		if err != nil {
+			return nil, protoErr(StatusBadRequest, ErrMalformed, "encapsulated request URI %q: %v", target, err)
+		}
+	}
+	return &http.Request{
+		Method:     method,
+		URL:        u,
+		RequestURI: target,
+		Proto:      proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
+		Host:       u.Host,
+		Body:       http.NoBody,
+	}, nil
+}
+
+func parseStatusLine(line []byte) (*http.Response, error) {
+	i := indexByte(line, ' ')
+	if i <= 0 {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated status line %q", truncate(line))
+	}
+	proto := internProto(line[:i])
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP version %q", truncate(line[:i]))
+	}
+	status := line[i+1:]
+	if len(status) < 3 {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated status line %q", truncate(line))
+	}
+	code := 0
+	for _, c := range status[:3] {
+		if c < '0' || c > '9' {
+			return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP status code %q", truncate(line))
+		}
+		code = code*10 + int(c-'0')
+	}
+	if len(status) > 3 && status[3] != ' ' {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP status code %q", truncate(line))
+	}
+	return &http.Response{
+		Status:     string(status),
+		StatusCode: code,
+		Proto:      proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
+		Body:       http.NoBody,
+	}, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i := range b {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func lastIndexByte(b []byte, c byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// What appendFields leaves out.
+const (
+	skipHop  = iota + 1 // HTTP hop-by-hop headers and those named by Connection
+	skipICAP            // ICAP fields the server writes itself
+)
+
+// appendFields appends h in wire form, leaving out what skip says, and
+// sanitising CR/LF in values. It never modifies h (which may be shared).
+func appendFields(b []byte, h http.Header, skip int) []byte {
+	var conn []string
+	if skip == skipHop {
+		conn = h["Connection"]
+	}
+	for k, vs := range h {
+		switch {
+		case skip == skipHop && (hopByHop[k] || namedIn(conn, k)):
+			continue
+		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection"):
+			continue
+		}
+		wk := wireKey(k)
+		for _, v := range vs {
+			b = append(b, wk...)
+			b = append(b, ':', ' ')
+			b = appendSanitized(b, v)
+			b = append(b, '\r', '\n')
+		}
+	}
+	return b
+}
+
+func namedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for f := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(f), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func appendSanitized(b []byte, v string) []byte {
+	start := len(b)
+	b = append(b, v...)
+	for i := start; i < len(b); i++ {
+		if b[i] == '\r' || b[i] == '\n' {
+			b[i] = ' '
+		}
+	}
+	return b
+}
+
+// appendRequestHead appends the encapsulated HTTP request header. rawTarget,
+// if not empty, is the request target to write (the one received, when the
+// URL was not changed).
+func appendRequestHead(b []byte, req *http.Request, rawTarget string) []byte {
+	method := req.Method
+	if method == "" {
+		method = "GET"
+	}
+	b = append(b, method...)
+	b = append(b, ' ')
+	switch {
+	case rawTarget != "":
+		b = append(b, rawTarget...)
+	case req.URL == nil:
+		b = append(b, req.RequestURI...)
+	case method == "CONNECT" && req.URL.Path == "" && req.URL.Scheme == "":
+		b = append(b, req.URL.Host...)
+	default:
+		b = append(b, req.URL.String()...)
+	}
+	b = append(b, ' ')
+	if req.Proto != "" {
+		b = append(b, req.Proto...)
+	} else {
+		b = append(b, "HTTP/1.1"...)
+	}
+	b = append(b, '\r', '\n')
+	if req.Host != "" && len(req.Header["Host"]) == 0 {
+		b = append(b, "Host: "...)
+		b = appendSanitized(b, req.Host)
+		b = append(b, '\r', '\n')
+	}
+	b = appendFields(b, req.Header, skipHop)
+	return append(b, '\r', '\n')
+}
+
+// appendResponseHead appends the encapsulated HTTP response header.
+func appendResponseHead(b []byte, resp *http.Response) []byte {
+	if resp.Proto != "" {
+		b = append(b, resp.Proto...)
+	} else {
+		b = append(b, "HTTP/1.1"...)
+	}
+	b = append(b, ' ')
+	code := resp.StatusCode
+	if code == 0 {
+		code = http.StatusOK
+	}
+	if st := resp.Status; len(st) > 4 && st[3] == ' ' && st[:3] == strconv.Itoa(code) {
+		b = appendSanitized(b, st)
+	} else {
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, ' ')
+		b = append(b, http.StatusText(code)...)
+	}
+	b = append(b, '\r', '\n')
+	b = appendFields(b, resp.Header, skipHop)
+	return append(b, '\r', '\n')
+}
+
+// copyTrailer copies chunked trailers into dst, allocating it if needed.
+func copyTrailer(dst *http.Header, src http.Header) {
+	if len(src) == 0 {
+		return
+	}
+	if *dst == nil {
+		*dst = make(http.Header, len(src))
+	}
+	for k, v := range src {
+		(*dst)[k] = append((*dst)[k], v...)
+	}
+}
+
+var _ = chunked.MaxLineBytes

@@ -1,0 +1,502 @@
+package icap
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
+)
+
+// ICAP methods (RFC 3507 section 4.3.2).
+const (
+	MethodOPTIONS = "OPTIONS"
+	MethodREQMOD  = "REQMOD"
+	MethodRESPMOD = "RESPMOD"
+)
+
+// Request is an ICAP request: received by a Server, or to be sent by a
+// Client.
+//
+// On the server, the Request and its Body are valid only until the
+// handler returns; the server owns and closes the body.
+type Request struct {
+	// Method is OPTIONS, REQMOD or RESPMOD.
+	Method string
+	// URL is the ICAP URI, e.g. icap://127.0.0.1:1344/echo.
+	URL *url.URL
+	// Proto is "ICAP/1.0".
+	Proto string
+	// Header holds the ICAP header fields (not the encapsulated ones).
+	Header http.Header
+	// Encapsulated is the parsed Encapsulated header (zero if absent).
+	Encapsulated Encapsulated
+
+	// Request is the encapsulated HTTP request (req-hdr), or nil. For
+	// REQMOD its Body is the same stream as Body.
+	Request *http.Request
+	// Response is the encapsulated HTTP response (res-hdr), or nil. For
+	// RESPMOD its Body is the same stream as Body.
+	Response *http.Response
+
+	// Body is the encapsulated body (req-body, res-body or opt-body),
+	// dechunked and streamed from the connection; http.NoBody for
+	// null-body. Reading past a preview sends "100 Continue" to the
+	// client transparently, unless the preview ended with "0; ieof".
+	// Closing it before the end of a preview means the handler will
+	// not need the rest, so no 100 Continue is sent.
+	//
+	// A Client sends Body if it is not nil, else the body of the
+	// encapsulated message (Request.Body for REQMOD, Response.Body for
+	// RESPMOD).
+	Body io.ReadCloser
+
+	// Preview is the Preview header value: the number of body bytes the
+	// client sends before waiting for 100 Continue; -1 without a preview.
+	// A Client sends a preview of this size when it is >= 0 (NewRequest
+	// sets -1).
+	Preview int
+
+	// Allow204, Allow206 and AllowTrailers reflect the Allow header:
+	// the client accepts 204 outside previews, 206 Partial Content, and
+	// ICAP/HTTP trailers. A Client sends them as an Allow header.
+	Allow204, Allow206, AllowTrailers bool
+
+	// Close is set when the client sent "Connection: close"; a Client
+	// sets it to ask the server to close after this transaction.
+	Close bool
+
+	// RemoteAddr is the client's network address (server only).
+	RemoteAddr string
+	// ClientIP is the X-Client-IP header (the HTTP client behind the ICAP
+	// client, sent by Squid with adaptation_send_client_ip on).
+	ClientIP string
+	// TLS is the connection state of ICAPS connections (server only).
+	TLS *tls.ConnectionState
+
+	// Trailer holds the trailer fields after the last body chunk, once
+	// Body has returned io.EOF.
+	Trailer http.Header
+
+	rawTarget   string  // encapsulated request target as received
+	origURL     url.URL // encapsulated request URL as parsed, to detect changes
+	body        *body
+	ctx         context.Context
+	servicePath string
+}
+
+// NewRequest returns a client Request for method and the ICAP URL rawURL,
+// encapsulating req and/or resp (either may be nil), without preview.
+func NewRequest(method, rawURL string, req *http.Request, resp *http.Response) (*Request, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("icap: parse URL %q: %w", rawURL, err)
+	}
+	if u.Scheme != "icap" && u.Scheme != "icaps" {
+		return nil, fmt.Errorf("icap: URL %q: scheme must be icap or icaps", rawURL)
+	}
+	return &Request{
+		Method:   method,
+		URL:      u,
+		Proto:    "ICAP/1.0",
+		Header:   make(http.Header),
+		Request:  req,
+		Response: resp,
+		Preview:  -1,
+	}, nil
+}
+
+// Context returns the request's context: canceled when the connection
+// closes or the server shuts down hard. Never nil.
+func (r *Request) Context() context.Context {
+	if r.ctx != nil {
+		return r.ctx
+	}
+	return context.Background()
+}
+
+// WithContext returns a shallow copy of r with its context changed to ctx.
+func (r *Request) WithContext(ctx context.Context) *Request {
+	r2 := *r
+	r2.ctx = ctx
+	return &r2
+}
+
+// ServicePath returns the path of the ICAP URI ("/echo").
+func (r *Request) ServicePath() string {
+	if r.servicePath != "" {
+		return r.servicePath
+	}
+	if r.URL != nil {
+		return r.URL.Path
+	}
+	return ""
+}
+
+// InPreview reports whether the client is still in preview mode: it sent
+// a Preview header and has not been asked to continue, and the preview did
+// not end with ieof. While true, a 204 is always allowed.
+func (r *Request) InPreview() bool {
+	if r.body == nil {
+		return r.Preview >= 0
+	}
+	return r.body.inPreview()
+}
+
+// IEOF reports whether the preview ended with "0; ieof" (the preview held
+// the whole body). Valid once the preview has been read.
+func (r *Request) IEOF() bool {
+	return r.body != nil && r.body.ieof
+}
+
+// Can204 reports whether a "204 No Content" answer is allowed now: the
+// client sent Allow: 204, or the request is still in preview.
+func (r *Request) Can204() bool { return r.Allow204 || r.InPreview() }
+
+// Can206 reports whether a "206 Partial Content" answer is allowed: the
+// client sent Allow: 206 and the message has a body to refer to.
+func (r *Request) Can206() bool { return r.Allow206 && r.HasBody() }
+
+// HasBody reports whether the encapsulated message has a body (as opposed
+// to null-body).
+func (r *Request) HasBody() bool {
+	b := r.Encapsulated.Body()
+	if b == 0 { // client request built by hand
+		return r.clientBody() != nil
+	}
+	return b != NullBody
+}
+
+// Message returns the encapsulated message the request is about: the
+// HTTP response for RESPMOD, the HTTP request for REQMOD, nil for
+// OPTIONS. It is what an unmodified answer echoes.
+func (r *Request) Message() any {
+	switch {
+	case r.Method == MethodRESPMOD && r.Response != nil:
+		return r.Response
+	case r.Method == MethodREQMOD && r.Request != nil:
+		return r.Request
+	}
+	return nil
+}
+
+// clientBody returns the body a Client sends, or nil.
+func (r *Request) clientBody() io.Reader {
+	if r.Body != nil && r.Body != http.NoBody {
+		return r.Body
+	}
+	switch r.Method {
+	case MethodREQMOD:
+		if r.Request != nil && r.Request.Body != nil && r.Request.Body != http.NoBody {
+			return r.Request.Body
+		}
+	case MethodRESPMOD:
+		if r.Response != nil && r.Response.Body != nil && r.Response.Body != http.NoBody {
+			return r.Response.Body
+		}
+	}
+	return nil
+}
+
+// limits bundles the parser limits.
+type limits struct {
+	maxHeader, maxHTTPHeader int
+}
+
+// ReadRequest reads and parses an ICAP request from b with the default
+// limits. The body is streamed from b; without a server behind it,
+// reading past a preview that did not end with ieof returns io.EOF.
+func ReadRequest(b *bufio.Reader) (*Request, error) {
+	var scratch []byte
+	return readRequest(b, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &scratch)
+}
+
+// readRequest parses a request. On a protocol error it returns the partly
+// filled Request (method, URL) with the error, so that the caller can log
+// and account for it.
+func readRequest(br *bufio.Reader, lim limits, scratch *[]byte) (*Request, error) {
+	line, n, err := readLine(br, lim.maxHeader, scratch)
+	if err == errLineLimit {
+		return nil, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP request line over %d bytes", lim.maxHeader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &Request{Preview: -1}
+	i := indexByte(line, ' ')
+	j := lastIndexByte(line, ' ')
+	if i <= 0 || j <= i+1 {
+		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed request line %q", truncate(line))
+	}
+	switch m := line[:i]; string(m) {
+	case MethodOPTIONS:
+		r.Method = MethodOPTIONS
+	case MethodREQMOD:
+		r.Method = MethodREQMOD
+	case MethodRESPMOD:
+		r.Method = MethodRESPMOD
+	default:
+		r.Method = string(m)
+	}
+	target := string(line[i+1 : j])
+	version := line[j+1:]
+	r.URL, err = url.ParseRequestURI(target)
+	if err != nil {
+		return r, protoErr(StatusBadRequest, ErrMalformed, "ICAP URI %q: %v", target, err)
+	}
+	if string(version) != "ICAP/1.0" {
+		if !strings.HasPrefix(string(version), "ICAP/") {
+			return r, protoErr(StatusBadRequest, ErrMalformed, "malformed request line %q", truncate(line))
+		}
+		return r, protoErr(StatusVersionNotSupported, ErrVersion, "version %q", version)
+	}
+	r.Proto = "ICAP/1.0"
+	r.Header = make(http.Header, 8)
+	m, err := readFields(br, lim.maxHeader-n, r.Header, scratch)
+	if err == errLineLimit {
+		return r, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP header over %d bytes", lim.maxHeader)
+	}
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return r, err
+	}
+	_ = m
+	if r.Method != MethodOPTIONS && r.Method != MethodREQMOD && r.Method != MethodRESPMOD {
+		return r, protoErr(StatusNotImplemented, ErrUnknownMethod, "method %q", r.Method)
+	}
+	if err := r.parseICAPFields(); err != nil {
+		return r, err
+	}
+	enc := r.Header["Encapsulated"]
+	switch {
+	case len(enc) > 1:
+		return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "%d Encapsulated headers", len(enc))
+	case len(enc) == 0 && r.Method != MethodOPTIONS:
+		return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "%s without Encapsulated header", r.Method)
+	case len(enc) == 1:
+		if r.Encapsulated, err = ParseEncapsulated(enc[0]); err != nil {
+			return r, err
+		}
+		if !r.Encapsulated.ValidFor(r.Method) {
+			return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "Encapsulated %q not allowed for %s", enc[0], r.Method)
+		}
+	default:
+		r.Encapsulated.N = 1
+		r.Encapsulated.Entries[0].Section = NullBody
+	}
+	if err := r.readHTTPHeads(br, lim, scratch); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// parseICAPFields reads Preview, Allow, Connection and X-Client-IP.
+func (r *Request) parseICAPFields() error {
+	h := r.Header
+	if v := h["Preview"]; len(v) > 0 {
+		p, err := strconv.Atoi(strings.TrimSpace(v[0]))
+		if err != nil || p < 0 {
+			return protoErr(StatusBadRequest, ErrMalformed, "Preview %q", v[0])
+		}
+		r.Preview = p
+	}
+	for _, v := range h["Allow"] {
+		for f := range strings.SplitSeq(v, ",") {
+			switch strings.TrimSpace(f) {
+			case "204":
+				r.Allow204 = true
+			case "206":
+				r.Allow206 = true
+			case "trailers":
+				r.AllowTrailers = true
+			}
+		}
+	}
+	for _, v := range h["Connection"] {
+		if strings.Contains(strings.ToLower(v), "close") {
+			r.Close = true
+		}
+	}
+	if v := h["X-Client-Ip"]; len(v) > 0 {
+		r.ClientIP = v[0]
+	}
+	return nil
+}
+
+// readHTTPHeads reads the encapsulated header sections, each exactly as
+// long as the offsets say, and sets up the body.
+func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, scratch *[]byte) error {
+	e := &r.Encapsulated
+	var err error
+	r.Request, r.Response, err = readHeads(br, e, lim, scratch)
+	if err != nil {
+		return err
+	}
+	if r.Request != nil {
+		r.rawTarget = r.Request.RequestURI
+		r.origURL = *r.Request.URL
+	}
+	if e.Body() == NullBody {
+		r.Body = http.NoBody
+		if r.Preview >= 0 {
+			// A preview of a message without a body is complete.
+			r.Preview = -1
+		}
+		return nil
+	}
+	b := &body{req: r, preview: r.Preview >= 0}
+	b.cr.Reset(br)
+	r.body = b
+	r.Body = b
+	switch e.Body() {
+	case ReqBody:
+		if r.Request != nil {
+			r.Request.Body = b
+		}
+	case ResBody:
+		if r.Response != nil {
+			r.Response.Body = b
+		}
+	}
+	return nil
+}
+
+// body streams a chunked ICAP body and implements the preview protocol.
+type body struct {
+	cr        chunked.Reader
+	req       *Request
+	preview   bool // the request had a Preview header
+	continued bool // 100 Continue was sent
+	ieof      bool
+	done      bool // the whole body has been read
+	closed    bool
+	pre       []byte // preview bytes read ahead by bufferPreview
+	// onContinue is set by the server: it writes "100 Continue" and
+	// flushes, or fails if the response already started.
+	onContinue func() error
+}
+
+func (b *body) inPreview() bool {
+	return b.preview && !b.continued && !b.ieof
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, ErrBodyClosed
+	}
+	if len(b.pre) > 0 {
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		return n, nil
+	}
+	for {
+		n, err := b.cr.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		if err := b.finishSequence(); err != nil {
+			return n, err
+		}
+		if b.done {
+			return n, io.EOF
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// WriteTo lets io.Copy pass chunk data straight from the connection's
+// read buffer to the destination.
+func (b *body) WriteTo(w io.Writer) (int64, error) {
+	if b.closed {
+		return 0, ErrBodyClosed
+	}
+	var total int64
+	if len(b.pre) > 0 {
+		n, err := w.Write(b.pre)
+		total += int64(n)
+		b.pre = b.pre[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+	for {
+		n, err := b.cr.WriteTo(w)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if err := b.finishSequence(); err != nil {
+			return total, err
+		}
+		if b.done {
+			return total, nil
+		}
+	}
+}
+
+// finishSequence handles the end of a chunk sequence: the end of the
+// body, or the end of a preview, after which it asks for the rest.
+func (b *body) finishSequence() error {
+	if b.done {
+		return nil
+	}
+	if b.preview && !b.continued {
+		if b.cr.IEOF() {
+			b.ieof = true
+		} else {
+			if b.onContinue == nil {
+				b.done = true // standalone parser: the preview is all there is
+				return nil
+			}
+			if err := b.onContinue(); err != nil {
+				return err
+			}
+			b.continued = true
+			b.cr.Restart()
+			return nil
+		}
+	}
+	b.done = true
+	copyTrailer(&b.req.Trailer, b.cr.Trailer())
+	return nil
+}
+
+// Close marks the body as no longer wanted. Closing inside a preview means
+// no 100 Continue will be sent. The server drains or discards what is
+// left after the handler returns.
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
+
+// readHeads reads the encapsulated HTTP header sections that e announces,
+// each exactly as long as its offsets say.
+func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, scratch *[]byte) (*http.Request, *http.Response, error) {
+	var req *http.Request
+	var resp *http.Response
+	for k := 0; k < e.N-1; k++ {
+		s := e.Entries[k]
+		size := e.Entries[k+1].Offset - s.Offset
+		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, scratch)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read encapsulated %s: %w", s.Section, err)
+		}
+		if rq != nil {
+			req = rq
+		} else {
+			resp = rs
+			resp.Request = req
+		}
+	}
+	return req, resp, nil
+}

@@ -1,0 +1,352 @@
+package icap
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
+)
+
+// A ResponseWriter builds an ICAP response.
+//
+// The response head (ICAP status line, ICAP header, Encapsulated and the
+// encapsulated HTTP header) is written by WriteHeader, or by the first
+// Write with the unchanged encapsulated message. The body is streamed in
+// chunks, one chunk per Write. Output is buffered and flushed when the
+// handler returns or whenever the server would otherwise wait for input.
+type ResponseWriter interface {
+	// Header returns the ICAP header fields to send. ISTag, Date and
+	// Encapsulated are added by the server (an ISTag set here wins).
+	Header() http.Header
+
+	// WriteHeader starts the response with ICAP status code and the
+	// encapsulated HTTP message msg: an *http.Request (REQMOD answered
+	// with a modified request), an *http.Response (RESPMOD, or REQMOD
+	// answered with a response), or nil (no encapsulated header).
+	// hasBody says whether a body follows (written with Write).
+	//
+	// Code 204 is turned into an unchanged echo when the client does not
+	// allow it (see Request.Can204), and 206 likewise when the client did
+	// not send Allow: 206. If the request is still in preview and the
+	// response is a 200 with a body, the rest of the original body is
+	// requested first (100 Continue), so that the handler can stream it;
+	// close Request.Body first if the handler does not need it.
+	WriteHeader(code int, msg any, hasBody bool)
+
+	// Write writes p as one body chunk.
+	Write(p []byte) (int, error)
+
+	// Trailer returns the trailer fields sent after the last chunk when
+	// the client sent "Allow: trailers" (dropped otherwise).
+	Trailer() http.Header
+
+	// UseOriginalBody sets N in the last chunk extension
+	// "use-original-body=N" of a 206 response: the client continues with
+	// the original body from byte N. The default is 0.
+	UseOriginalBody(offset int64)
+}
+
+// response is the server's ResponseWriter, reused per connection.
+type response struct {
+	c           *conn
+	req         *Request
+	header      http.Header
+	trailer     http.Header
+	istag       string
+	wroteHeader bool
+	hasBody     bool
+	closeAfter  bool
+	code        int
+	useOriginal int64
+	cw          chunked.Writer
+	err         error
+}
+
+func (w *response) reset(c *conn, req *Request) {
+	*w = response{c: c, req: req, closeAfter: req.Close}
+}
+
+func (w *response) setISTag(tag string) { w.istag = tag }
+
+func (w *response) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header)
+	}
+	return w.header
+}
+
+func (w *response) Trailer() http.Header {
+	if w.trailer == nil {
+		w.trailer = make(http.Header)
+	}
+	return w.trailer
+}
+
+func (w *response) UseOriginalBody(offset int64) { w.useOriginal = offset }
+
+// sendContinue writes "100 Continue" so that the client sends the rest of
+// the body after a preview.
+func (w *response) sendContinue() error {
+	if w.wroteHeader {
+		return ErrPreviewOver
+	}
+	bw := w.c.bw
+	bw.WriteString("ICAP/1.0 100 Continue\r\n\r\n")
+	if err := bw.Flush(); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+func (w *response) WriteHeader(code int, msg any, hasBody bool) {
+	if w.wroteHeader {
+		w.c.srv.logger().Warn("icap: superfluous WriteHeader", "service", w.req.ServicePath(), "code", code)
+		return
+	}
+	switch code {
+	case StatusContinue:
+		return // the server sends 100 Continue itself when the body is read
+	case StatusNoContent:
+		if !w.req.Can204() {
+			w.unchanged()
+			return
+		}
+		msg, hasBody = nil, false
+	case StatusPartialContent:
+		if !w.req.Can206() {
+			w.unchanged()
+			return
+		}
+		hasBody = true
+	case StatusOK:
+		if b := w.req.body; hasBody && b != nil && b.inPreview() && !b.closed {
+			// The handler is going to stream a body, most likely from the
+			// original one: get the rest of it before the response starts.
+			if err := b.bufferPreview(w.c.srv.limits().maxHeader); err != nil {
+				w.err = err
+				w.closeAfter = true
+			}
+		}
+	}
+	w.writeHeader(code, msg, hasBody)
+}
+
+// unchanged answers "no modification" when the client allows neither 204
+// nor 206: by echoing the message. If the handler already consumed part of
+// the body, an echo would be truncated, so the answer is 500 instead (and
+// the reason logged): a client with bypass enabled then uses its original.
+func (w *response) unchanged() {
+	if b := w.req.body; b != nil && b.cr.Consumed()-int64(len(b.pre)) > 0 {
+		w.c.srv.logger().Error("icap: handler asked for 204/206 the client does not allow after consuming the body; answering 500",
+			"service", w.req.ServicePath(), "remote", w.c.remoteAddr)
+		w.writeHeader(StatusInternalServerError, nil, false)
+		return
+	}
+	w.err = Echo(w, w.req)
+}
+
+// writeHeader writes the response head.
+func (w *response) writeHeader(code int, msg any, hasBody bool) {
+	c := w.c
+	w.wroteHeader, w.code, w.hasBody = true, code, hasBody
+	if c.srv.inShutdown.Load() && (w.req.body == nil || w.req.body.done) && c.br.Buffered() == 0 {
+		// Shutting down and nothing pipelined: this is the connection's
+		// last transaction. (If bytes are buffered they may be a
+		// pipelined request, which is then answered 503; otherwise the
+		// connection closes quietly after this response.)
+		w.closeAfter = true
+	}
+	head := c.head[:0]
+	var enc Encapsulated
+	switch m := msg.(type) {
+	case *http.Request:
+		raw := ""
+		if m == w.req.Request && m.URL != nil && *m.URL == w.req.origURL {
+			raw = w.req.rawTarget
+		}
+		head = appendRequestHead(head, m, raw)
+		enc = encapsulatedFor(ReqHdr, ReqBody, len(head), hasBody)
+	case *http.Response:
+		head = appendResponseHead(head, m)
+		enc = encapsulatedFor(ResHdr, ResBody, len(head), hasBody)
+	default:
+		enc = encapsulatedFor(0, OptBody, 0, hasBody)
+	}
+	c.head = head
+	bw := c.bw
+	bw.WriteString(statusLine(code))
+	if len(w.header["Istag"]) == 0 {
+		tag := w.istag
+		if tag == "" {
+			tag = c.srv.istag()
+		}
+		bw.WriteString("ISTag: ")
+		bw.WriteString(tag)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("Date: ")
+	bw.WriteString(httpDate())
+	bw.WriteString("\r\n")
+	if len(w.header) > 0 {
+		if hasToken(w.header["Connection"], "close") {
+			w.closeAfter = true
+		}
+		c.scratch = appendFields(c.scratch[:0], w.header, skipICAP)
+		bw.Write(c.scratch)
+	}
+	if w.closeAfter {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("Encapsulated: ")
+	c.scratch = enc.appendTo(c.scratch[:0])
+	bw.Write(c.scratch)
+	bw.WriteString("\r\n\r\n")
+	_, err := bw.Write(head)
+	if err != nil {
+		w.err = err
+	}
+	w.cw.Reset(bw)
+}
+
+func encapsulatedFor(hdr, bodySection Section, hdrLen int, hasBody bool) Encapsulated {
+	var e Encapsulated
+	if hdr != 0 {
+		e.Entries[0].Section = hdr
+		e.N = 1
+	}
+	e.Entries[e.N].Offset = hdrLen
+	if hasBody {
+		e.Entries[e.N].Section = bodySection
+	} else {
+		e.Entries[e.N].Section = NullBody
+	}
+	e.N++
+	return e
+}
+
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		if containsFold(v, tok) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		match := true
+		for j := 0; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(StatusOK, w.req.Message(), true)
+	}
+	if !w.hasBody {
+		return 0, ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.cw.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}
+
+// ReadFrom copies src into the body with a pooled buffer, one chunk per
+// read, so that io.Copy does not allocate.
+func (w *response) ReadFrom(src io.Reader) (int64, error) {
+	if wt, ok := src.(io.WriterTo); ok {
+		return wt.WriteTo(writerOnly{w})
+	}
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	return io.CopyBuffer(writerOnly{w}, src, *bp)
+}
+
+// writerOnly hides ReadFrom from io.Copy to avoid recursion.
+type writerOnly struct{ io.Writer }
+
+// finish ends the response after the handler returned: the last chunk,
+// draining what the client still sends, and the flush. It reports whether
+// the connection can carry another request.
+func (w *response) finish() bool {
+	c := w.c
+	if w.hasBody && w.err == nil {
+		ext := ""
+		if w.code == StatusPartialContent {
+			ext = "use-original-body=" + strconv.FormatInt(max(w.useOriginal, 0), 10)
+		}
+		var tr http.Header
+		if w.req.AllowTrailers {
+			tr = w.trailer
+		}
+		if err := w.cw.Close(ext, tr); err != nil {
+			w.err = err
+		}
+	}
+	if err := c.bw.Flush(); err != nil && w.err == nil {
+		w.err = err
+	}
+	keep := !w.closeAfter && w.err == nil
+	if b := w.req.body; b != nil && keep && !b.done {
+		switch {
+		case b.preview && !b.continued && b.cr.Done():
+			// The preview has been read and no 100 Continue was sent:
+			// the client sends nothing more.
+		default:
+			// An early response: read and discard the rest of the body
+			// (of the preview, or of the whole message) up to the limit.
+			n, err := io.Copy(io.Discard, io.LimitReader(&b.cr, c.srv.maxDrain()+1))
+			if err != nil || n > c.srv.maxDrain() || !b.cr.Done() {
+				keep = false
+			}
+		}
+	}
+	return keep
+}
+
+// bufferPreview reads the rest of the preview into memory (at most max
+// bytes) and, unless it ended with ieof, asks the client for the rest of
+// the body with 100 Continue. Read serves the buffered bytes first.
+func (b *body) bufferPreview(max int) error {
+	for !b.cr.Done() {
+		if len(b.pre) > max {
+			return protoErr(StatusBadRequest, ErrMalformed, "preview longer than %d bytes", max)
+		}
+		if cap(b.pre)-len(b.pre) < 512 {
+			b.pre = append(b.pre, make([]byte, 4096)...)[:len(b.pre)]
+		}
+		n, err := b.cr.Read(b.pre[len(b.pre):cap(b.pre)])
+		b.pre = b.pre[:len(b.pre)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return b.finishSequence()
+}

@@ -1,0 +1,144 @@
+package icapd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultListen          = "127.0.0.1:1344"
+	DefaultAdmin           = "127.0.0.1:9090"
+	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultLogFlushInterval bounds how long an access log line waits in
+	// the buffer of a log file.
+	DefaultLogFlushInterval = 200 * time.Millisecond
+)
+
+// Config is icapd's configuration. The zero value is valid: ICAP on
+// DefaultListen, admin on DefaultAdmin, loopback clients only, the access
+// log on stderr.
+type Config struct {
+	// Listen is the plain ICAP address; "" means DefaultListen and "off"
+	// disables it (then ListenTLS must be set).
+	Listen string
+	// ListenTLS is the ICAPS address; "" disables it. CertFile and
+	// KeyFile name the PEM certificate and key it serves.
+	ListenTLS         string
+	CertFile, KeyFile string
+	// Admin is the address of the admin HTTP server (/metrics, /healthz,
+	// /debug/pprof/); "" means DefaultAdmin and "off" disables it.
+	Admin string
+	// Allow lists the networks ICAP clients may connect from; nil means
+	// DefaultAllow (loopback only). Others are refused and logged.
+	Allow []netip.Prefix
+	// AllowSet records that Allow was given explicitly (by -allow); a
+	// non-loopback listener without it gets a warning.
+	AllowSet bool
+	// ShutdownTimeout bounds how long in-flight transactions may run after
+	// SIGTERM; zero means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// AccessLog is where the access log goes: "" or "-" for stderr, "off"
+	// for nowhere, anything else is a file appended to (buffered, flushed
+	// every DefaultLogFlushInterval).
+	AccessLog string
+	// LogLevel is the minimum level of the daemon's own log (not the access
+	// log): debug, info, warn or error; "" means info.
+	LogLevel string
+}
+
+// ParseFlags parses icapd's command line into a Config. Errors and -h
+// output go to output.
+func ParseFlags(args []string, output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("icapd", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&c.Listen, "listen", DefaultListen, `ICAP address ("off" to disable)`)
+	fs.StringVar(&c.ListenTLS, "listen-tls", "", "ICAPS (ICAP over TLS) address; needs -cert and -key")
+	fs.StringVar(&c.CertFile, "cert", "", "PEM certificate for -listen-tls")
+	fs.StringVar(&c.KeyFile, "key", "", "PEM private key for -listen-tls")
+	fs.StringVar(&c.Admin, "admin", DefaultAdmin, `admin HTTP address for /metrics and /healthz ("off" to disable)`)
+	allow := fs.String("allow", "", "comma-separated CIDRs of ICAP clients allowed to connect (default loopback only: 127.0.0.0/8,::1/128)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight transactions may finish after SIGTERM/SIGINT")
+	fs.StringVar(&c.AccessLog, "access-log", "-", `access log: "-" for stderr, "off", or a file`)
+	fs.StringVar(&c.LogLevel, "log-level", "info", "daemon log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: icapd [flags]\n\nicapd is an ICAP (RFC 3507) server with the services /echo, /reqmod and /respmod.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "allow" {
+			c.AllowSet = true
+		}
+	})
+	if c.AllowSet {
+		p, err := ParseAllow(*allow)
+		if err != nil {
+			return c, fmt.Errorf("-allow: %w", err)
+		}
+		c.Allow = p
+	}
+	return c, c.Validate()
+}
+
+// Validate reports configuration errors that would stop the daemon.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ListenTLS != "" && (c.CertFile == "" || c.KeyFile == "") {
+		errs = append(errs, errors.New("-listen-tls needs -cert and -key"))
+	}
+	if c.ListenTLS == "" && (c.CertFile != "" || c.KeyFile != "") {
+		errs = append(errs, errors.New("-cert/-key given without -listen-tls"))
+	}
+	if c.Listen == "off" && c.ListenTLS == "" {
+		errs = append(errs, errors.New("no listener: -listen off and no -listen-tls"))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("-shutdown-timeout %v is negative", c.ShutdownTimeout))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("-log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) listen() string {
+	if c.Listen == "" {
+		return DefaultListen
+	}
+	return c.Listen
+}
+
+func (c Config) admin() string {
+	if c.Admin == "" {
+		return DefaultAdmin
+	}
+	return c.Admin
+}
+
+func (c Config) allow() []netip.Prefix {
+	if c.Allow == nil {
+		return DefaultAllow
+	}
+	return c.Allow
+}
+
+func (c Config) shutdownTimeout() time.Duration {
+	if c.ShutdownTimeout == 0 {
+		return DefaultShutdownTimeout
+	}
+	return c.ShutdownTimeout
+}
