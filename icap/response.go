@@ -55,6 +55,8 @@ type response struct {
 	header      http.Header
 	trailer     http.Header
 	istag       string
+	via         string // service's Via text, added to modified messages
+	unmodified  bool   // the message is echoed unchanged: no Via
 	wroteHeader bool
 	hasBody     bool
 	closeAfter  bool
@@ -67,8 +69,6 @@ type response struct {
 func (w *response) reset(c *conn, req *Request) {
 	*w = response{c: c, req: req, closeAfter: req.Close}
 }
-
-func (w *response) setISTag(tag string) { w.istag = tag }
 
 func (w *response) Header() http.Header {
 	if w.header == nil {
@@ -168,9 +168,11 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 			raw = w.req.rawTarget
 		}
 		head = appendRequestHead(head, m, raw)
+		head = w.addVia(head, code)
 		enc = encapsulatedFor(ReqHdr, ReqBody, len(head), hasBody)
 	case *http.Response:
 		head = appendResponseHead(head, m)
+		head = w.addVia(head, code)
 		enc = encapsulatedFor(ResHdr, ResBody, len(head), hasBody)
 	default:
 		enc = encapsulatedFor(0, OptBody, 0, hasBody)
@@ -209,6 +211,18 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 		w.err = err
 	}
 	w.cw.Reset(bw)
+}
+
+// addVia inserts "Via: 1.0 <via>" before the blank line ending head, for
+// a modified message (RFC 3507 sections 4.8.3, 4.9.3).
+func (w *response) addVia(head []byte, code int) []byte {
+	if w.via == "" || w.unmodified || code != StatusOK {
+		return head
+	}
+	head = head[:len(head)-2]
+	head = append(head, "Via: 1.0 "...)
+	head = appendSanitized(head, w.via)
+	return append(head, "\r\n\r\n"...)
 }
 
 func encapsulatedFor(hdr, bodySection Section, hdrLen int, hasBody bool) Encapsulated {

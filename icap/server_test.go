@@ -729,3 +729,25 @@ func TestServerClosedErrors(t *testing.T) {
 		t.Fatalf("Serve after Close: %v", err)
 	}
 }
+
+func TestViaOnModifiedMessages(t *testing.T) {
+	mux := icap.NewServeMux()
+	opts := icap.ServiceOptions{Via: "icap.test (edgeadapt)"}
+	mux.HandleFunc("/modify", func(w icap.ResponseWriter, r *icap.Request) {
+		r.Response.Header.Set("X-Modified", "yes")
+		w.WriteHeader(icap.StatusOK, r.Response, true)
+		io.Copy(w, r.Body)
+	}, opts)
+	mux.HandleFunc("/echo", func(w icap.ResponseWriter, r *icap.Request) { icap.Echo(w, r) }, opts)
+	s, _ := startServer(t, mux, nil)
+	rc := dialRaw(t, s.URL)
+	rc.send(respmod("/modify", "", "hi", chunks("", "hi")))
+	r := rc.read()
+	if !strings.Contains(r.Encap, "\r\nVia: 1.0 icap.test (edgeadapt)\r\n\r\n") || !strings.Contains(r.Encap, "X-Modified: yes") {
+		t.Fatalf("modified message: %q", r.Encap)
+	}
+	rc.send(respmod("/echo", "", "hi", chunks("", "hi")))
+	if r := rc.read(); strings.Contains(r.Encap, "Via:") {
+		t.Fatalf("Via on an unchanged echo: %q", r.Encap)
+	}
+}

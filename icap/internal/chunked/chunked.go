@@ -49,6 +49,7 @@ type Reader struct {
 	useOriginal int64
 	trailer     http.Header
 	consumed    int64
+	long        []byte // a line longer than the bufio buffer
 }
 
 // NewReader returns a Reader reading from r.
@@ -60,7 +61,7 @@ func NewReader(r *bufio.Reader) *Reader {
 
 // Reset makes cr decode a new chunked body from r.
 func (cr *Reader) Reset(r *bufio.Reader) {
-	*cr = Reader{r: r, useOriginal: -1}
+	*cr = Reader{r: r, useOriginal: -1, long: cr.long[:0]}
 }
 
 // Restart makes cr decode a further chunked stream from the same reader
@@ -165,10 +166,19 @@ func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 }
 
 // readLine returns one line without its CRLF (or bare LF), at most
-// MaxLineBytes long. The slice is valid until the next read.
-func readLine(r *bufio.Reader) ([]byte, error) {
-	line, err := r.ReadSlice('\n')
+// MaxLineBytes long. Lines longer than the bufio buffer are assembled in
+// cr.long. The slice is valid until the next read.
+func (cr *Reader) readLine() ([]byte, error) {
+	line, err := cr.r.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
+		cr.long = append(cr.long[:0], line...)
+		for err == bufio.ErrBufferFull && len(cr.long) <= MaxLineBytes {
+			line, err = cr.r.ReadSlice('\n')
+			cr.long = append(cr.long, line...)
+		}
+		line = cr.long
+	}
+	if len(line) > MaxLineBytes+2 {
 		return nil, ErrLineTooLong
 	}
 	if err != nil {
@@ -176,9 +186,6 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
-	}
-	if len(line) > MaxLineBytes {
-		return nil, ErrLineTooLong
 	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -188,7 +195,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 }
 
 func (cr *Reader) beginChunk() error {
-	line, err := readLine(cr.r)
+	line, err := cr.readLine()
 	if err != nil {
 		return err
 	}
@@ -343,7 +350,7 @@ func (cr *Reader) readTrailer() error {
 	total := 0
 	var last string
 	for {
-		line, err := readLine(cr.r)
+		line, err := cr.readLine()
 		if err != nil {
 			return err
 		}
