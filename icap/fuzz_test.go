@@ -24,7 +24,7 @@ func FuzzReadRequest(f *testing.F) {
 		br := bufio.NewReaderSize(bytes.NewReader(in), 64)
 		r, err := icap.ReadRequest(br)
 		if err != nil {
-			if st := icap.StatusForError(err); st != 400 && st != 501 && st != 505 && !errors.Is(err, io.ErrUnexpectedEOF) && err != io.EOF {
+			if st := icap.StatusForError(err); st != 400 && st != 501 && st != 505 && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 				t.Fatalf("error %v maps to %d", err, st)
 			}
 			return

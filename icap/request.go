@@ -488,6 +488,9 @@ func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, scratch *[]byte) (
 		s := e.Entries[k]
 		size := e.Entries[k+1].Offset - s.Offset
 		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, scratch)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the ICAP header promised more
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("read encapsulated %s: %w", s.Section, err)
 		}
