@@ -44,21 +44,47 @@ func testMux() *icap.ServeMux {
 	return mux
 }
 
+// txLog records Observer calls. The Observer runs after the response has
+// been flushed, so readers wait for the count they expect.
 type txLog struct {
-	mu  sync.Mutex
-	txs []icap.TransactionInfo
+	mu      sync.Mutex
+	txs     []icap.TransactionInfo
+	changed chan struct{}
 }
 
 func (l *txLog) observe(ti *icap.TransactionInfo) {
 	l.mu.Lock()
 	l.txs = append(l.txs, *ti)
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	l.mu.Unlock()
 }
 
-func (l *txLog) all() []icap.TransactionInfo {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]icap.TransactionInfo(nil), l.txs...)
+// waitFor returns the transactions once there are at least n, or after
+// 10 seconds.
+func (l *txLog) waitFor(n int) []icap.TransactionInfo {
+	deadline := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		if len(l.txs) >= n {
+			defer l.mu.Unlock()
+			return append([]icap.TransactionInfo(nil), l.txs...)
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return append([]icap.TransactionInfo(nil), l.txs...)
+		}
+	}
 }
 
 func startServer(t testing.TB, h icap.Handler, cfg func(*icap.Server)) (*icaptest.Server, *txLog) {
@@ -126,7 +152,7 @@ func TestErrorCodes(t *testing.T) {
 		})
 	}
 	seen := map[int]bool{}
-	for _, tx := range log.all() {
+	for _, tx := range log.waitFor(10) {
 		seen[tx.Status] = true
 	}
 	for _, st := range []int{400, 404, 405, 500, 501, 505} {
@@ -145,7 +171,7 @@ func TestTimeout408(t *testing.T) {
 		t.Fatalf("status %d, want 408", r.Status)
 	}
 	rc.expectEOF()
-	if txs := log.all(); len(txs) != 1 || txs[0].Status != 408 || txs[0].Err == nil {
+	if txs := log.waitFor(1); len(txs) != 1 || txs[0].Status != 408 || txs[0].Err == nil {
 		t.Fatalf("observer: %+v", txs)
 	}
 }
@@ -170,7 +196,7 @@ func TestMaxConns503(t *testing.T) {
 		t.Fatalf("first connection after 503: %d", r.Status)
 	}
 	n503 := 0
-	for _, tx := range log.all() {
+	for _, tx := range log.waitFor(4) {
 		if tx.Status == 503 {
 			n503++
 		}
@@ -205,7 +231,7 @@ func TestPreviewContinue(t *testing.T) {
 	if r.Status != 200 || string(r.Body) != "hello world" {
 		t.Fatalf("got %d %q", r.Status, r.Body)
 	}
-	if txs := log.all(); len(txs) != 1 || !txs[0].Continued || txs[0].Preview != 4 {
+	if txs := log.waitFor(1); len(txs) != 1 || !txs[0].Continued || txs[0].Preview != 4 {
 		t.Fatalf("observer: %+v", txs)
 	}
 	// The connection carries another transaction.
@@ -684,7 +710,7 @@ func TestObserver(t *testing.T) {
 	if r := rc.read(); r.Status != 204 {
 		t.Fatal(r.Status)
 	}
-	txs := log.all()
+	txs := log.waitFor(1)
 	if len(txs) != 1 {
 		t.Fatalf("%d transactions", len(txs))
 	}

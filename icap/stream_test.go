@@ -59,6 +59,7 @@ func TestStreamingFlatMemory(t *testing.T) {
 	size := streamBytes(t)
 	s, _ := startServer(t, testMux(), nil)
 
+	runtime.GC() // start from the live heap, without earlier tests' garbage
 	var maxHeap atomic.Uint64
 	stop := make(chan struct{})
 	sampled := make(chan struct{})

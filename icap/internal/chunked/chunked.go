@@ -385,8 +385,9 @@ func (cr *Reader) readTrailer() error {
 // Writer encodes a chunked body onto a *bufio.Writer: each Write is one
 // chunk. Close writes the last chunk; it does not flush.
 type Writer struct {
-	w *bufio.Writer
-	n int64
+	w   *bufio.Writer
+	n   int64
+	hdr [18]byte // chunk size line; a field, so that it does not escape per call
 }
 
 // NewWriter returns a Writer writing to w.
@@ -404,8 +405,7 @@ func (cw *Writer) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var hdr [18]byte
-	b := strconv.AppendUint(hdr[:0], uint64(len(p)), 16)
+	b := strconv.AppendUint(cw.hdr[:0], uint64(len(p)), 16)
 	b = append(b, '\r', '\n')
 	if _, err := cw.w.Write(b); err != nil {
 		return 0, err
