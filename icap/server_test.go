@@ -196,7 +196,7 @@ func TestMaxConns503(t *testing.T) {
 		t.Fatalf("first connection after 503: %d", r.Status)
 	}
 	n503 := 0
-	for _, tx := range log.waitFor(4) {
+	for _, tx := range log.waitFor(3) {
 		if tx.Status == 503 {
 			n503++
 		}
