@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -367,6 +368,7 @@ var (
 type conn struct {
 	srv        *Server
 	rwc        net.Conn
+	waiter     *readWaiter // waits for readability while idle; nil for TLS
 	remoteAddr string
 	tlsState   *tls.ConnectionState
 	ctx        context.Context
@@ -401,6 +403,11 @@ type conn struct {
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	if sc, ok := rwc.(syscall.Conn); ok && canWaitReadable {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.waiter = newReadWaiter(raw)
+		}
+	}
 	c.setState(StateNew)
 	return c
 }
@@ -536,12 +543,20 @@ func (c *conn) waitRequest() bool {
 		return false
 	}
 	c.rwc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
-	var one [1]byte
-	n, err := c.rwc.Read(one[:])
-	if n == 0 || err != nil {
-		return false
+	if c.waiter != nil {
+		// Wait until the socket is readable without reading into a
+		// buffer: no buffer is held while idle.
+		if err := c.waiter.wait(); err != nil {
+			return false
+		}
+	} else {
+		var one [1]byte
+		n, err := c.rwc.Read(one[:])
+		if n == 0 || err != nil {
+			return false
+		}
+		c.pending, c.hasPending = one[0], true
 	}
-	c.pending, c.hasPending = one[0], true
 	if !c.state.CompareAndSwap(int32(StateIdle), int32(StateActive)) {
 		return false // closed by Shutdown
 	}

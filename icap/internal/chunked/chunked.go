@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"sync"
 )
 
 // Limits of the decoder. A chunk size line (size plus extensions) longer
@@ -35,6 +36,11 @@ var (
 	ErrTrailerTooLong = errors.New("chunked: trailers too long")
 	ErrBadTrailer     = errors.New("chunked: malformed trailer line")
 )
+
+// bigSize is the size of the buffers WriteTo uses for large chunks.
+const bigSize = 256 << 10
+
+var bigPool = sync.Pool{New: func() any { b := make([]byte, bigSize); return &b }}
 
 // Reader decodes one chunked body. Read returns io.EOF after the last
 // chunk and its trailers; the extensions of the last chunk are then
@@ -138,6 +144,32 @@ func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 		}
 		if cr.n == 0 {
 			cr.err = cr.endChunk()
+			continue
+		}
+		if cr.r.Buffered() == 0 && cr.n >= int64(cr.r.Size()) {
+			// A large chunk and nothing buffered: read straight into a
+			// big buffer, so that each syscall moves up to bigSize bytes
+			// instead of one bufio buffer.
+			bp := bigPool.Get().(*[]byte)
+			m, err := cr.r.Read((*bp)[:min(int64(len(*bp)), cr.n)])
+			cr.n -= int64(m)
+			cr.consumed += int64(m)
+			var werr error
+			if m > 0 {
+				_, werr = w.Write((*bp)[:m])
+				total += int64(m)
+			}
+			bigPool.Put(bp)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				cr.err = err
+				break
+			}
+			if werr != nil {
+				return total, werr
+			}
 			continue
 		}
 		if cr.r.Buffered() == 0 {
