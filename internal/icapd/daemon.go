@@ -37,7 +37,7 @@ type Daemon struct {
 	// daemon's.
 	Server *icap.Server
 
-	mu       sync.Mutex // serialises Handle
+	mu       sync.Mutex                           // serialises Handle
 	known    atomic.Pointer[map[string]methodSet] // registered services
 	draining atomic.Bool
 	admin    *http.Server
