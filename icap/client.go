@@ -86,6 +86,7 @@ type clientConn struct {
 	bw        *bufio.Writer
 	cw        chunked.Writer
 	scratch   []byte
+	p         parser
 	head      []byte
 	rdeadline time.Time
 	wdeadline time.Time
@@ -462,7 +463,7 @@ func (cc *clientConn) readFinal(req *Request) (*Response, error) {
 
 func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 	lim := limits{orDefault(cc.cl.MaxHeaderBytes, DefaultMaxHeaderBytes), orDefault(cc.cl.MaxHTTPHeaderBytes, DefaultMaxHTTPHeaderBytes)}
-	line, n, err := readLine(cc.br, lim.maxHeader, &cc.scratch)
+	line, n, err := readLine(cc.br, lim.maxHeader, &cc.p.line)
 	if err != nil {
 		if err == errLineLimit {
 			return nil, protoErr(0, ErrHeaderTooLarge, "response status line")
@@ -485,7 +486,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		resp.Status = string(line[9:])
 	}
 	resp.Header = make(http.Header, 4)
-	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.scratch); err != nil {
+	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.p); err != nil {
 		if err == errLineLimit {
 			err = protoErr(0, ErrHeaderTooLarge, "response header")
 		}
@@ -502,7 +503,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		if !resp.Encapsulated.validResponse() {
 			return nil, protoErr(0, ErrBadEncapsulated, "Encapsulated %q not valid in a response", v[0])
 		}
-		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.scratch); err != nil {
+		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p); err != nil {
 			return nil, err
 		}
 	}

@@ -53,26 +53,42 @@ func readLine(br *bufio.Reader, limit int, scratch *[]byte) ([]byte, int, error)
 	return line, n, nil
 }
 
+// parser holds the scratch buffers of header parsing, reused per
+// connection so that parsing allocates only the strings it returns.
+type parser struct {
+	line []byte     // a line longer than the bufio buffer
+	vals []byte     // the values of the current header block
+	ents []fieldEnt // their keys and positions in vals
+}
+
+type fieldEnt struct {
+	key        string
+	start, end int
+}
+
 // readFields reads header fields up to and including the empty line,
 // consuming at most limit bytes, into h. It returns the bytes consumed.
-func readFields(br *bufio.Reader, limit int, h http.Header, scratch *[]byte) (int, error) {
+// All values of the block share one string allocation and one []string
+// backing array.
+func readFields(br *bufio.Reader, limit int, h http.Header, p *parser) (int, error) {
 	total := 0
-	var last string
+	p.vals, p.ents = p.vals[:0], p.ents[:0]
 	for {
-		line, n, err := readLine(br, limit-total, scratch)
+		line, n, err := readLine(br, limit-total, &p.line)
 		total += n
 		if err != nil {
 			return total, err
 		}
 		if len(line) == 0 {
-			return total, nil
+			break
 		}
 		if line[0] == ' ' || line[0] == '\t' { // obsolete line folding (RFC 2616 LWS)
-			if last == "" {
+			if len(p.ents) == 0 {
 				return total, protoErr(StatusBadRequest, ErrMalformed, "continuation line before any header")
 			}
-			vs := h[last]
-			vs[len(vs)-1] = vs[len(vs)-1] + " " + string(trim(line))
+			p.vals = append(p.vals, ' ')
+			p.vals = append(p.vals, trim(line)...)
+			p.ents[len(p.ents)-1].end = len(p.vals)
 			continue
 		}
 		i := 0
@@ -86,9 +102,24 @@ func readFields(br *bufio.Reader, limit int, h http.Header, scratch *[]byte) (in
 			return total, protoErr(StatusBadRequest, ErrMalformed, "malformed header line %q", truncate(line))
 		}
 		key := canonicalKey(line[:i])
-		h[key] = append(h[key], string(trim(line[i+1:])))
-		last = key
+		start := len(p.vals)
+		p.vals = append(p.vals, trim(line[i+1:])...)
+		p.ents = append(p.ents, fieldEnt{key, start, len(p.vals)})
 	}
+	if len(p.ents) == 0 {
+		return total, nil
+	}
+	all := string(p.vals)
+	strs := make([]string, len(p.ents))
+	for i, e := range p.ents {
+		strs[i] = all[e.start:e.end]
+		if vs, ok := h[e.key]; ok {
+			h[e.key] = append(vs, strs[i])
+		} else {
+			h[e.key] = strs[i : i+1 : i+1]
+		}
+	}
+	return total, nil
 }
 
 func truncate(b []byte) []byte {
@@ -231,7 +262,7 @@ func internProto(b []byte) string {
 // readHTTPHead reads one encapsulated HTTP header section of exactly
 // size bytes (the difference of two Encapsulated offsets). It never reads
 // past the section: a header ending early or late is ErrBadEncapsulated.
-func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]byte) (*http.Request, *http.Response, error) {
+func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*http.Request, *http.Response, error) {
 	limit := min(size, max)
 	tooBig := func(n int) error {
 		if size > max {
@@ -239,7 +270,7 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]by
 		}
 		return protoErr(StatusBadRequest, ErrBadEncapsulated, "encapsulated HTTP header longer than its Encapsulated offsets say (%d bytes)", size)
 	}
-	line, n, err := readLine(br, limit, scratch)
+	line, n, err := readLine(br, limit, &p.line)
 	if err == errLineLimit {
 		return nil, nil, tooBig(n)
 	}
@@ -263,7 +294,7 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]by
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := readFields(br, limit-n, h, scratch)
+	m, err := readFields(br, limit-n, h, p)
 	if err == errLineLimit {
 		return nil, nil, tooBig(n + m)
 	}

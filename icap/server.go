@@ -396,6 +396,7 @@ type conn struct {
 	// and sent as soon as the server would wait.
 	flushBeforeRead bool
 
+	p       parser
 	scratch []byte
 	head    []byte
 	resp    response
@@ -480,6 +481,9 @@ func (c *conn) releaseBuffers() {
 	}
 	if cap(c.scratch) > 4096 {
 		c.scratch = nil
+	}
+	if cap(c.p.line)+cap(c.p.vals) > 8192 || cap(c.p.ents) > 64 {
+		c.p = parser{}
 	}
 	if cap(c.head) > 4096 {
 		c.head = nil
@@ -585,7 +589,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 
 	c.bodyPhase = false
 	c.rwc.SetReadDeadline(start.Add(s.readHeaderTimeout()))
-	req, err := readRequest(c.br, s.limits(), &c.scratch)
+	req, err := readRequest(c.br, s.limits(), &c.p)
 	if req != nil {
 		info.Method = req.Method
 		if req.URL != nil {
