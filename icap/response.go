@@ -308,6 +308,14 @@ type writerOnly struct{ io.Writer }
 // the connection can carry another request.
 func (w *response) finish() bool {
 	c := w.c
+	if b := w.req.body; b != nil && w.err == nil {
+		if err := b.cr.Err(); err != nil && err != io.EOF {
+			// The request body broke off (timeout, malformed chunk,
+			// client gone): the response must not look complete, so it
+			// is not terminated and the connection is closed.
+			w.err = err
+		}
+	}
 	if w.hasBody && w.err == nil {
 		ext := ""
 		if w.code == StatusPartialContent {

@@ -645,8 +645,8 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 			w.closeAfter = true
 			w.writeHeader(StatusInternalServerError, nil, false)
 			info.Err = errPanic
-		} else {
-			NoModification(w, req)
+		} else if err := NoModification(w, req); err != nil && w.err == nil {
+			w.err = err // fail open broke off: do not terminate the body
 		}
 	}
 	keep = w.finish()

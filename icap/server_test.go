@@ -777,3 +777,23 @@ func TestViaOnModifiedMessages(t *testing.T) {
 		t.Fatalf("Via on an unchanged echo: %q", r.Encap)
 	}
 }
+
+// TestBrokenBodyNotTerminated: when the request body stops arriving
+// (ReadTimeout) in the middle of an echo, the response is cut off without
+// its last chunk, so the client cannot mistake it for a complete message.
+func TestBrokenBodyNotTerminated(t *testing.T) {
+	s, log := startServer(t, testMux(), func(s *icap.Server) { s.ReadTimeout = 100 * time.Millisecond })
+	rc := dialRaw(t, s.URL)
+	full := respmod("/full", "", "hello world", chunks("", "hello", " world"))
+	rc.send(full[:strings.Index(full, " world")]) // stall after the first chunk
+	r, err := rc.tryRead()
+	if err == nil {
+		t.Fatalf("complete response %d %q from a broken body", r.Status, r.Body)
+	}
+	if r.Status != 200 || string(r.Body) != "hello" {
+		t.Fatalf("got %d %q before the cut", r.Status, r.Body)
+	}
+	if txs := log.waitFor(1); len(txs) != 1 || txs[0].Err == nil {
+		t.Fatalf("observer: %+v", txs)
+	}
+}
