@@ -66,7 +66,8 @@ type Config struct {
 
 // ICAPLogFormat is the logformat of the icap_log Squid writes; ParseICAPLog
 // reads it. Fields: time, service name, ICAP method, transaction outcome
-// (ICAP_ECHO for 204, ICAP_MOD for 200/206, ICAP_ERR_*...), ICAP status,
+// (ICAP_ECHO for 204, ICAP_MOD for 200, ICAP_PART_ECHO for 206 with
+// use-original-body, ICAP_ERR_*...), ICAP status,
 // response time in ms, bytes sent to and received from the ICAP server,
 // ICAP URI and the X-Client-IP Squid sent.
 const ICAPLogFormat = `%ts.%03tu %icap::<service_name %icap::rm %icap::to %icap::Hs %icap::tr %icap::>st %icap::<st %icap::ru %{X-Client-IP}icap::>h`
@@ -222,9 +223,9 @@ func (cfg Config) render(dir, addr string, root bool) string {
 			p("adaptation_access %s allow all", sv.Name)
 		}
 		p("logformat icapsvc %s", ICAPLogFormat)
-		// buffer-size=0: every line reaches the file when it is logged, so
+		// buffer-size=0KB: every line reaches the file when it is logged, so
 		// tests can poll it.
-		p("icap_log stdio:%s icapsvc buffer-size=0", filepath.Join(dir, "icap.log"))
+		p("icap_log stdio:%s logformat=icapsvc buffer-size=0KB", filepath.Join(dir, "icap.log"))
 	} else {
 		p("icap_enable off")
 	}
