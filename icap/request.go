@@ -140,8 +140,9 @@ func (r *Request) ServicePath() string {
 }
 
 // InPreview reports whether the client is still in preview mode: it sent
-// a Preview header and has not been asked to continue, and the preview did
-// not end with ieof. While true, a 204 is always allowed.
+// a Preview header and has not been asked to continue (a preview that
+// ended with ieof stays in preview mode). While true, a 204 is always
+// allowed.
 func (r *Request) InPreview() bool {
 	if r.body == nil {
 		return r.Preview >= 0
@@ -384,8 +385,11 @@ type body struct {
 	onContinue func() error
 }
 
+// inPreview reports whether the client is waiting in preview mode: it
+// keeps the whole message (even after "0; ieof") until it gets an answer
+// other than 100 Continue, so a 204 is allowed.
 func (b *body) inPreview() bool {
-	return b.preview && !b.continued && !b.ieof
+	return b.preview && !b.continued
 }
 
 func (b *body) Read(p []byte) (int, error) {

@@ -271,6 +271,7 @@ func Test204Rules(t *testing.T) {
 		{"neither: echo", "/echo", "", chunks("", "hello"), 200},
 		{"after consuming the body without Allow: 500, never a truncated echo", "/read204", "Preview: 2\n", chunks("", "he"), 500},
 		{"after reading past preview with Allow", "/read204", "Preview: 2\nAllow: 204\n", chunks("", "he"), 204},
+		{"after reading a whole ieof preview", "/read204", "Preview: 10\n", chunks("ieof", "hello"), 204},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := dialRaw(t, s.URL)
