@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -74,7 +75,7 @@ type TransactionInfo struct {
 	Duration   time.Duration
 	Method     string // as received, "" if the request line was unreadable
 	Service    string // ICAP URI path, e.g. "/echo"
-	Status     int    // ICAP status sent
+	Status     int    // ICAP status sent; 0 if the request broke off and no answer was possible
 	BytesIn    int64  // bytes of the ICAP request read from the connection
 	BytesOut   int64  // bytes of the ICAP response written
 	RemoteAddr string
@@ -578,8 +579,9 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	start := time.Now()
 	info := TransactionInfo{Start: start, RemoteAddr: c.remoteAddr, Preview: -1}
 	in0, out0 := c.nread-int64(c.br.Buffered()), c.nwritten+int64(c.bw.Buffered())
+	observe := s.Observer != nil
 	defer func() {
-		if s.Observer != nil {
+		if observe {
 			info.Duration = time.Since(start)
 			info.BytesIn = c.nread - int64(c.br.Buffered()) - in0
 			info.BytesOut = c.nwritten + int64(c.bw.Buffered()) - out0
@@ -599,10 +601,16 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		info.ClientIP = req.ClientIP
 	}
 	if err != nil {
+		if err == io.EOF {
+			// The client closed the connection between requests: no
+			// transaction, nothing to observe.
+			observe = false
+			return false
+		}
 		status := StatusForError(err)
 		info.Err = err
 		if status == 0 {
-			return false
+			return false // broken off mid-request: observed with Status 0
 		}
 		if status == StatusBadRequest || status == StatusNotImplemented || status == StatusVersionNotSupported {
 			s.logger().Warn("icap: bad request", "remote", c.remoteAddr, "status", status, "err", err)

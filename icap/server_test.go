@@ -121,8 +121,8 @@ func TestErrorCodes(t *testing.T) {
 		{"400 offsets too short", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nEncapsulated: res-hdr=0, res-body=5\n\nHTTP/1.1 200 OK\n\n0\n\n"), 400, false},
 		{"400 offsets too long", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nEncapsulated: res-hdr=0, res-body=500\n\nHTTP/1.1 200 OK\n\n0\n\n"), 400, false},
 		{"400 missing Encapsulated", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"), 400, false},
-		{"404 unknown service", respmod("/nope", "", "hello", body), 404, true},
-		{"405 method not offered", respmod("/reqonly", "", "hello", body), 405, true},
+		{"404 unknown service", respmod("/nope", "", "hello", body), 404, false},
+		{"405 method not offered", respmod("/reqonly", "", "hello", body), 405, false},
 		{"500 handler panic", respmod("/panic", "", "hello", body), 500, false},
 		{"501 unknown method", crlf("LEARN icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"), 501, false},
 		{"505 version", crlf("OPTIONS icap://127.0.0.1/echo ICAP/2.0\nHost: x\n\n"), 505, false},
@@ -131,6 +131,13 @@ func TestErrorCodes(t *testing.T) {
 			rc := dialRaw(t, s.URL)
 			rc.send(tc.req)
 			r := rc.read()
+			if tc.status < 0 { // an error: the connection closes after it
+				if r.Status != -tc.status {
+					t.Fatalf("status %d, want %d", r.Status, -tc.status)
+				}
+				rc.expectEOF()
+				return
+			}
 			if r.Status != tc.status {
 				t.Fatalf("status %d, want %d", r.Status, tc.status)
 			}
@@ -269,7 +276,7 @@ func Test204Rules(t *testing.T) {
 		{"preview ieof without Allow", "/echo", "Preview: 10\n", chunks("ieof", "hello"), 204},
 		{"Allow 204 no preview", "/echo", "Allow: 204\n", chunks("", "hello"), 204},
 		{"neither: echo", "/echo", "", chunks("", "hello"), 200},
-		{"after consuming the body without Allow: 500, never a truncated echo", "/read204", "Preview: 2\n", chunks("", "he"), 500},
+		{"after consuming the body without Allow: 500, never a truncated echo", "/read204", "Preview: 2\n", chunks("", "he"), -500},
 		{"after reading past preview with Allow", "/read204", "Preview: 2\nAllow: 204\n", chunks("", "he"), 204},
 		{"after reading a whole ieof preview", "/read204", "Preview: 10\n", chunks("ieof", "hello"), 204},
 	} {
@@ -280,6 +287,13 @@ func Test204Rules(t *testing.T) {
 			if r.Status == 100 {
 				rc.send(chunks("", "llo"))
 				r = rc.read()
+			}
+			if tc.status < 0 { // an error: the connection closes after it
+				if r.Status != -tc.status {
+					t.Fatalf("status %d, want %d", r.Status, -tc.status)
+				}
+				rc.expectEOF()
+				return
 			}
 			if r.Status != tc.status {
 				t.Fatalf("status %d, want %d", r.Status, tc.status)
@@ -719,6 +733,16 @@ func TestObserver(t *testing.T) {
 	if tx.Method != "RESPMOD" || tx.Service != "/echo" || tx.Status != 204 || tx.ClientIP != "192.0.2.9" ||
 		tx.BytesIn != int64(len(req)) || tx.BytesOut == 0 || tx.Duration <= 0 {
 		t.Fatalf("%+v (request was %d bytes)", tx, len(req))
+	}
+	// A client closing between requests is not a transaction.
+	rc.c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Config.Shutdown(ctx); err != nil { // returns once the connection is gone
+		t.Fatal(err)
+	}
+	if txs := log.waitFor(1); len(txs) != 1 {
+		t.Fatalf("%d transactions after an idle close: %+v", len(txs), txs)
 	}
 }
 
