@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/squidtest"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // stampRespmod is the RESPMOD service the Squid test plugs into the
@@ -204,4 +206,68 @@ func peakRSS(t *testing.T) int64 {
 	}
 	t.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// readmeBlocks returns the ```squid blocks of README.md's "Squid
+// configuration" section.
+func readmeBlocks(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## Squid configuration\n")
+	if !ok {
+		t.Fatal("README.md has no Squid configuration section")
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	var blocks []string
+	for {
+		_, rest, ok := strings.Cut(sec, "```squid\n")
+		if !ok {
+			return blocks
+		}
+		block, after, _ := strings.Cut(rest, "```")
+		blocks = append(blocks, block)
+		sec = after
+	}
+}
+
+// TestReadmeSquidConfig runs Squid with the README's squid.conf snippet as
+// written (only icapd's port differs: the test's daemon listens on a free
+// one) and fetches through it; the README's icap_log format is the one
+// the harness parses.
+func TestReadmeSquidConfig(t *testing.T) {
+	blocks := readmeBlocks(t)
+	if len(blocks) != 2 {
+		t.Fatalf("README Squid configuration has %d squid blocks, want 2 (services, icap_log)", len(blocks))
+	}
+	if !strings.Contains(blocks[1], squidtest.ICAPLogFormat) {
+		t.Errorf("README logformat differs from squidtest.ICAPLogFormat %q", squidtest.ICAPLogFormat)
+	}
+	origin := squidtest.NewOrigin(t)
+	d, _ := startDaemon(t, Config{})
+	conf := strings.ReplaceAll(blocks[0], "127.0.0.1:1344", d.ICAPAddr())
+	sq := squidtest.Start(t, squidtest.Config{ICAPConf: conf})
+	for _, n := range []int64{0, 10 << 10, 1 << 20} {
+		resp, err := sq.Client().Get(origin.URL(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		got, _ := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || got != n || hex.EncodeToString(h.Sum(nil)) != squidtest.Digest(n) {
+			t.Fatalf("%d bytes through the README configuration: status %d, %d bytes", n, resp.StatusCode, got)
+		}
+	}
+	sq.WaitICAPLog(t, 30*time.Second, func(e []squidtest.ICAPLogEntry) bool {
+		var n int
+		for _, x := range e {
+			if x.Outcome == "ICAP_ECHO" && x.Status == 204 && (x.Service == "edge_req" || x.Service == "edge_resp") {
+				n++
+			}
+		}
+		return n == 6
+	})
 }
