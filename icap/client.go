@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
@@ -29,6 +30,9 @@ const (
 	// written by a second goroutine while the response is read, so that
 	// an echoing server never deadlocks against the client.
 	syncBodyLimit = 64 << 10
+	// staleCheckAfter: pooled connections idle longer than this are
+	// checked for a close by the server before reuse.
+	staleCheckAfter = time.Second
 )
 
 // Response is an ICAP response received by a Client.
@@ -76,6 +80,16 @@ type Client struct {
 
 	mu   sync.Mutex
 	idle map[string][]*clientConn
+
+	// Testing.
+	now func() time.Time
+}
+
+func (cl *Client) clock() time.Time {
+	if cl.now != nil {
+		return cl.now()
+	}
+	return time.Now()
 }
 
 type clientConn struct {
@@ -92,6 +106,8 @@ type clientConn struct {
 	wdeadline time.Time
 	timeout   time.Duration
 	broken    bool
+	raw       syscall.RawConn // for the stale check; nil for TLS
+	idleSince time.Time
 	writing   bool // a goroutine is writing the request body
 	writeDone chan error
 }
@@ -141,15 +157,26 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 	if err != nil {
 		return nil, err
 	}
-	cl.mu.Lock()
-	if l := cl.idle[key]; len(l) > 0 {
+	for {
+		cl.mu.Lock()
+		l := cl.idle[key]
+		if len(l) == 0 {
+			cl.mu.Unlock()
+			break
+		}
 		cc := l[len(l)-1]
 		l[len(l)-1] = nil
 		cl.idle[key] = l[:len(l)-1]
 		cl.mu.Unlock()
+		// A connection idle for a while may have been closed by the
+		// server (idle timeout); check before sending on it, since a
+		// request body cannot be replayed.
+		if cc.raw != nil && cl.clock().Sub(cc.idleSince) > staleCheckAfter && peerClosed(cc.raw) {
+			cc.nc.Close()
+			continue
+		}
 		return cc, nil
 	}
-	cl.mu.Unlock()
 	dial := cl.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: cl.timeout(), KeepAlive: 30 * time.Second}).DialContext
@@ -176,6 +203,9 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 		nc = tc
 	}
 	cc := &clientConn{cl: cl, key: key, nc: nc, timeout: cl.timeout(), writeDone: make(chan error, 1)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		cc.raw, _ = sc.SyscallConn()
+	}
 	cc.br = bufio.NewReaderSize(cc, bufferSize)
 	cc.bw = bufio.NewWriterSize(cc, bufferSize)
 	return cc, nil
@@ -191,6 +221,7 @@ func (cl *Client) putConn(cc *clientConn) {
 		cl.idle = make(map[string][]*clientConn)
 	}
 	if l := cl.idle[cc.key]; len(l) < orDefault(cl.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost) {
+		cc.idleSince = cl.clock()
 		cl.idle[cc.key] = append(l, cc)
 		cl.mu.Unlock()
 		return

@@ -150,3 +150,42 @@ func TestClientContextCancel(t *testing.T) {
 		t.Fatal("Do did not return after its context was canceled")
 	}
 }
+
+// TestClientSkipsStaleConnection: the server closes an idle pooled
+// connection (IdleTimeout); the client notices before reuse and dials a
+// new one instead of failing the request.
+func TestClientSkipsStaleConnection(t *testing.T) {
+	s, _ := startServer(t, testMux(), func(s *icap.Server) { s.IdleTimeout = 10 * time.Millisecond })
+	closed := make(chan struct{}, 4)
+	prev := s.Config.ConnState
+	s.Config.ConnState = func(c net.Conn, st icap.ConnState) {
+		prev(c, st)
+		if st == icap.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	c := s.Client()
+	body := bytes.Repeat([]byte("z"), 100)
+	do := func() {
+		req := newReq(t, icap.MethodRESPMOD, s.ServiceURL("/full"), nil, httpResponse(body))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(resp.Body); err != nil || !bytes.Equal(b, body) {
+			t.Fatalf("echo %q %v", b, err)
+		}
+	}
+	do()
+	select {
+	case <-closed: // the server closed the idle connection
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle connection not closed by the server")
+	}
+	// Move the client's clock past its stale-check threshold.
+	icap.SetClientClock(c, func() time.Time { return time.Now().Add(time.Minute) })
+	do()
+	if s.Accepted() != 2 {
+		t.Fatalf("%d connections, want 2", s.Accepted())
+	}
+}

@@ -11,3 +11,5 @@ type readWaiter struct{}
 func newReadWaiter(syscall.RawConn) *readWaiter { return nil }
 
 func (*readWaiter) wait() error { panic("unreachable") }
+
+func peerClosed(syscall.RawConn) bool { return false }

@@ -54,3 +54,17 @@ func (w *readWaiter) wait() error {
 	}
 	return w.err
 }
+
+// peerClosed reports whether the peer has closed the connection or sent
+// unexpected data while it sat idle in a pool: a non-blocking MSG_PEEK
+// that finds EOF, data or an error. It never blocks.
+func peerClosed(rc syscall.RawConn) bool {
+	closed := false
+	rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		closed = n > 0 || (err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR)
+		return true
+	})
+	return closed
+}
