@@ -113,18 +113,12 @@ type clientConn struct {
 }
 
 func (cc *clientConn) Read(p []byte) (int, error) {
-	if t := time.Now(); cc.rdeadline.Sub(t) < cc.timeout*3/4 {
-		cc.rdeadline = t.Add(cc.timeout)
-		cc.nc.SetReadDeadline(cc.rdeadline)
-	}
+	extendDeadline(cc.nc, &cc.rdeadline, cc.timeout, true)
 	return cc.nc.Read(p)
 }
 
 func (cc *clientConn) Write(p []byte) (int, error) {
-	if t := time.Now(); cc.wdeadline.Sub(t) < cc.timeout*3/4 {
-		cc.wdeadline = t.Add(cc.timeout)
-		cc.nc.SetWriteDeadline(cc.wdeadline)
-	}
+	extendDeadline(cc.nc, &cc.wdeadline, cc.timeout, false)
 	return cc.nc.Write(p)
 }
 
@@ -343,20 +337,7 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 		bw.WriteString(req.URL.Host)
 		bw.WriteString("\r\n")
 	}
-	b := cc.scratch[:0]
-	for k, vs := range req.Header {
-		switch k {
-		case "Encapsulated", "Preview", "Allow", "Connection":
-			continue
-		}
-		wk := wireKey(k)
-		for _, v := range vs {
-			b = append(b, wk...)
-			b = append(b, ':', ' ')
-			b = appendSanitized(b, v)
-			b = append(b, '\r', '\n')
-		}
-	}
+	b := appendFields(cc.scratch[:0], req.Header, skipClient)
 	if req.Allow204 || req.Allow206 || req.AllowTrailers {
 		b = append(b, "Allow: "...)
 		sep := ""

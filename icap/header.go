@@ -2,6 +2,7 @@ package icap
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -129,15 +130,7 @@ func truncate(b []byte) []byte {
 	return b
 }
 
-func trim(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
+func trim(b []byte) []byte { return chunked.TrimSpace(b) }
 
 // commonKeys interns the canonical forms of frequent ICAP and HTTP header
 // names, so that parsing them does not allocate.
@@ -199,16 +192,7 @@ func wireKey(k string) string {
 	return k
 }
 
-func isTokenChar(c byte) bool {
-	if c >= 0x80 || c <= ' ' || c == 0x7f {
-		return false
-	}
-	switch c {
-	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
-		return false
-	}
-	return true
-}
+func isTokenChar(c byte) bool { return chunked.IsTokenChar(c) }
 
 // hopByHop lists the HTTP hop-by-hop headers (RFC 7230 section 6.1, RFC
 // 2616 section 13.5.1) that do not belong in an encapsulated message: the
@@ -396,28 +380,15 @@ func parseStatusLine(line []byte) (*http.Response, error) {
 	}, nil
 }
 
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
-func lastIndexByte(b []byte, c byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
+func lastIndexByte(b []byte, c byte) int { return bytes.LastIndexByte(b, c) }
 
 // What appendFields leaves out.
 const (
-	skipHop  = iota + 1 // HTTP hop-by-hop headers and those named by Connection
-	skipICAP            // ICAP fields the server writes itself
+	skipHop    = iota + 1 // HTTP hop-by-hop headers and those named by Connection
+	skipICAP              // ICAP fields the server writes itself
+	skipClient            // ICAP fields the client writes itself
 )
 
 // appendFields appends h in wire form, leaving out what skip says, and
@@ -432,6 +403,8 @@ func appendFields(b []byte, h http.Header, skip int) []byte {
 		case skip == skipHop && (hopByHop[k] || namedIn(conn, k)):
 			continue
 		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection"):
+			continue
+		case skip == skipClient && (k == "Encapsulated" || k == "Preview" || k == "Allow" || k == "Connection"):
 			continue
 		}
 		wk := wireKey(k)
@@ -539,5 +512,3 @@ func copyTrailer(dst *http.Header, src http.Header) {
 		(*dst)[k] = append((*dst)[k], v...)
 	}
 }
-
-var _ = chunked.MaxLineBytes

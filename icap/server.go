@@ -174,8 +174,16 @@ func orDefault[T int | int64 | time.Duration](v, d T) T {
 
 // ListenAndServe listens on s.Addr and serves ICAP.
 func (s *Server) ListenAndServe() error {
+	ln, err := s.listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+func (s *Server) listen() (net.Listener, error) {
 	if s.inShutdown.Load() {
-		return ErrServerClosed
+		return nil, ErrServerClosed
 	}
 	addr := s.Addr
 	if addr == "" {
@@ -183,22 +191,18 @@ func (s *Server) ListenAndServe() error {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("icap: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("icap: listen %s: %w", addr, err)
 	}
-	return s.Serve(ln)
+	return ln, nil
 }
 
 // ListenAndServeTLS listens on s.Addr and serves ICAPS with the given
 // certificate and key files (or s.TLSConfig's certificates if both are
 // empty).
 func (s *Server) ListenAndServeTLS(certFile, keyFile string) error {
-	addr := s.Addr
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("icap: listen %s: %w", addr, err)
+		return err
 	}
 	return s.ServeTLS(ln, certFile, keyFile)
 }
@@ -435,22 +439,33 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 	}
 	if c.bodyPhase {
-		if t := time.Now(); c.readDeadline.Sub(t) < c.srv.readTimeout()*3/4 {
-			c.readDeadline = t.Add(c.srv.readTimeout())
-			c.rwc.SetReadDeadline(c.readDeadline)
-		}
+		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
 	}
 	n, err := c.rwc.Read(p)
 	c.nread += int64(n)
 	return n, err
 }
 
+// extendDeadline implements an inactivity timeout cheaply: before each read
+// (or write) it pushes the deadline *dl to now+timeout, but only once less
+// than three quarters of the timeout is left, so that most calls cost one
+// clock read and no timer update.
+func extendDeadline(nc net.Conn, dl *time.Time, timeout time.Duration, read bool) {
+	t := time.Now()
+	if dl.Sub(t) >= timeout*3/4 {
+		return
+	}
+	*dl = t.Add(timeout)
+	if read {
+		nc.SetReadDeadline(*dl)
+	} else {
+		nc.SetWriteDeadline(*dl)
+	}
+}
+
 // Write implements io.Writer for the connection's bufio.Writer.
 func (c *conn) Write(p []byte) (int, error) {
-	if t := time.Now(); c.writeDeadline.Sub(t) < c.srv.writeTimeout()*3/4 {
-		c.writeDeadline = t.Add(c.srv.writeTimeout())
-		c.rwc.SetWriteDeadline(c.writeDeadline)
-	}
+	extendDeadline(c.rwc, &c.writeDeadline, c.srv.writeTimeout(), false)
 	n, err := c.rwc.Write(p)
 	c.nwritten += int64(n)
 	return n, err

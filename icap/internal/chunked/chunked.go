@@ -10,6 +10,7 @@ package chunked
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -99,17 +100,26 @@ func (cr *Reader) Err() error { return cr.err }
 // Consumed returns the number of decoded body bytes returned so far.
 func (cr *Reader) Consumed() int64 { return cr.consumed }
 
+// ready moves through chunk size lines and chunk ends until there is
+// chunk data to read; it reports false once the body ended or failed
+// (cr.err says which).
+func (cr *Reader) ready() bool {
+	for cr.err == nil {
+		switch {
+		case !cr.inChunk:
+			cr.err = cr.beginChunk()
+		case cr.n == 0:
+			cr.err = cr.endChunk()
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // Read reads decoded body bytes.
 func (cr *Reader) Read(p []byte) (int, error) {
-	for cr.err == nil {
-		if !cr.inChunk {
-			cr.err = cr.beginChunk()
-			continue
-		}
-		if cr.n == 0 {
-			cr.err = cr.endChunk()
-			continue
-		}
+	for cr.ready() {
 		if len(p) == 0 {
 			return 0, nil
 		}
@@ -137,15 +147,7 @@ func (cr *Reader) Read(p []byte) (int, error) {
 // buffer without another copy.
 func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	for cr.err == nil {
-		if !cr.inChunk {
-			cr.err = cr.beginChunk()
-			continue
-		}
-		if cr.n == 0 {
-			cr.err = cr.endChunk()
-			continue
-		}
+	for cr.ready() {
 		if cr.r.Buffered() == 0 && cr.n >= int64(cr.r.Size()) {
 			// A large chunk and nothing buffered: read straight into a
 			// big buffer, so that each syscall moves up to bigSize bytes
@@ -401,7 +403,7 @@ func (cr *Reader) readTrailer() error {
 			vs[len(vs)-1] += " " + string(trimSpace(line))
 			continue
 		}
-		i := indexByte(line, ':')
+		i := bytes.IndexByte(line, ':')
 		if i <= 0 {
 			return ErrBadTrailer
 		}
@@ -494,6 +496,12 @@ func WriteSanitized(w *bufio.Writer, v string) {
 	w.WriteString(v)
 }
 
+// TrimSpace removes leading and trailing spaces and tabs (HTTP OWS).
+func TrimSpace(b []byte) []byte { return trimSpace(b) }
+
+// IsTokenChar reports whether c may appear in an RFC 7230 token.
+func IsTokenChar(c byte) bool { return isToken(c) }
+
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
@@ -502,15 +510,6 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func equalFold(b []byte, s string) bool {
