@@ -112,8 +112,8 @@ func NewRequest(method, rawURL string, req *http.Request, resp *http.Response) (
 	}, nil
 }
 
-// Context returns the request's context: canceled when the connection
-// closes or the server shuts down hard. Never nil.
+// Context returns the request's context: on the server, canceled by
+// Server.Close; on the client, the one set with WithContext. Never nil.
 func (r *Request) Context() context.Context {
 	if r.ctx != nil {
 		return r.ctx

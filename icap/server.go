@@ -400,6 +400,9 @@ type conn struct {
 	// blocks on the socket: output is batched while input is available
 	// and sent as soon as the server would wait.
 	flushBeforeRead bool
+	// linger asks for a lingering close: the client may still be sending
+	// a request we answered early with an error.
+	linger bool
 
 	p       parser
 	scratch []byte
@@ -515,6 +518,9 @@ func (c *conn) serve(overloaded bool) {
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.logger().Error("icap: panic serving connection", "remote", c.remoteAddr, "panic", p, "stack", string(buf))
 		}
+		if c.linger {
+			c.lingeringClose()
+		}
 		c.rwc.Close()
 		c.releaseBuffers()
 		c.srv.trackConn(c, false)
@@ -541,6 +547,30 @@ func (c *conn) serve(overloaded bool) {
 			return // after a complete response, nothing pipelined
 		}
 	}
+}
+
+// Lingering close limits: after an error answer the server half-closes
+// and discards what the client still sends, so that closing with unread
+// data does not reset the connection and destroy the answer in flight.
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 256 << 10
+)
+
+func (c *conn) lingeringClose() {
+	if c.bw != nil {
+		c.bw.Flush()
+	}
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	var src io.Reader = c.rwc
+	if c.br != nil {
+		src = c.br
+	}
+	io.Copy(io.Discard, io.LimitReader(src, lingerBytes))
 }
 
 // waitRequest waits for the first byte of the next request, with the
@@ -632,6 +662,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		}
 		info.Status = status
 		c.writeError(status, s.istag(), err)
+		c.linger = true
 		return false
 	}
 	req.RemoteAddr = c.remoteAddr
@@ -645,6 +676,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		info.Err = why
 		info.Status = StatusServiceUnavailable
 		c.writeError(StatusServiceUnavailable, s.istag(), why)
+		c.linger = true
 		return false
 	}
 
@@ -673,6 +705,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		}
 	}
 	keep = w.finish()
+	c.linger = !keep && w.err == nil && w.code >= 400
 	info.Status = w.code
 	info.Continued = req.body != nil && req.body.continued
 	if w.err != nil {

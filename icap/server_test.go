@@ -93,9 +93,6 @@ func startServer(t testing.TB, h icap.Handler, cfg func(*icap.Server)) (*icaptes
 	log := &txLog{}
 	s.Config.Observer = log.observe
 	s.Config.Logger = discardLogger()
-	if testing.Verbose() {
-		s.Config.Logger = nil
-	}
 	if cfg != nil {
 		cfg(s.Config)
 	}
@@ -623,9 +620,6 @@ func TestShutdownPipelined503(t *testing.T) {
 func TestTLS(t *testing.T) {
 	s := icaptest.NewUnstartedServer(testMux())
 	s.Config.Logger = discardLogger()
-	if testing.Verbose() {
-		s.Config.Logger = nil
-	}
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	if !strings.HasPrefix(s.URL, "icaps://") {
@@ -808,5 +802,42 @@ func TestBrokenBodyNotTerminated(t *testing.T) {
 	}
 	if txs := log.waitFor(1); len(txs) != 1 || txs[0].Err == nil {
 		t.Fatalf("observer: %+v", txs)
+	}
+}
+
+// TestHeaderLimits: an ICAP header over MaxHeaderBytes and an
+// encapsulated header over MaxHTTPHeaderBytes are answered 400, and the
+// answer reaches the client although it was still sending (lingering
+// close, no reset).
+func TestHeaderLimits(t *testing.T) {
+	s, log := startServer(t, testMux(), func(s *icap.Server) {
+		s.MaxHeaderBytes = 1024
+		s.MaxHTTPHeaderBytes = 2048
+	})
+	big := strings.Repeat("a", 3000)
+	res := crlf("HTTP/1.1 200 OK\nX-Big: " + big + "\n\n")
+	for _, tc := range []struct{ name, req string }{
+		{"ICAP header", crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nX-Big: " + big + "\n\n")},
+		{"encapsulated header", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nHost: x\nEncapsulated: res-hdr=0, res-body="+itoa(len(res))+"\n\n") +
+			res + chunks("", strings.Repeat("b", 1<<20))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req
+			rc := dialRaw(t, s.URL)
+			go func() { // keep sending while the server answers
+				rc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				io.WriteString(rc.c, req)
+			}()
+			r := rc.read()
+			if r.Status != 400 {
+				t.Fatalf("status %d, want 400", r.Status)
+			}
+			rc.expectEOF()
+		})
+	}
+	for _, tx := range log.waitFor(2) {
+		if !errors.Is(tx.Err, icap.ErrHeaderTooLarge) {
+			t.Errorf("observer error %v, want ErrHeaderTooLarge", tx.Err)
+		}
 	}
 }
