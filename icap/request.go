@@ -84,8 +84,10 @@ type Request struct {
 	// Body has returned io.EOF.
 	Trailer http.Header
 
-	rawTarget   string  // encapsulated request target as received
-	origURL     url.URL // encapsulated request URL as parsed, to detect changes
+	urlStr      string   // URL.String() of urlFor, computed once by NewRequest
+	urlFor      *url.URL // the URL urlStr belongs to
+	rawTarget   string   // encapsulated request target as received
+	origURL     url.URL  // encapsulated request URL as parsed, to detect changes
 	body        *body
 	ctx         context.Context
 	servicePath string
@@ -102,6 +104,8 @@ func NewRequest(method, rawURL string, req *http.Request, resp *http.Response) (
 		return nil, fmt.Errorf("icap: URL %q: scheme must be icap or icaps", rawURL)
 	}
 	return &Request{
+		urlStr:   u.String(),
+		urlFor:   u,
 		Method:   method,
 		URL:      u,
 		Proto:    "ICAP/1.0",
