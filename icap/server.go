@@ -408,10 +408,13 @@ type conn struct {
 	scratch []byte
 	head    []byte
 	resp    response
+	// sendContinue is c.resp.sendContinue, bound once.
+	sendContinue func() error
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	c.sendContinue = c.resp.sendContinue // once per connection, not per request
 	if sc, ok := rwc.(syscall.Conn); ok && canWaitReadable {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.waiter = newReadWaiter(raw)
@@ -685,7 +688,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	w := &c.resp
 	w.reset(c, req)
 	if req.body != nil {
-		req.body.onContinue = w.sendContinue
+		req.body.onContinue = c.sendContinue
 	}
 	c.flushBeforeRead = true
 	panicked := c.runHandler(w, req)
