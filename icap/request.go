@@ -249,11 +249,19 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	default:
 		r.Method = string(m)
 	}
-	target := string(line[i+1 : j])
 	version := line[j+1:]
-	r.URL, err = url.ParseRequestURI(target)
-	if err != nil {
-		return r, protoErr(StatusBadRequest, ErrMalformed, "ICAP URI %q: %v", target, err)
+	if t := line[i+1 : j]; p.lastURL != nil && string(t) == p.lastTarget {
+		// A persistent connection asks for the same service again and
+		// again: copy the parsed URL instead of parsing it anew.
+		u := *p.lastURL
+		r.URL = &u
+	} else {
+		target := string(t)
+		if r.URL, err = url.ParseRequestURI(target); err != nil {
+			return r, protoErr(StatusBadRequest, ErrMalformed, "ICAP URI %q: %v", target, err)
+		}
+		u := *r.URL
+		p.lastTarget, p.lastURL = target, &u
 	}
 	if string(version) != "ICAP/1.0" {
 		if !strings.HasPrefix(string(version), "ICAP/") {
