@@ -48,6 +48,7 @@ type Result struct {
 	P50Ms     float64          `json:"p50_ms"`
 	P99Ms     float64          `json:"p99_ms"`
 	Status    map[string]int64 `json:"status"`
+	LastError string           `json:"last_error"`
 	// ServerCPUus is the server's CPU time (user+system, all its
 	// processes) per request in µs, measured here around the run: on a
 	// shared machine it is steadier than req/s, which also depends on how
@@ -125,8 +126,8 @@ func main() {
 			for _, c := range cs {
 				for _, s := range servers {
 					res := bench(icapbench, s, w, c, *dur)
-					log.Printf("round %d %-34s c=%-3d %-7s %9.0f req/s %8.1f MB/s p50 %7.3f ms p99 %7.3f ms cpu %6.1f µs/req %v errors=%d",
-						r+1, w.name, c, s.name, res.ReqPerSec, res.MBPerSec, res.P50Ms, res.P99Ms, res.ServerCPUus, res.Status, res.Errors)
+					log.Printf("round %d %-34s c=%-3d %-7s %9.0f req/s %8.1f MB/s p50 %7.3f ms p99 %7.3f ms cpu %6.1f µs/req %v errors=%d %s",
+						r+1, w.name, c, s.name, res.ReqPerSec, res.MBPerSec, res.P50Ms, res.P99Ms, res.ServerCPUus, res.Status, res.Errors, res.LastError)
 					if results[w.name] == nil {
 						results[w.name] = map[int]map[string][]Result{}
 					}
@@ -297,7 +298,8 @@ func freeAddr() string {
 const clockTicks = 100
 
 // cpuTicks returns the user+system CPU ticks of pid and its children
-// (c-icap forks its servers).
+// (c-icap forks its servers), including children that have exited and
+// been reaped (pid's cutime and cstime).
 func cpuTicks(pid int) int64 {
 	var total int64
 	ents, err := os.ReadDir("/proc")
@@ -328,6 +330,11 @@ func cpuTicks(pid int) int64 {
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
 		total += ut + st
+		if p == pid && len(f) >= 15 {
+			cut, _ := strconv.ParseInt(f[13], 10, 64)
+			cst, _ := strconv.ParseInt(f[14], 10, 64)
+			total += cut + cst
+		}
 	}
 	return total
 }
