@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
@@ -29,6 +30,9 @@ const (
 	// written by a second goroutine while the response is read, so that
 	// an echoing server never deadlocks against the client.
 	syncBodyLimit = 64 << 10
+	// staleCheckAfter: pooled connections idle longer than this are
+	// checked for a close by the server before reuse.
+	staleCheckAfter = time.Second
 )
 
 // Response is an ICAP response received by a Client.
@@ -76,6 +80,16 @@ type Client struct {
 
 	mu   sync.Mutex
 	idle map[string][]*clientConn
+
+	// Testing.
+	now func() time.Time
+}
+
+func (cl *Client) clock() time.Time {
+	if cl.now != nil {
+		return cl.now()
+	}
+	return time.Now()
 }
 
 type clientConn struct {
@@ -86,29 +100,55 @@ type clientConn struct {
 	bw        *bufio.Writer
 	cw        chunked.Writer
 	scratch   []byte
+	p         parser
 	head      []byte
 	rdeadline time.Time
 	wdeadline time.Time
 	timeout   time.Duration
 	broken    bool
-	writing   bool // a goroutine is writing the request body
-	writeDone chan error
+	raw       syscall.RawConn // for the stale check; nil for TLS
+	idleSince time.Time
+	// Cancellation (see bind), guarded by cmu: ctx is the bound context,
+	// stop its registration; inUse while a request runs; pastDeadline
+	// once a cancellation set a deadline in the past.
+	cmu          sync.Mutex
+	ctx          context.Context
+	stop         func() bool
+	inUse        bool
+	pastDeadline bool
+	writing      bool // a goroutine is writing the request body
+	writeDone    chan error
 }
 
+// Read and Write extend the inactivity deadline, then check the request's
+// context: in that order, so that a cancellation (which sets a deadline in
+// the past) is never overwritten by the extension.
 func (cc *clientConn) Read(p []byte) (int, error) {
-	if t := time.Now(); cc.rdeadline.Sub(t) < cc.timeout*3/4 {
-		cc.rdeadline = t.Add(cc.timeout)
-		cc.nc.SetReadDeadline(cc.rdeadline)
+	extendDeadline(cc.nc, &cc.rdeadline, cc.timeout, true)
+	if err := cc.canceled(); err != nil {
+		return 0, err
 	}
 	return cc.nc.Read(p)
 }
 
 func (cc *clientConn) Write(p []byte) (int, error) {
-	if t := time.Now(); cc.wdeadline.Sub(t) < cc.timeout*3/4 {
-		cc.wdeadline = t.Add(cc.timeout)
-		cc.nc.SetWriteDeadline(cc.wdeadline)
+	extendDeadline(cc.nc, &cc.wdeadline, cc.timeout, false)
+	if err := cc.canceled(); err != nil {
+		return 0, err
 	}
 	return cc.nc.Write(p)
+}
+
+func (cc *clientConn) canceled() error {
+	if cc.ctx == nil {
+		return nil
+	}
+	select {
+	case <-cc.ctx.Done():
+		return cc.ctx.Err()
+	default:
+		return nil
+	}
 }
 
 func (cl *Client) timeout() time.Duration { return orDefault(cl.Timeout, DefaultClientTimeout) }
@@ -140,15 +180,27 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 	if err != nil {
 		return nil, err
 	}
-	cl.mu.Lock()
-	if l := cl.idle[key]; len(l) > 0 {
+	for {
+		cl.mu.Lock()
+		l := cl.idle[key]
+		if len(l) == 0 {
+			cl.mu.Unlock()
+			break
+		}
 		cc := l[len(l)-1]
 		l[len(l)-1] = nil
 		cl.idle[key] = l[:len(l)-1]
 		cl.mu.Unlock()
+		// A connection idle for a while may have been closed by the
+		// server (idle timeout); check before sending on it, since a
+		// request body cannot be replayed.
+		if cc.raw != nil && cl.clock().Sub(cc.idleSince) > staleCheckAfter && peerClosed(cc.raw) {
+			cc.close()
+			continue
+		}
+		cc.bind(ctx)
 		return cc, nil
 	}
-	cl.mu.Unlock()
 	dial := cl.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: cl.timeout(), KeepAlive: 30 * time.Second}).DialContext
@@ -175,14 +227,74 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 		nc = tc
 	}
 	cc := &clientConn{cl: cl, key: key, nc: nc, timeout: cl.timeout(), writeDone: make(chan error, 1)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		cc.raw, _ = sc.SyscallConn()
+	}
 	cc.br = bufio.NewReaderSize(cc, bufferSize)
 	cc.bw = bufio.NewWriterSize(cc, bufferSize)
+	cc.bind(ctx)
 	return cc, nil
 }
 
+// bind makes a cancellation of ctx interrupt the connection's blocked
+// reads and writes during the coming request. The registration is kept
+// while consecutive requests use the same context (a load generator's
+// workers do), so that the common case costs no allocation; a
+// cancellation while the connection is idle in the pool does not harm it.
+func (cc *clientConn) bind(ctx context.Context) {
+	if ctx.Done() == nil {
+		ctx = nil
+	}
+	cc.cmu.Lock()
+	defer cc.cmu.Unlock()
+	if ctx != cc.ctx {
+		if cc.stop != nil {
+			cc.stop()
+		}
+		cc.ctx, cc.stop = ctx, nil
+		if ctx != nil {
+			cc.stop = context.AfterFunc(ctx, func() { cc.onCancel(ctx) })
+		}
+	}
+	if cc.pastDeadline { // canceled after the I/O of the last request
+		cc.nc.SetDeadline(time.Time{})
+		cc.rdeadline, cc.wdeadline = time.Time{}, time.Time{}
+		cc.pastDeadline = false
+	}
+	cc.inUse = true
+}
+
+// onCancel runs when ctx is canceled: a request in progress under it is
+// interrupted by a deadline in the past. A late call for a context the
+// connection is no longer bound to does nothing.
+func (cc *clientConn) onCancel(ctx context.Context) {
+	cc.cmu.Lock()
+	defer cc.cmu.Unlock()
+	if cc.inUse && cc.ctx == ctx {
+		cc.nc.SetDeadline(time.Unix(1, 0))
+		cc.pastDeadline = true
+	}
+}
+
+func (cc *clientConn) release() {
+	cc.cmu.Lock()
+	cc.inUse = false
+	cc.cmu.Unlock()
+}
+
+// close closes the connection and drops its context registration.
+func (cc *clientConn) close() {
+	if cc.stop != nil {
+		cc.stop()
+		cc.stop = nil
+	}
+	cc.nc.Close()
+}
+
 func (cl *Client) putConn(cc *clientConn) {
+	cc.release()
 	if cc.broken {
-		cc.nc.Close()
+		cc.close()
 		return
 	}
 	cl.mu.Lock()
@@ -190,12 +302,13 @@ func (cl *Client) putConn(cc *clientConn) {
 		cl.idle = make(map[string][]*clientConn)
 	}
 	if l := cl.idle[cc.key]; len(l) < orDefault(cl.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost) {
+		cc.idleSince = cl.clock()
 		cl.idle[cc.key] = append(l, cc)
 		cl.mu.Unlock()
 		return
 	}
 	cl.mu.Unlock()
-	cc.nc.Close()
+	cc.close()
 }
 
 // CloseIdleConnections closes the pooled idle connections.
@@ -206,7 +319,7 @@ func (cl *Client) CloseIdleConnections() {
 	cl.mu.Unlock()
 	for _, l := range idle {
 		for _, cc := range l {
-			cc.nc.Close()
+			cc.close()
 		}
 	}
 }
@@ -230,13 +343,12 @@ func (cl *Client) Options(ctx context.Context, rawURL string) (*Response, error)
 // streaming servers work.
 func (cl *Client) Do(req *Request) (*Response, error) {
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cc, err := cl.getConn(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { cc.nc.SetDeadline(time.Unix(1, 0)) })
-		defer stop()
 	}
 	resp, err := cc.roundTrip(req)
 	if err != nil {
@@ -244,7 +356,7 @@ func (cl *Client) Do(req *Request) (*Response, error) {
 		if cc.writing {
 			<-cc.writeDone
 		}
-		cc.nc.Close()
+		cc.close()
 		return nil, err
 	}
 	return resp, nil
@@ -304,27 +416,18 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 	bw := cc.bw
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(req.URL.String())
+	if req.URL == req.urlFor {
+		bw.WriteString(req.urlStr)
+	} else {
+		bw.WriteString(req.URL.String())
+	}
 	bw.WriteString(" ICAP/1.0\r\n")
 	if len(req.Header["Host"]) == 0 {
 		bw.WriteString("Host: ")
 		bw.WriteString(req.URL.Host)
 		bw.WriteString("\r\n")
 	}
-	b := cc.scratch[:0]
-	for k, vs := range req.Header {
-		switch k {
-		case "Encapsulated", "Preview", "Allow", "Connection":
-			continue
-		}
-		wk := wireKey(k)
-		for _, v := range vs {
-			b = append(b, wk...)
-			b = append(b, ':', ' ')
-			b = appendSanitized(b, v)
-			b = append(b, '\r', '\n')
-		}
-	}
+	b := appendFields(cc.scratch[:0], req.Header, skipClient)
 	if req.Allow204 || req.Allow206 || req.AllowTrailers {
 		b = append(b, "Allow: "...)
 		sep := ""
@@ -462,7 +565,7 @@ func (cc *clientConn) readFinal(req *Request) (*Response, error) {
 
 func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 	lim := limits{orDefault(cc.cl.MaxHeaderBytes, DefaultMaxHeaderBytes), orDefault(cc.cl.MaxHTTPHeaderBytes, DefaultMaxHTTPHeaderBytes)}
-	line, n, err := readLine(cc.br, lim.maxHeader, &cc.scratch)
+	line, n, err := readLine(cc.br, lim.maxHeader, &cc.p.line)
 	if err != nil {
 		if err == errLineLimit {
 			return nil, protoErr(0, ErrHeaderTooLarge, "response status line")
@@ -485,7 +588,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		resp.Status = string(line[9:])
 	}
 	resp.Header = make(http.Header, 4)
-	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.scratch); err != nil {
+	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.p); err != nil {
 		if err == errLineLimit {
 			err = protoErr(0, ErrHeaderTooLarge, "response header")
 		}
@@ -502,7 +605,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		if !resp.Encapsulated.validResponse() {
 			return nil, protoErr(0, ErrBadEncapsulated, "Encapsulated %q not valid in a response", v[0])
 		}
-		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.scratch); err != nil {
+		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p); err != nil {
 			return nil, err
 		}
 	}

@@ -28,6 +28,9 @@ func NoModification(w ResponseWriter, r *Request) error {
 func Echo(w ResponseWriter, r *Request) error {
 	msg := r.Message()
 	hasBody := msg != nil && r.HasBody()
+	if rw, ok := w.(*response); ok {
+		rw.unmodified = true
+	}
 	w.WriteHeader(StatusOK, msg, hasBody)
 	if !hasBody {
 		return nil

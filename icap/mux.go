@@ -63,6 +63,11 @@ type ServiceOptions struct {
 	XInclude []string
 	// Header holds extra OPTIONS response fields.
 	Header http.Header
+	// Via, if set, is added as "Via: 1.0 <Via>" to the HTTP messages the
+	// service returns modified (as in RFC 3507 sections 4.8.3 and 4.9.3),
+	// e.g. "icap.example.org (edgeadapt respmod)". Unchanged echoes, 204
+	// and 206 leave the message alone.
+	Via string
 }
 
 // PreviewSize returns the announced preview size, or -1 for none.
@@ -93,6 +98,7 @@ func (o *ServiceOptions) DeriveISTag() string {
 		o.methods(), o.Service, o.ServiceID, o.Version, o.MaxConnections, o.OptionsTTL,
 		o.Allow204, o.Allow206, o.AllowTrailers, o.PreviewSize(),
 		o.TransferPreview, o.TransferIgnore, o.TransferComplete, o.XInclude)
+	fmt.Fprintf(h, "%q|", o.Via)
 	keys := slices.Sorted(maps.Keys(o.Header))
 	for _, k := range keys {
 		fmt.Fprintf(h, "%s=%q|", k, o.Header[k])
@@ -237,8 +243,8 @@ func (mux *ServeMux) ServeICAP(w ResponseWriter, r *Request) {
 		w.WriteHeader(StatusNotFound, nil, false)
 		return
 	}
-	if s, ok := w.(interface{ setISTag(string) }); ok {
-		s.setISTag(svc.istag)
+	if s, ok := w.(*response); ok {
+		s.istag, s.via = svc.istag, svc.opts.Via
 	} else {
 		w.Header().Set("ISTag", svc.istag)
 	}

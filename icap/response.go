@@ -29,7 +29,9 @@ type ResponseWriter interface {
 	//
 	// Code 204 is turned into an unchanged echo when the client does not
 	// allow it (see Request.Can204), and 206 likewise when the client did
-	// not send Allow: 206. If the request is still in preview and the
+	// not send Allow: 206 (or 500 if the handler already consumed part of
+	// the body, which makes an echo impossible). A 206 inside a preview is
+	// sent only after the whole preview has arrived (Squid requires it). If the request is still in preview and the
 	// response is a 200 with a body, the rest of the original body is
 	// requested first (100 Continue), so that the handler can stream it;
 	// close Request.Body first if the handler does not need it.
@@ -55,6 +57,8 @@ type response struct {
 	header      http.Header
 	trailer     http.Header
 	istag       string
+	via         string // service's Via text, added to modified messages
+	unmodified  bool   // the message is echoed unchanged: no Via
 	wroteHeader bool
 	hasBody     bool
 	closeAfter  bool
@@ -67,8 +71,6 @@ type response struct {
 func (w *response) reset(c *conn, req *Request) {
 	*w = response{c: c, req: req, closeAfter: req.Close}
 }
-
-func (w *response) setISTag(tag string) { w.istag = tag }
 
 func (w *response) Header() http.Header {
 	if w.header == nil {
@@ -121,11 +123,21 @@ func (w *response) WriteHeader(code int, msg any, hasBody bool) {
 			return
 		}
 		hasBody = true
+		if b := w.req.body; b != nil && b.inPreview() && !b.cr.Done() {
+			// Squid accepts a 206 only once it has sent the whole
+			// preview (ModXact::handle206PartialContent; earlier it fails
+			// the transaction: ICAP_ERR_OTHER, HTTP 500), so read the
+			// rest of the preview (kept for Body) before answering.
+			if err := b.bufferPreview(w.c.srv.limits().maxHeader, false); err != nil {
+				w.err = err
+				w.closeAfter = true
+			}
+		}
 	case StatusOK:
 		if b := w.req.body; hasBody && b != nil && b.inPreview() && !b.closed {
 			// The handler is going to stream a body, most likely from the
 			// original one: get the rest of it before the response starts.
-			if err := b.bufferPreview(w.c.srv.limits().maxHeader); err != nil {
+			if err := b.bufferPreview(w.c.srv.limits().maxHeader, true); err != nil {
 				w.err = err
 				w.closeAfter = true
 			}
@@ -152,6 +164,11 @@ func (w *response) unchanged() {
 func (w *response) writeHeader(code int, msg any, hasBody bool) {
 	c := w.c
 	w.wroteHeader, w.code, w.hasBody = true, code, hasBody
+	if code >= 400 {
+		// Error answers end the connection, as c-icap's do: some clients
+		// (c-icap-client 0.5) read a body-less error answer until EOF.
+		w.closeAfter = true
+	}
 	if c.srv.inShutdown.Load() && (w.req.body == nil || w.req.body.done) && c.br.Buffered() == 0 {
 		// Shutting down and nothing pipelined: this is the connection's
 		// last transaction. (If bytes are buffered they may be a
@@ -168,9 +185,11 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 			raw = w.req.rawTarget
 		}
 		head = appendRequestHead(head, m, raw)
+		head = w.addVia(head, code)
 		enc = encapsulatedFor(ReqHdr, ReqBody, len(head), hasBody)
 	case *http.Response:
 		head = appendResponseHead(head, m)
+		head = w.addVia(head, code)
 		enc = encapsulatedFor(ResHdr, ResBody, len(head), hasBody)
 	default:
 		enc = encapsulatedFor(0, OptBody, 0, hasBody)
@@ -209,6 +228,18 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 		w.err = err
 	}
 	w.cw.Reset(bw)
+}
+
+// addVia inserts "Via: 1.0 <via>" before the blank line ending head, for
+// a modified message (RFC 3507 sections 4.8.3, 4.9.3).
+func (w *response) addVia(head []byte, code int) []byte {
+	if w.via == "" || w.unmodified || code != StatusOK {
+		return head
+	}
+	head = head[:len(head)-2]
+	head = append(head, "Via: 1.0 "...)
+	head = appendSanitized(head, w.via)
+	return append(head, "\r\n\r\n"...)
 }
 
 func encapsulatedFor(hdr, bodySection Section, hdrLen int, hasBody bool) Encapsulated {
@@ -294,6 +325,14 @@ type writerOnly struct{ io.Writer }
 // the connection can carry another request.
 func (w *response) finish() bool {
 	c := w.c
+	if b := w.req.body; b != nil && w.err == nil {
+		if err := b.cr.Err(); err != nil && err != io.EOF {
+			// The request body broke off (timeout, malformed chunk,
+			// client gone): the response must not look complete, so it
+			// is not terminated and the connection is closed.
+			w.err = err
+		}
+	}
 	if w.hasBody && w.err == nil {
 		ext := ""
 		if w.code == StatusPartialContent {
@@ -329,9 +368,10 @@ func (w *response) finish() bool {
 }
 
 // bufferPreview reads the rest of the preview into memory (at most max
-// bytes) and, unless it ended with ieof, asks the client for the rest of
-// the body with 100 Continue. Read serves the buffered bytes first.
-func (b *body) bufferPreview(max int) error {
+// bytes); Read serves the buffered bytes first. With cont, unless the
+// preview ended with ieof, it then asks the client for the rest of the
+// body with 100 Continue.
+func (b *body) bufferPreview(max int, cont bool) error {
 	for !b.cr.Done() {
 		if len(b.pre) > max {
 			return protoErr(StatusBadRequest, ErrMalformed, "preview longer than %d bytes", max)
@@ -347,6 +387,12 @@ func (b *body) bufferPreview(max int) error {
 		if err != nil {
 			return err
 		}
+	}
+	if !cont {
+		if b.cr.IEOF() {
+			b.ieof = true
+		}
+		return nil
 	}
 	return b.finishSequence()
 }

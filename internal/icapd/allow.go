@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // DefaultAllow is the client allow-list when none is given: loopback only.
@@ -55,6 +56,11 @@ func allowed(prefixes []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
+// refusalLogInterval bounds the refusal log to one line per interval, so
+// that a flood of refused connections cannot flood the log; the line says
+// how many were refused since the last one (all are counted in metrics).
+const refusalLogInterval = time.Second
+
 // allowListener accepts only connections whose remote address is in allow;
 // it closes the others at once, logs them and counts them. It sits under
 // TLS, so a refused client costs no handshake.
@@ -63,6 +69,12 @@ type allowListener struct {
 	allow   []netip.Prefix
 	log     *slog.Logger
 	refused func()
+
+	// logEvery is refusalLogInterval, or longer in tests.
+	logEvery time.Duration
+	// Accept runs on one goroutine: no locking needed.
+	lastLog    time.Time
+	suppressed int
 }
 
 func (l *allowListener) Accept() (net.Conn, error) {
@@ -75,7 +87,17 @@ func (l *allowListener) Accept() (net.Conn, error) {
 		if err == nil && allowed(l.allow, ap.Addr()) {
 			return c, nil
 		}
-		l.log.Warn("refused ICAP client not in allow-list", "remote", c.RemoteAddr().String(), "listen", l.Addr().String())
+		every := l.logEvery
+		if every == 0 {
+			every = refusalLogInterval
+		}
+		if now := time.Now(); now.Sub(l.lastLog) >= every {
+			l.log.Warn("refused ICAP client not in allow-list", "remote", c.RemoteAddr().String(), "listen", l.Addr().String(),
+				"also_refused_since_last_line", l.suppressed)
+			l.lastLog, l.suppressed = now, 0
+		} else {
+			l.suppressed++
+		}
 		if l.refused != nil {
 			l.refused()
 		}

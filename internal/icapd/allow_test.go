@@ -83,6 +83,7 @@ func TestAllowListenerRefuses(t *testing.T) {
 		allow:    []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
 		log:      slog.New(slog.NewTextHandler(&logBuf, nil)),
 		refused:  func() { refused <- struct{}{} },
+		logEvery: time.Hour, // the burst below always falls within it
 	}
 	accepted := make(chan net.Conn, 1)
 	go func() {
@@ -107,6 +108,21 @@ func TestAllowListenerRefuses(t *testing.T) {
 	}
 	if !strings.Contains(logBuf.String(), "refused ICAP client") || !strings.Contains(logBuf.String(), "127.0.0.1") {
 		t.Errorf("log does not name the refused client: %q", logBuf.String())
+	}
+	// A burst of refusals within the log interval: counted, logged once.
+	for range 5 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-refused
+		c.Close()
+	}
+	if n := strings.Count(logBuf.String(), "refused ICAP client"); n != 1 {
+		t.Errorf("%d refusal log lines for a burst of 6 refusals within the interval, want 1", n)
+	}
+	if l.suppressed != 5 {
+		t.Errorf("suppressed = %d, want 5", l.suppressed)
 	}
 	l.Close()
 

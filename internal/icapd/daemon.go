@@ -36,6 +36,7 @@ type Daemon struct {
 	// daemon's.
 	Server *icap.Server
 
+	mu       sync.Mutex                      // serialises Handle
 	known    atomic.Pointer[map[string]bool] // registered service paths
 	draining atomic.Bool
 	admin    *http.Server
@@ -86,6 +87,11 @@ func New(cfg Config, logger *slog.Logger, services ...Service) (*Daemon, error) 
 // Handle registers s, replacing the service with the same path; it may be
 // called while serving (the adaptation pipeline plugs in this way).
 func (d *Daemon) Handle(s Service) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !strings.HasPrefix(s.Path, "/") {
+		s.Path = "/" + s.Path
+	}
 	d.Mux.Handle(s.Path, s.Handler, s.Options)
 	known := make(map[string]bool)
 	for _, p := range d.Mux.Paths() {

@@ -10,11 +10,13 @@ package chunked
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"sync"
 )
 
 // Limits of the decoder. A chunk size line (size plus extensions) longer
@@ -36,6 +38,11 @@ var (
 	ErrBadTrailer     = errors.New("chunked: malformed trailer line")
 )
 
+// bigSize is the size of the buffers WriteTo uses for large chunks.
+const bigSize = 256 << 10
+
+var bigPool = sync.Pool{New: func() any { b := make([]byte, bigSize); return &b }}
+
 // Reader decodes one chunked body. Read returns io.EOF after the last
 // chunk and its trailers; the extensions of the last chunk are then
 // available from IEOF and UseOriginalBody.
@@ -49,6 +56,7 @@ type Reader struct {
 	useOriginal int64
 	trailer     http.Header
 	consumed    int64
+	long        []byte // a line longer than the bufio buffer
 }
 
 // NewReader returns a Reader reading from r.
@@ -60,7 +68,7 @@ func NewReader(r *bufio.Reader) *Reader {
 
 // Reset makes cr decode a new chunked body from r.
 func (cr *Reader) Reset(r *bufio.Reader) {
-	*cr = Reader{r: r, useOriginal: -1}
+	*cr = Reader{r: r, useOriginal: -1, long: cr.long[:0]}
 }
 
 // Restart makes cr decode a further chunked stream from the same reader
@@ -92,17 +100,26 @@ func (cr *Reader) Err() error { return cr.err }
 // Consumed returns the number of decoded body bytes returned so far.
 func (cr *Reader) Consumed() int64 { return cr.consumed }
 
+// ready moves through chunk size lines and chunk ends until there is
+// chunk data to read; it reports false once the body ended or failed
+// (cr.err says which).
+func (cr *Reader) ready() bool {
+	for cr.err == nil {
+		switch {
+		case !cr.inChunk:
+			cr.err = cr.beginChunk()
+		case cr.n == 0:
+			cr.err = cr.endChunk()
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // Read reads decoded body bytes.
 func (cr *Reader) Read(p []byte) (int, error) {
-	for cr.err == nil {
-		if !cr.inChunk {
-			cr.err = cr.beginChunk()
-			continue
-		}
-		if cr.n == 0 {
-			cr.err = cr.endChunk()
-			continue
-		}
+	for cr.ready() {
 		if len(p) == 0 {
 			return 0, nil
 		}
@@ -130,13 +147,31 @@ func (cr *Reader) Read(p []byte) (int, error) {
 // buffer without another copy.
 func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	for cr.err == nil {
-		if !cr.inChunk {
-			cr.err = cr.beginChunk()
-			continue
-		}
-		if cr.n == 0 {
-			cr.err = cr.endChunk()
+	for cr.ready() {
+		if cr.r.Buffered() == 0 && cr.n >= int64(cr.r.Size()) {
+			// A large chunk and nothing buffered: read straight into a
+			// big buffer, so that each syscall moves up to bigSize bytes
+			// instead of one bufio buffer.
+			bp := bigPool.Get().(*[]byte)
+			m, err := cr.r.Read((*bp)[:min(int64(len(*bp)), cr.n)])
+			cr.n -= int64(m)
+			cr.consumed += int64(m)
+			var werr error
+			if m > 0 {
+				_, werr = w.Write((*bp)[:m])
+				total += int64(m)
+			}
+			bigPool.Put(bp)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				cr.err = err
+				break
+			}
+			if werr != nil {
+				return total, werr
+			}
 			continue
 		}
 		if cr.r.Buffered() == 0 {
@@ -165,10 +200,19 @@ func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 }
 
 // readLine returns one line without its CRLF (or bare LF), at most
-// MaxLineBytes long. The slice is valid until the next read.
-func readLine(r *bufio.Reader) ([]byte, error) {
-	line, err := r.ReadSlice('\n')
+// MaxLineBytes long. Lines longer than the bufio buffer are assembled in
+// cr.long. The slice is valid until the next read.
+func (cr *Reader) readLine() ([]byte, error) {
+	line, err := cr.r.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
+		cr.long = append(cr.long[:0], line...)
+		for err == bufio.ErrBufferFull && len(cr.long) <= MaxLineBytes {
+			line, err = cr.r.ReadSlice('\n')
+			cr.long = append(cr.long, line...)
+		}
+		line = cr.long
+	}
+	if len(line) > MaxLineBytes+2 {
 		return nil, ErrLineTooLong
 	}
 	if err != nil {
@@ -176,9 +220,6 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
-	}
-	if len(line) > MaxLineBytes {
-		return nil, ErrLineTooLong
 	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -188,7 +229,7 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 }
 
 func (cr *Reader) beginChunk() error {
-	line, err := readLine(cr.r)
+	line, err := cr.readLine()
 	if err != nil {
 		return err
 	}
@@ -343,7 +384,7 @@ func (cr *Reader) readTrailer() error {
 	total := 0
 	var last string
 	for {
-		line, err := readLine(cr.r)
+		line, err := cr.readLine()
 		if err != nil {
 			return err
 		}
@@ -362,7 +403,7 @@ func (cr *Reader) readTrailer() error {
 			vs[len(vs)-1] += " " + string(trimSpace(line))
 			continue
 		}
-		i := indexByte(line, ':')
+		i := bytes.IndexByte(line, ':')
 		if i <= 0 {
 			return ErrBadTrailer
 		}
@@ -378,8 +419,9 @@ func (cr *Reader) readTrailer() error {
 // Writer encodes a chunked body onto a *bufio.Writer: each Write is one
 // chunk. Close writes the last chunk; it does not flush.
 type Writer struct {
-	w *bufio.Writer
-	n int64
+	w   *bufio.Writer
+	n   int64
+	hdr [18]byte // chunk size line; a field, so that it does not escape per call
 }
 
 // NewWriter returns a Writer writing to w.
@@ -397,8 +439,7 @@ func (cw *Writer) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var hdr [18]byte
-	b := strconv.AppendUint(hdr[:0], uint64(len(p)), 16)
+	b := strconv.AppendUint(cw.hdr[:0], uint64(len(p)), 16)
 	b = append(b, '\r', '\n')
 	if _, err := cw.w.Write(b); err != nil {
 		return 0, err
@@ -455,6 +496,12 @@ func WriteSanitized(w *bufio.Writer, v string) {
 	w.WriteString(v)
 }
 
+// TrimSpace removes leading and trailing spaces and tabs (HTTP OWS).
+func TrimSpace(b []byte) []byte { return trimSpace(b) }
+
+// IsTokenChar reports whether c may appear in an RFC 7230 token.
+func IsTokenChar(c byte) bool { return isToken(c) }
+
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
@@ -463,15 +510,6 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func equalFold(b []byte, s string) bool {
