@@ -53,7 +53,7 @@ func Rewrite(w io.Writer, r io.Reader, opts RewriteOptions) (RewriteStats, error
 	}
 	z := xhtml.NewTokenizer(r)
 	z.SetMaxBuf(max)
-	anchors := 0   // depth of open <a>: a placeholder there must not be a link
+	anchors := 0  // depth of open <a>: a placeholder there must not be a link
 	pictures := 0 // depth of open <picture>
 	var ph bytes.Buffer
 	var tag []byte // copy of a tag's raw bytes: TagName and TagAttr lower-case the tokenizer's buffer in place
