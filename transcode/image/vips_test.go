@@ -1,0 +1,5 @@
+//go:build vips
+
+package image
+
+func init() { testEngines = append(testEngines, NewVipsEngine(0)) }
