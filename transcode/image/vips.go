@@ -89,10 +89,19 @@ func (e VipsEngine) Transcode(ctx context.Context, src []byte, info Info, opts O
 	if keep {
 		frames = max(img.Pages(), 1)
 	}
-	for _, f := range Candidates(info, alpha, opts.Formats, vipsCanEncode) {
-		if keep && f != WebP && f != GIF {
-			continue // only WebP and GIF animate
+	candidates := Candidates(info, alpha, opts.Formats, vipsCanEncode)
+	if keep {
+		// Only WebP and GIF animate: animated WebP when acceptable, else
+		// GIF, which every client that asked for the original decodes.
+		candidates = candidates[:0]
+		for _, f := range opts.Formats {
+			if f == WebP {
+				candidates = append(candidates, WebP)
+			}
 		}
+		candidates = append(candidates, GIF)
+	}
+	for _, f := range candidates {
 		if !keep && f == GIF {
 			continue
 		}
