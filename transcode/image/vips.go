@@ -56,6 +56,9 @@ func (e VipsEngine) Transcode(ctx context.Context, src []byte, info Info, opts O
 	if !hasCandidate(info, opts, vipsCanEncode) {
 		return Result{}, fmt.Errorf("%w: no acceptable output format", ErrUnsupported)
 	}
+	if err := vipsCheckHeader(src, info); err != nil {
+		return Result{}, err
+	}
 	dw, dh := info.DisplaySize()
 	tw, th := FitSize(dw, dh, opts.MaxWidth, opts.MaxHeight)
 	params := vips.NewImportParams()
@@ -146,4 +149,21 @@ func vipsExport(img *vips.ImageRef, f Format, opts Options, lineArt bool) ([]byt
 		return nil, fmt.Errorf("%w: output %s", ErrUnsupported, f)
 	}
 	return b, err
+}
+
+// vipsCheckHeader opens src lazily (libvips reads the header only) and
+// refuses it when libvips sees another size than Probe did: the caller's
+// pixel limit was checked against Probe's figures, and a crafted GIF can
+// read as 40x30 to Go and 7680x43264 to libvips (found by FuzzImage).
+func vipsCheckHeader(src []byte, info Info) error {
+	hdr, err := vips.LoadImageFromBuffer(src, vips.NewImportParams())
+	if err != nil {
+		return fmt.Errorf("vips header: %w", err)
+	}
+	defer hdr.Close()
+	if hdr.Width() != info.Width || hdr.Height() != info.Height {
+		return fmt.Errorf("%w: libvips reads %dx%d, the header says %dx%d",
+			ErrUnsupported, hdr.Width(), hdr.Height(), info.Width, info.Height)
+	}
+	return nil
 }
