@@ -453,7 +453,7 @@ func textTable(dir string) {
 				sizes[i] = len(o.Body)
 			}
 			ms[i] = median(times)
-			cpums[i] = float64((cpuSelf()-cpu0).Microseconds()) / 1000 / float64(n) * 200e3 / float64(len(b))
+			cpums[i] = float64((cpuSelf() - cpu0).Microseconds()) / 1000 / float64(n) * 200e3 / float64(len(b))
 		}
 		if ct == "text/html" {
 			htmlGz = append(htmlGz, ms[0])
