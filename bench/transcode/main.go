@@ -72,15 +72,22 @@ func main() {
 	fmt.Println("MP/s is source megapixels per wall second; MP/CPU-s per second of CPU time (user+sys), which")
 	fmt.Println("shared, overloaded cores distort less. Ratios are to vipsthumbnail in the same round.")
 	fmt.Println()
+	fmt.Println("Latency percentiles: wall time per photo, and in brackets (1 worker only) CPU time per photo,")
+	fmt.Println("which is what the wall time would be on an idle core.")
+	fmt.Println()
 	fmt.Println("| engine | workers | MP/s | ratio | MP/CPU-s | ratio | p50 2-6 MP | p95 >= 12 MP |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, w := range []int{1, 2} {
 		vt, vtc := vipsthumbnailSpeed(imgDir, files, w)
 		fmt.Printf("| vipsthumbnail | %d | %.1f | 1.00 | %.1f | 1.00 | - | - |\n", w, vt, vtc)
 		for _, e := range engines {
-			mps, cps, lat := engineSpeed(e, files, w)
-			fmt.Printf("| %s | %d | %.1f | %.2f | %.1f | %.2f | %s | %s |\n", e.Name(), w, mps, mps/vt, cps, cps/vtc,
-				pct(lat, files, 2, 6.5, 50), pct(lat, files, 12, 25, 95))
+			mps, cps, lat, cpuLat := engineSpeed(e, files, w)
+			p50, p95 := pct(lat, files, 2, 6.5, 50), pct(lat, files, 12, 25, 95)
+			if w == 1 {
+				p50 += " (" + pct(cpuLat, files, 2, 6.5, 50) + ")"
+				p95 += " (" + pct(cpuLat, files, 12, 25, 95) + ")"
+			}
+			fmt.Printf("| %s | %d | %.1f | %.2f | %.1f | %.2f | %s | %s |\n", e.Name(), w, mps, mps/vt, cps, cps/vtc, p50, p95)
 		}
 	}
 	fmt.Println()
@@ -130,9 +137,10 @@ func median(v []float64) float64 {
 // engineSpeed runs rounds of the photo set through a Transcoder with w
 // slots and w goroutines; it returns the median MP/s and every latency by
 // file.
-func engineSpeed(e image.Engine, files []file, w int) (float64, float64, map[string][]time.Duration) {
+// With one worker it also returns each call's CPU time.
+func engineSpeed(e image.Engine, files []file, w int) (float64, float64, map[string][]time.Duration, map[string][]time.Duration) {
 	tr := &transcode.Transcoder{Engine: e, Limits: transcode.Limits{MaxConcurrent: w, Timeout: time.Minute}}
-	lat := map[string][]time.Duration{}
+	lat, cpuLat := map[string][]time.Duration{}, map[string][]time.Duration{}
 	var mu sync.Mutex
 	var speeds, cpuSpeeds []float64
 	for r := 0; r < *rounds; r++ {
@@ -145,14 +153,17 @@ func engineSpeed(e image.Engine, files []file, w int) (float64, float64, map[str
 			go func() {
 				defer wg.Done()
 				for f := range jobs {
-					t0 := time.Now()
+					t0, c0 := time.Now(), cpuSelf()
 					_, err := tr.Transcode(context.Background(), transcode.Input{Bytes: f.data, Header: http.Header{"Content-Type": {f.ct}}}, profile)
-					d := time.Since(t0)
+					d, c := time.Since(t0), cpuSelf()-c0
 					if err != nil {
 						log.Printf("%s %s: %v", e.Name(), f.name, err)
 					}
 					mu.Lock()
 					lat[f.name] = append(lat[f.name], d)
+					if w == 1 {
+						cpuLat[f.name] = append(cpuLat[f.name], c)
+					}
 					mu.Unlock()
 				}
 			}()
@@ -165,7 +176,7 @@ func engineSpeed(e image.Engine, files []file, w int) (float64, float64, map[str
 		speeds = append(speeds, totalMP(files)/time.Since(start).Seconds())
 		cpuSpeeds = append(cpuSpeeds, totalMP(files)/(cpuSelf()-cpu0).Seconds())
 	}
-	return median(speeds), median(cpuSpeeds), lat
+	return median(speeds), median(cpuSpeeds), lat, cpuLat
 }
 
 // cpuSelf returns the CPU time (user+sys) this process has used.
