@@ -169,6 +169,7 @@ func TestPasses(t *testing.T) {
 		reason string
 	}{
 		{"no-transform", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}, "Cache-Control": {"public, No-Transform"}}}, slowProfile, testLimits, ReasonNoTransform},
+		{"request no-transform", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}, CacheControl: "max-age=0, no-transform"}, slowProfile, testLimits, ReasonNoTransform},
 		{"too big", Input{Body: bytes.NewReader(jpeg), Header: http.Header{"Content-Type": {"image/jpeg"}}}, slowProfile, Limits{MaxInputBytes: 1000}, ReasonTooBig},
 		{"pixels", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}}, slowProfile, Limits{MaxPixels: 1920*1080 - 1}, ReasonTooManyPixels},
 		{"zero profile", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}}, Profile{}, testLimits, ReasonNotApplicable},
