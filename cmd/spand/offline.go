@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/edgeadapt/edgeadapt/spand/capture"
+	"github.com/edgeadapt/edgeadapt/spand/track"
+)
+
+// options are the flags of the capture modes.
+type options struct {
+	read, iface, filter, output, serve string
+
+	maxConns   int
+	idle       time.Duration
+	periodic   time.Duration
+	udp        bool
+	snaplen    int
+	libpcap    bool
+	statsEvery time.Duration
+}
+
+func (o *options) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.read, "r", "", "read packets from capture `FILE` (pcap, pcapng, optionally gzip-compressed)")
+	fs.StringVar(&o.iface, "i", "", "capture live on `IFACE` (needs root or CAP_NET_RAW)")
+	fs.StringVar(&o.filter, "f", "", "capture `FILTER` in tcpdump syntax")
+	fs.StringVar(&o.output, "o", "table", "output `FORMAT` of connection records: table, json or csv")
+	fs.StringVar(&o.serve, "serve", "", "run the performance server on `ADDR` (host:port)")
+	fs.IntVar(&o.maxConns, "max-conns", track.DefaultMaxConns, "connection table size (LRU eviction beyond)")
+	fs.DurationVar(&o.idle, "idle", track.DefaultIdleTimeout, "idle timeout of a connection")
+	fs.DurationVar(&o.periodic, "periodic", track.DefaultPeriodic, "interval of interim records for long connections (live; negative: none)")
+	fs.BoolVar(&o.udp, "udp", false, "also output UDP flows (offline/live output; the server always gets them)")
+	fs.IntVar(&o.snaplen, "snaplen", capture.DefaultSnapLen, "live capture snap length")
+	fs.BoolVar(&o.libpcap, "libpcap", false, "capture live with libpcap instead of AF_PACKET (builds with -tags libpcap)")
+	fs.DurationVar(&o.statsEvery, "stats", 0, "log capture statistics (packets, kernel drops, table) at this interval (live; 0: at the end only)")
+}
+
+func (o *options) trackerConfig(onConn func(*track.Conn)) track.Config {
+	return track.Config{
+		OnConn:      onConn,
+		MaxConns:    o.maxConns,
+		IdleTimeout: o.idle,
+		Periodic:    o.periodic,
+	}
+}
+
+// readFile tracks every connection of a capture file, handing each final
+// record to onConn (valid during the call only) in the order connections
+// ended. Used by the offline mode and by eval.
+func readFile(ctx context.Context, path, filter string, cfg track.Config) (track.Stats, error) {
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		return track.Stats{}, err
+	}
+	defer src.Close()
+	f, err := capture.CompileFilter(filter, src.LinkType())
+	if err != nil {
+		return track.Stats{}, err
+	}
+	cfg.Periodic = -1 // a file is read at once: final records only
+	t := track.New(cfg)
+	if _, err := capture.Run(ctx, src, f, t); err != nil {
+		return t.Stats(), fmt.Errorf("%s: %w", path, err)
+	}
+	t.Flush()
+	return t.Stats(), nil
+}
+
+// offline is `spand -r FILE`: one record per TCP connection (and UDP flow
+// with -udp), in the order of their first packet.
+func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger) error {
+	w, err := track.NewWriter(stdout, o.output)
+	if err != nil {
+		return err
+	}
+	var conns []track.Conn
+	cfg := o.trackerConfig(func(c *track.Conn) {
+		if c.Proto == track.TCP || o.udp {
+			conns = append(conns, *c)
+		}
+	})
+	cfg.NoUDP = !o.udp
+	st, err := readFile(ctx, o.read, o.filter, cfg)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(conns, func(a, b track.Conn) int { return int(a.ID) - int(b.ID) })
+	for i := range conns {
+		if err := w.Write(&conns[i]); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	log.Debug("capture read", "file", o.read, "packets", st.Packets, "tcp", st.TCP, "udp", st.UDP,
+		"skipped", st.Skipped, "malformed", st.Malformed, "truncated", st.Truncated, "connections", st.Conns)
+	return nil
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/spand"
+	"github.com/edgeadapt/edgeadapt/spand/track"
+)
+
+// startServe runs serve on a loopback port and returns its URL and a
+// function that stops it and returns serve's error.
+func startServe(t *testing.T, capture CaptureFunc, o *serveFlags) (string, func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- serve(ctx, ln, capture, o, slog.New(slog.DiscardHandler)) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-errc
+	}
+	t.Cleanup(func() { stop() })
+	return "http://" + ln.Addr().String(), stop
+}
+
+func query(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := runQuery(context.Background(), args, &out, &errb); err != nil {
+		t.Fatalf("query %v: %v\n%s", args, err, errb.String())
+	}
+	return out.String()
+}
+
+// TestServeCaptureSnapshotQuery feeds the server from a replayed corpus
+// capture (the capture's records go through the same callback a live
+// capture uses), asks it with `spand query`, restarts it from its
+// snapshot and checks the answers survived.
+func TestServeCaptureSnapshotQuery(t *testing.T) {
+	pcap := filepath.Join(testenv.Corpus(t, "pcap"), "zeek-ssh-ssh.pcap")
+	o := &serveFlags{snapshot: filepath.Join(t.TempDir(), "spand.snap"), snapshotEvery: time.Hour}
+	o.agg.maxAge = 200_000 * time.Hour // the capture is from 2011-2014
+	o.agg.halfLife = time.Hour
+
+	replayed := make(chan error, 1)
+	capture := func(ctx context.Context, onConn func(*track.Conn)) error {
+		_, err := readFile(ctx, pcap, "", track.Config{OnConn: onConn})
+		replayed <- err
+		<-ctx.Done()
+		return nil
+	}
+	url, stop := startServe(t, capture, o)
+	if err := <-replayed; err != nil {
+		t.Fatal(err)
+	}
+
+	table := query(t, "-server", url)
+	if !strings.Contains(table, "131.159.21.1") || !strings.Contains(table, "interactive") || !strings.Contains(table, "REPORTS") {
+		t.Fatalf("hosts table:\n%s", table)
+	}
+	var before []spand.Prediction
+	if err := json.Unmarshal([]byte(query(t, "-server", url, "-json", "-class", "interactive", "131.159.21.1")), &before); err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 1 || before[0].Source != "host" || before[0].Reports < 1 || before[0].Throughput <= 0 {
+		t.Fatalf("prediction %+v", before)
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var conns, reports int
+	for _, l := range strings.Split(string(metrics), "\n") {
+		fmt.Sscanf(l, "spand_capture_conns_total %d", &conns)
+		fmt.Sscanf(l, "spand_capture_reports_total %d", &reports)
+	}
+	if conns < 23 || reports < 20 || reports > conns { // 23 TCP connections, 3 without data or over 30 days
+		t.Fatalf("capture counters: %d records, %d reports\n%s", conns, reports, metrics)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if _, err := os.Stat(o.snapshot); err != nil {
+		t.Fatalf("no snapshot after shutdown: %v", err)
+	}
+
+	// Restart without any capture: the snapshot answers.
+	url, _ = startServe(t, nil, o)
+	var after []spand.Prediction
+	if err := json.Unmarshal([]byte(query(t, "-server", url, "-json", "-class", "interactive", "131.159.21.1")), &after); err != nil {
+		t.Fatal(err)
+	}
+	b, a := before[0], after[0]
+	if a.Source != b.Source || a.Reports != b.Reports || a.Throughput != b.Throughput || a.RTT != b.RTT {
+		t.Fatalf("after restart %+v\nwant %+v", a, b)
+	}
+	// Every class for one address, in a table; unknown ones say none.
+	if tab := query(t, "-server", url, "131.159.21.1"); strings.Count(tab, "\n") != 5 || !strings.Contains(tab, "none") {
+		t.Fatalf("per-class table:\n%s", tab)
+	}
+}
+
+func TestServeFlagsErrors(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	o := &serveFlags{redis: "127.0.0.1:1", snapshot: "x"}
+	if err := serve(context.Background(), ln, nil, o, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "exclude") {
+		t.Fatalf("-snapshot with -redis: %v", err)
+	}
+	ln, _ = net.Listen("tcp", "127.0.0.1:0")
+	o = &serveFlags{}
+	o.agg.local = "10.0.0.0/99"
+	if err := serve(context.Background(), ln, nil, o, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "-local") {
+		t.Fatalf("bad -local: %v", err)
+	}
+	var out, errb bytes.Buffer
+	if err := runQuery(context.Background(), []string{"-server", "http://127.0.0.1:1", "192.0.2.1"}, &out, &errb); err == nil {
+		t.Fatal("query of a server that is not there succeeded")
+	}
+	if err := runQuery(context.Background(), []string{"not-an-ip"}, &out, &errb); err == nil {
+		t.Fatal("query of a bad address succeeded")
+	}
+}
+
+// TestLiveServe is `spand -i lo -f 'tcp port P' -serve ADDR` end to end:
+// bulk transfers on loopback are captured with AF_PACKET, tracked, turned
+// into reports and answered over the HTTP API. Needs root.
+func TestLiveServe(t *testing.T) {
+	testenv.RequireRoot(t)
+	// A sender: 1 MB to every connection, then close.
+	src, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	payload := bytes.Repeat([]byte("spand"), 200_000)
+	go func() {
+		for {
+			c, err := src.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Write(payload); c.Close() }()
+		}
+	}()
+	port := src.Addr().(*net.TCPAddr).Port
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-serve", api, "-idle", "2s"}, io.Discard, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("spand -serve: %v", err)
+		}
+	}()
+
+	c := &spand.Client{BaseURL: "http://" + api, CacheTTL: -1}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		// Each transfer also moves the tracker's packet clock on, so the
+		// previous connection's record comes out after its close linger.
+		conn, err := net.Dial("tcp", src.Addr().String())
+		if err == nil {
+			io.Copy(io.Discard, conn)
+			conn.Close()
+		}
+		hosts, err := c.Hosts(context.Background(), 0)
+		if err == nil && len(hosts) > 0 {
+			h := hosts[0]
+			if h.Key != "127.0.0.1" || h.Throughput <= 0 || h.Reports < 1 {
+				t.Fatalf("learned %+v", h)
+			}
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("spand -serve ended: %v", err)
+		case <-time.After(100 * time.Millisecond): // poll interval
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing learned from live loopback transfers in 30 s (last error %v)", err)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+//go:build linux
+
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/spand/track"
+)
+
+// liveBytes is how much the loopback bulk transfer sends; SPAND_LIVE_BYTES
+// overrides it for longer experiments.
+func liveBytes() int64 {
+	if v, err := strconv.ParseInt(os.Getenv("SPAND_LIVE_BYTES"), 10, 64); err == nil && v > 0 {
+		return v
+	}
+	return 256 << 20
+}
+
+// pinCubic sets TCP_CONGESTION=cubic on c (the machine's default is BBR).
+func pinCubic(t *testing.T, c net.Conn) {
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptString(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CONGESTION, "cubic")
+	})
+	if serr != nil {
+		t.Logf("cubic not available: %v", serr)
+	}
+}
+
+// TestLiveLoopbackBulk captures a full-speed TCP transfer on lo with
+// AF_PACKET (TPACKET_V3, kernel filter on the port) and checks the tracker
+// saw it whole; it logs packets/s handled and kernel drops.
+func TestLiveLoopbackBulk(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, tc := range []struct {
+		name  string
+		write int   // bytes per write; small writes with TCP_NODELAY make one packet each
+		n     int64 // bytes to send
+	}{
+		{"1MB-writes", 1 << 20, liveBytes()},
+		{"1400B-writes", 1400, liveBytes() / 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) { liveBulk(t, tc.write, tc.n) })
+	}
+}
+
+func liveBulk(t *testing.T, write int, n int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	f, err := CompileFilter(fmt.Sprintf("tcp port %d", port), mustLinkType(t, "lo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenLive(LiveOptions{Interface: "lo", Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+
+	type result struct {
+		client   netip.AddrPort
+		received int64
+		err      error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer c.Close()
+		got, err := io.Copy(io.Discard, c)
+		done <- result{client: c.RemoteAddr().(*net.TCPAddr).AddrPort(), received: got, err: err}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinCubic(t, c)
+	c.(*net.TCPConn).SetNoDelay(true)
+	start := time.Now()
+	go func() {
+		buf := make([]byte, write)
+		for sent := int64(0); sent < n; sent += int64(len(buf)) {
+			if _, err := c.Write(buf); err != nil {
+				break
+			}
+		}
+		c.Close()
+	}()
+
+	dec, err := track.NewDecoder(src.LinkType())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := track.New(track.Config{Periodic: -1})
+	var res *result
+	var conn track.Conn
+	var packets uint64
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		data, ci, err := src.ReadPacketData()
+		if errors.Is(err, errTimeout) {
+			if res != nil {
+				break // everything read: nothing more came
+			}
+			select {
+			case r := <-done:
+				res = &r
+			default:
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		packets++
+		tr.Frame(dec, data, ci.Timestamp.UnixNano())
+		if res == nil {
+			select {
+			case r := <-done:
+				res = &r
+			default:
+			}
+		}
+		if res != nil && packets%64 == 0 {
+			if cn, ok := tr.Lookup(track.TCP, res.client, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))); ok && cn.FinAB && cn.FinBA {
+				conn = cn
+				break
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	if res == nil {
+		t.Fatal("transfer did not finish")
+	}
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if conn.ID == 0 {
+		cn, ok := tr.Lookup(track.TCP, res.client, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)))
+		if !ok {
+			t.Fatal("connection not in the table")
+		}
+		conn = cn
+	}
+	ks, err := src.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := tr.Stats()
+	t.Logf("live lo, %d-byte writes: %d bytes (%d rexmt) in %v (%.2f Gbit/s), %d packets handled (%.0f packets/s), kernel packets %d drops %d freezes %d, other packets %d",
+		write, res.received, conn.AB.RexmtBytes, elapsed.Round(time.Millisecond), float64(n)*8/elapsed.Seconds()/1e9, packets, float64(packets)/elapsed.Seconds(),
+		ks.Packets, ks.Drops, ks.QueueFreezes, st.Skipped)
+	if conn.A.Port() == uint16(port) {
+		t.Fatalf("A is the server: %+v", conn)
+	}
+	n = res.received
+	if ks.Drops == 0 {
+		// Loopback can retransmit under load: data bytes count those,
+		// unique bytes do not.
+		if conn.AB.UniqueBytes != uint64(n) || conn.AB.DataBytes != conn.AB.UniqueBytes+conn.AB.RexmtBytes {
+			t.Errorf("data bytes %d unique %d rexmt %d, received %d", conn.AB.DataBytes, conn.AB.UniqueBytes, conn.AB.RexmtBytes, n)
+		}
+		if !conn.SYN || !conn.SYNACK || conn.HandshakeRTT <= 0 {
+			t.Errorf("handshake not seen: %+v", conn)
+		}
+	} else if conn.AB.UniqueBytes == 0 || conn.AB.UniqueBytes > uint64(n) {
+		t.Errorf("unique bytes %d with %d drops, sent %d", conn.AB.UniqueBytes, ks.Drops, n)
+	}
+	if conn.AB.Throughput <= 0 {
+		t.Errorf("throughput %v", conn.AB.Throughput)
+	}
+}
+
+func mustLinkType(t *testing.T, iface string) layers.LinkType {
+	lt, err := LinkTypeOf(iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lt
+}
+
+// TestLivePermissionError checks the error without CAP_NET_RAW names the
+// setcap command (run as an unprivileged user when possible).
+func TestLivePermissionError(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: see TestLivePermissionMessage")
+	}
+	_, err := OpenLive(LiveOptions{Interface: "lo"})
+	if !errors.Is(err, ErrPermission) {
+		t.Fatalf("err = %v, want ErrPermission", err)
+	}
+}

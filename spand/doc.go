@@ -1,0 +1,38 @@
+// Package spand implements shared passive network performance discovery
+// after SPAND (Seshan, Stemm and Katz, "SPAND: Shared Passive Network
+// Performance Discovery", USITS 1997): hosts on a LAN learn how fast remote
+// hosts are, and how fast the LAN's own clients are, from the transfers
+// that already happen, without sending a single probe.
+//
+// The parts:
+//
+//   - Package capture reads packets (files, AF_PACKET, libpcap) and package
+//     track turns them into per-connection records (track.Conn) with
+//     tcptrace's definitions.
+//   - ReportFromConn condenses a record into a Report: local host (the LAN
+//     side, by LocalPrefixes, else the initiator), remote host, class
+//     (bulk, web, interactive, realtime), start, duration, bytes,
+//     throughput, RTT minimum and median, loss, response time and response
+//     body rate. Clients that measure for themselves (icapd in proxy mode)
+//     POST reports of the same shape.
+//   - An Aggregator keeps reports by (remote host, class), by (remote /24
+//     or /64, class) and by (local host, class). Reports weigh
+//     2^(-age/HalfLife); reports older than MaxAge are dropped and keys
+//     with none left expire. Each table holds at most MaxKeys keys (least
+//     recently updated evicted) of at most MaxSamples reports each.
+//   - Predict answers with a decay-weighted median throughput, its 25th
+//     and 75th percentiles, RTT, loss, the number of live reports behind
+//     the answer, their age and the key that answered: the remote host,
+//     else the local host, else the remote prefix, else "none".
+//   - A Store holds the aggregation: MemoryStore (snapshotted atomically to
+//     a file, so a restart keeps what was learned) or redisstore.Store
+//     (one view shared by many capture hosts and icapd nodes).
+//   - Server is the performance server's HTTP JSON API and Client its Go
+//     client with a local cache, which icapd uses.
+//   - Evaluate replays reports in time order and measures what fraction of
+//     connections the server could answer and how many answers were
+//     within a factor of 2: the paper's two headline figures.
+//
+// Every limit (keys, samples, body bytes, batch size, rate, cache entries)
+// is a field whose zero value means its Default constant.
+package spand

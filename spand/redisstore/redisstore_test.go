@@ -1,0 +1,301 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/spand"
+)
+
+// redisServer is a redis-server process on loopback, with persistence off,
+// in a temporary directory.
+type redisServer struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	exit chan struct{}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRedis starts redis-server on a free loopback port and waits until
+// it answers PING; Cleanup kills it.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	rs := &redisServer{t: t, bin: testenv.LookPath(t, "redis-server", "redis-server"), dir: t.TempDir(), port: freePort(t)}
+	rs.start()
+	t.Cleanup(rs.stop)
+	return rs
+}
+
+func (rs *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }
+
+func (rs *redisServer) start() {
+	t := rs.t
+	t.Helper()
+	rs.cmd = exec.Command(rs.bin, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--loglevel", "warning")
+	if err := rs.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	rs.exit = make(chan struct{})
+	go func(cmd *exec.Cmd, exit chan struct{}) { cmd.Wait(); close(exit) }(rs.cmd, rs.exit)
+	c := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1, DisableIdentity: true})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-rs.exit:
+			t.Fatalf("redis-server exited at start: %v", err)
+		case <-time.After(20 * time.Millisecond): // poll interval, not synchronisation
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server not answering after 10 s: %v", err)
+		}
+	}
+}
+
+func (rs *redisServer) stop() {
+	if rs.cmd == nil || rs.cmd.Process == nil {
+		return
+	}
+	rs.cmd.Process.Kill()
+	<-rs.exit
+	rs.cmd = nil
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newStore(t testing.TB, addr string, clk *clock) *Store {
+	t.Helper()
+	s, err := New(Options{Addr: addr, Prefix: "test:", Logger: slog.New(slog.DiscardHandler), RetryInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetClock(clk.Now)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func report(local, remote string, class spand.Class, end time.Time, thr float64) spand.Report {
+	return spand.Report{
+		Local: netip.MustParseAddr(local), Remote: netip.MustParseAddr(remote), Class: class,
+		Start: end.Add(-time.Second), Duration: 1, Bytes: int64(thr), Throughput: thr, RTTMin: 30, RTTMedian: 40,
+	}
+}
+
+// TestTwoInstancesShareOneView runs two performance servers on one Redis:
+// reports sent to one are answered identically by both.
+func TestTwoInstancesShareOneView(t *testing.T) {
+	rs := startRedis(t)
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	s1, s2 := newStore(t, rs.addr(), clk), newStore(t, rs.addr(), clk)
+	h1 := httptest.NewServer(&spand.Server{Store: s1, Logger: slog.New(slog.DiscardHandler)})
+	defer h1.Close()
+	h2 := httptest.NewServer(&spand.Server{Store: s2, Logger: slog.New(slog.DiscardHandler)})
+	defer h2.Close()
+	ctx := context.Background()
+
+	c1 := &spand.Client{BaseURL: h1.URL, CacheTTL: -1}
+	c2 := &spand.Client{BaseURL: h2.URL, CacheTTL: -1}
+	// Half the reports to each server.
+	for i := range 10 {
+		c := c1
+		if i%2 == 1 {
+			c = c2
+		}
+		r := report("10.0.0."+strconv.Itoa(i%3+1), "192.0.2."+strconv.Itoa(i%4), spand.ClassBulk, clk.Now(), float64(1000*(i+1)))
+		if err := c.Report(ctx, []spand.Report{r}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Minute)
+	}
+	for _, s := range []*Store{s1, s2} {
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range []string{"192.0.2.0", "192.0.2.3", "192.0.2.77", "10.0.0.2", "198.51.100.1"} {
+		addr := netip.MustParseAddr(a)
+		p1, err1 := c1.Predict(ctx, addr, spand.ClassBulk)
+		p2, err2 := c2.Predict(ctx, addr, spand.ClassBulk)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if p1 != p2 {
+			t.Errorf("%s: instances disagree:\n %+v\n %+v", a, p1, p2)
+		}
+		if a != "198.51.100.1" && !p1.Known() {
+			t.Errorf("%s: not known from the shared reports", a)
+		}
+	}
+	// The shared prefix key holds every report, whichever server took it.
+	p, _ := c2.Predict(ctx, netip.MustParseAddr("192.0.2.200"), spand.ClassBulk)
+	if p.Source != "prefix" || p.Reports != 10 {
+		t.Fatalf("prefix answer %+v, want 10 reports", p)
+	}
+	e1, _ := c1.Hosts(ctx, 0)
+	e2, _ := c2.Hosts(ctx, 0)
+	// 4 remote hosts, 3 local hosts, 1 prefix.
+	if len(e1) != 8 || fmt.Sprint(e1) != fmt.Sprint(e2) {
+		t.Fatalf("hosts differ or wrong count (%d):\n %v\n %v", len(e1), e1, e2)
+	}
+	// Both agree with an in-memory aggregator fed the same reports.
+	if p.Throughput != 5000 && p.Throughput != 6000 {
+		t.Fatalf("prefix median %v, want the weighted median of 1000..10000", p.Throughput)
+	}
+}
+
+// TestRedisDown: with Redis gone, reports are accepted and answered from
+// memory, and written once Redis is back.
+func TestRedisDown(t *testing.T) {
+	rs := startRedis(t)
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	s1 := newStore(t, rs.addr(), clk)
+	ctx := context.Background()
+	rs.stop()
+
+	r := report("10.0.0.1", "192.0.2.9", spand.ClassWeb, clk.Now(), 7777)
+	if err := s1.Add(ctx, []spand.Report{r}); err != nil {
+		t.Fatalf("Add with Redis down: %v", err)
+	}
+	p, err := s1.Predict(ctx, r.Remote, spand.ClassWeb)
+	if err != nil || p.Source != "host" || p.Throughput != 7777 {
+		t.Fatalf("prediction with Redis down: %+v %v", p, err)
+	}
+	if err := s1.Flush(ctx); err == nil {
+		t.Fatal("Flush with Redis down reported success")
+	}
+	if n := s1.Pending(); n != 1 {
+		t.Fatalf("%d reports queued, want 1", n)
+	}
+
+	rs.start() // same port, empty database
+	// The background writer retries every 50 ms; wait for the queue to
+	// drain, with a deadline.
+	deadline := time.Now().Add(10 * time.Second)
+	for s1.Pending() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("queue not written within 10 s of Redis coming back")
+		}
+		<-time.After(20 * time.Millisecond) // poll interval
+
+	}
+	s2 := newStore(t, rs.addr(), clk)
+	p, err = s2.Predict(ctx, r.Remote, spand.ClassWeb)
+	if err != nil || p.Source != "host" || p.Throughput != 7777 || p.Reports != 1 {
+		t.Fatalf("second instance after recovery: %+v %v", p, err)
+	}
+}
+
+func TestQueueBounded(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	// Nothing listens on a fresh free port: Redis is down from the start.
+	s, err := New(Options{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), MaxPending: 5, Logger: slog.New(slog.DiscardHandler), RetryInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetClock(clk.Now)
+	defer s.Close()
+	for i := range 8 {
+		s.Add(context.Background(), []spand.Report{report("10.0.0.1", "192.0.2.9", spand.ClassWeb, clk.Now(), float64(i+1))})
+	}
+	if n := s.Pending(); n != 5 {
+		t.Fatalf("queue holds %d, MaxPending 5", n)
+	}
+	var b strings.Builder
+	s.Metrics(&b)
+	if !strings.Contains(b.String(), "spand_redis_dropped_total 3") {
+		t.Fatalf("metrics:\n%s", b.String())
+	}
+}
+
+// BenchmarkPredictRedis: a prediction from the shared store (three
+// pipelined LRANGEs of up to 32 samples, one round trip to a loopback
+// redis-server). BenchmarkRedisPing, the bare round trip, is its floor in
+// the same run.
+func BenchmarkPredictRedis(b *testing.B) {
+	rs := startRedis(b)
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	s := newStore(b, rs.addr(), clk)
+	ctx := context.Background()
+	var reports []spand.Report
+	for i := range 32 {
+		reports = append(reports, report("10.0.0.1", "192.0.2.9", spand.ClassWeb, clk.Now(), float64(1000+i)))
+	}
+	s.Add(ctx, reports)
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	addr := netip.MustParseAddr("192.0.2.9")
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, _ := s.Predict(ctx, addr, spand.ClassWeb); p.Source != "host" || p.Reports != 32 {
+			b.Fatalf("%+v", p)
+		}
+	}
+}
+
+func BenchmarkRedisPing(b *testing.B) {
+	rs := startRedis(b)
+	c := redis.NewClient(&redis.Options{Addr: rs.addr(), DisableIdentity: true})
+	defer c.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := c.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestSampleEncoding(t *testing.T) {
+	s := spand.Sample{T: 1763726400123456789, Throughput: 1.5e6, RTTMin: 20.5, RTTMedian: 31, Loss: 0.02, ResponseTime: 80, ResponseRate: 2.5e6}
+	got := decodeSamples([]string{string(encodeSample(s)), "short", `{"t":1}`})
+	if len(got) != 1 || got[0] != s {
+		t.Fatalf("decode(encode(%+v)) = %+v", s, got)
+	}
+}
