@@ -120,10 +120,10 @@ type Conn struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu        sync.Mutex
-	last      unix.TCPInfo // at the previous poll
-	stats     ConnStats
-	pacing    uint64 // bytes/s last set, 0 = unset; written by the poller
+	mu     sync.Mutex
+	last   unix.TCPInfo // at the previous poll
+	stats  ConnStats
+	pacing uint64 // bytes/s last set, 0 = unset; written by the poller
 }
 
 // ConnStats counts what a Conn reported to its flow since it was wrapped.
