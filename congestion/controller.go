@@ -55,7 +55,8 @@ type Feedback struct {
 //     not below MinWindow), at most once per srtt: the reports of other
 //     flows about the same congestion event do not halve it again;
 //   - NoFeedback (a timeout) sets it to one MSS, ssthresh to half;
-//   - without feedback it halves every srtt down to MinWindow, keeping
+//   - without feedback it halves every srtt (after the first srtt, the
+//     normal wait for an ACK) down to MinWindow, keeping
 //     ssthresh at least 3/4 of the window it had (RFC 2861), so that slow
 //     start brings it back quickly when feedback resumes.
 type AIMD struct {
@@ -65,6 +66,7 @@ type AIMD struct {
 	acc          int // bytes acked towards the next additive increase
 	lastDecrease time.Time
 	agedUntil    time.Time // feedback or aging accounted up to here
+	aging        bool      // aged since the last feedback
 }
 
 var _ Controller = (*AIMD)(nil)
@@ -90,7 +92,7 @@ func (a *AIMD) SetState(s WindowState) {
 // OnFeedback implements Controller.
 func (a *AIMD) OnFeedback(fb Feedback) {
 	if fb.HasFeedback || fb.Mode == NoFeedback {
-		a.agedUntil = fb.Now
+		a.agedUntil, a.aging = fb.Now, false
 	}
 	switch fb.Mode {
 	case LossFeedback, ExplicitCongestion:
@@ -136,8 +138,16 @@ func (a *AIMD) Age(now time.Time, srtt time.Duration) {
 		return
 	}
 	n := int(now.Sub(a.agedUntil) / srtt)
+	if !a.aging {
+		// The first srtt after feedback is the normal wait for the next
+		// ACK (a new window's first ACK comes one RTT after it was sent).
+		n--
+	}
 	if n <= 0 {
 		return
+	}
+	if !a.aging {
+		a.agedUntil, a.aging = a.agedUntil.Add(srtt), true
 	}
 	a.agedUntil = a.agedUntil.Add(time.Duration(n) * srtt)
 	if a.cwnd <= a.cfg.MinWindow {

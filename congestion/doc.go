@@ -48,7 +48,8 @@
 // it, halving on LossFeedback or ExplicitCongestion at most once per srtt
 // per macroflow however many flows report the same loss, back to one MSS on
 // NoFeedback (a timeout), and exponential aging: the window halves for every
-// srtt without feedback, down to [Config.MinWindow].
+// srtt without feedback (after the first, the normal wait for an ACK), down
+// to [Config.MinWindow].
 //
 // # Temporal sharing (RFC 9040)
 //

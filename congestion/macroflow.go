@@ -40,6 +40,7 @@ type MacroflowStats struct {
 	Window, SSThresh int // bytes
 	Outstanding      int // bytes sent and not yet acked or lost
 	Granted          int // bytes granted and not yet notified
+	Waiting          int // flows with a request pending
 	SRTT, RTTVar     time.Duration
 	Rate             float64 // Window/SRTT in bytes per second; 0 without an RTT sample
 	ExpiredGrants    int     // grants that expired unused
@@ -77,6 +78,11 @@ func (mf *Macroflow) Stats() MacroflowStats {
 	s.Key, s.Flows = mf.key, len(mf.flows)
 	s.Window, s.SSThresh = st.Window, st.SSThresh
 	s.Outstanding, s.Granted = mf.outstanding, mf.granted
+	for f := range mf.flows {
+		if f.pending > 0 {
+			s.Waiting++
+		}
+	}
 	s.SRTT, s.RTTVar = mf.srtt, mf.rttvar
 	s.Rate = mf.rateLocked()
 	return s
