@@ -17,46 +17,51 @@ type Scheduler interface {
 	Charge(f *Flow, n int)
 }
 
-// WRR is the default Scheduler: deficit round robin weighted by
-// [FlowInfo.Weight], made hierarchical by [FlowInfo.Priority]. Flows of one
-// priority form a class; classes take turns with quanta in proportion to
-// 2^Priority, and within a class flows take turns with quanta in
-// proportion to their weights. A class's share thus does not depend on
-// how many flows it holds. A flow keeps its deficit while it is not
-// waiting (so that one that re-requests after each grant loses nothing),
-// but a positive deficit is capped at one quantum so an idle flow cannot
-// save up a burst.
+// WRR is the default Scheduler: weighted round robin among the flows of a
+// macroflow by [FlowInfo.Weight], made hierarchical by [FlowInfo.Priority].
+//
+// Flows of one priority form a class. Classes share the window in
+// proportion to 2^Priority, whatever the number of flows in each, and the
+// flows of a class share the class's part in proportion to their weights.
+//
+// The round robin is kept in virtual time (start-time fair queueing): each
+// flow and class carries a tag that grows by bytes granted / weight, and
+// the waiting one with the smallest tag goes next. Unlike a deficit round
+// robin, this keeps a flow's turn when it stops waiting between two
+// grants, as senders that ask again after each grant do. A flow that was
+// idle rejoins at the current virtual time, so it cannot save up credit.
 type WRR struct {
 	mss     int
 	flows   map[*Flow]*wrrFlow
 	classes map[int]*wrrClass
-	ring    []*wrrClass // classes with waiting flows, in turn order
+	active  []*wrrClass // classes with waiting flows
+	vt      float64     // virtual time among classes
 }
 
 type wrrFlow struct {
 	f       *Flow
 	class   *wrrClass
-	deficit int
+	weight  float64
+	tag     float64
 	waiting bool
 }
 
 type wrrClass struct {
 	prio    int
-	deficit int
+	weight  float64
+	tag     float64
+	vt      float64 // virtual time among the class's flows
 	nflows  int
-	ring    []*wrrFlow // waiting flows, in turn order
-	inRing  bool
+	waiting []*wrrFlow
 }
 
 var _ Scheduler = (*WRR)(nil)
 
-// NewWRR returns a WRR scheduler whose unit quantum is mss bytes.
+// NewWRR returns a WRR scheduler. mss is kept for interface symmetry with
+// byte-quantum schedulers; shares do not depend on it.
 func NewWRR(mss int) *WRR {
 	return &WRR{mss: mss, flows: make(map[*Flow]*wrrFlow), classes: make(map[int]*wrrClass)}
 }
-
-func (s *WRR) classQuantum(c *wrrClass) int { return s.mss << c.prio }
-func (s *WRR) flowQuantum(e *wrrFlow) int   { return s.mss * e.f.Weight() }
 
 // Add implements Scheduler.
 func (s *WRR) Add(f *Flow) {
@@ -65,13 +70,11 @@ func (s *WRR) Add(f *Flow) {
 	}
 	c := s.classes[f.Priority()]
 	if c == nil {
-		c = &wrrClass{prio: f.Priority()}
+		c = &wrrClass{prio: f.Priority(), weight: float64(int(1) << f.Priority()), tag: s.vt}
 		s.classes[c.prio] = c
 	}
 	c.nflows++
-	e := &wrrFlow{f: f, class: c}
-	e.deficit = s.flowQuantum(e)
-	s.flows[f] = e
+	s.flows[f] = &wrrFlow{f: f, class: c, weight: float64(max(f.Weight(), 1)), tag: c.vt}
 }
 
 // Remove implements Scheduler.
@@ -96,12 +99,12 @@ func (s *WRR) Wait(f *Flow) {
 	}
 	e.waiting = true
 	c := e.class
-	c.ring = append(c.ring, e)
-	if !c.inRing {
-		c.inRing = true
-		c.deficit = min(c.deficit, s.classQuantum(c))
-		s.ring = append(s.ring, c)
+	e.tag = max(e.tag, c.vt)
+	if len(c.waiting) == 0 {
+		c.tag = max(c.tag, s.vt)
+		s.active = append(s.active, c)
 	}
+	c.waiting = append(c.waiting, e)
 }
 
 // Cancel implements Scheduler.
@@ -112,69 +115,59 @@ func (s *WRR) Cancel(f *Flow) {
 	}
 	e.waiting = false
 	c := e.class
-	c.ring = deleteItem(c.ring, e)
-	if len(c.ring) == 0 {
-		c.inRing = false
-		s.ring = deleteItem(s.ring, c)
+	c.waiting = deleteAt(c.waiting, indexOf(c.waiting, e))
+	if len(c.waiting) == 0 {
+		s.active = deleteAt(s.active, indexOf(s.active, c))
 	}
 }
 
-func deleteItem[T comparable](s []T, x T) []T {
+func indexOf[T comparable](s []T, x T) int {
 	for i, y := range s {
 		if y == x {
-			copy(s[i:], s[i+1:])
-			var zero T
-			s[len(s)-1] = zero
-			return s[:len(s)-1]
+			return i
 		}
 	}
-	return s
+	return -1
 }
 
-// deleteFirst removes the first element of s, keeping its backing array.
-func deleteFirst[T any](s []T) []T {
-	copy(s, s[1:])
+// deleteAt removes s[i] keeping the order (ties go to the earliest
+// waiter) and the backing array.
+func deleteAt[T any](s []T, i int) []T {
+	if i < 0 {
+		return s
+	}
+	copy(s[i:], s[i+1:])
 	var zero T
 	s[len(s)-1] = zero
 	return s[:len(s)-1]
 }
 
-// rotate moves the first element of s to its end.
-func rotate[T any](s []T) {
-	if len(s) < 2 {
-		return
-	}
-	first := s[0]
-	copy(s, s[1:])
-	s[len(s)-1] = first
-}
-
 // Next implements Scheduler.
 func (s *WRR) Next() *Flow {
-	for len(s.ring) > 0 {
-		c := s.ring[0]
-		if c.deficit <= 0 {
-			c.deficit += s.classQuantum(c)
-			rotate(s.ring)
-			continue
-		}
-		for {
-			e := c.ring[0]
-			if e.deficit <= 0 {
-				e.deficit += s.flowQuantum(e)
-				rotate(c.ring)
-				continue
-			}
-			e.waiting = false
-			c.ring = deleteFirst(c.ring)
-			if len(c.ring) == 0 {
-				c.inRing = false
-				s.ring = deleteFirst(s.ring)
-			}
-			return e.f
+	if len(s.active) == 0 {
+		return nil
+	}
+	ci := 0
+	for i, c := range s.active {
+		if c.tag < s.active[ci].tag {
+			ci = i
 		}
 	}
-	return nil
+	c := s.active[ci]
+	fi := 0
+	for i, e := range c.waiting {
+		if e.tag < c.waiting[fi].tag {
+			fi = i
+		}
+	}
+	e := c.waiting[fi]
+	s.vt, c.vt = c.tag, e.tag
+	e.waiting = false
+	c.waiting = deleteAt(c.waiting, fi)
+	if len(c.waiting) == 0 {
+		s.active = deleteAt(s.active, ci)
+	}
+	return e.f
 }
 
 // Charge implements Scheduler.
@@ -183,6 +176,6 @@ func (s *WRR) Charge(f *Flow, n int) {
 	if !ok {
 		return
 	}
-	e.deficit = min(e.deficit-n, s.flowQuantum(e))
-	e.class.deficit = min(e.class.deficit-n, s.classQuantum(e.class))
+	e.tag += float64(n) / e.weight
+	e.class.tag += float64(n) / e.class.weight
 }
