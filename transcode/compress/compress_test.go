@@ -1,0 +1,187 @@
+package compress
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/klauspost/compress/gzip"
+)
+
+func TestNegotiate(t *testing.T) {
+	tests := []struct {
+		accept string
+		pref   []string
+		want   string
+	}{
+		{"", nil, Identity},
+		{"gzip", nil, Gzip},
+		{"gzip, deflate, br", nil, Brotli},
+		{"gzip, deflate, br, zstd", nil, Brotli},
+		{"gzip, deflate, br, zstd", []string{Zstd, Brotli, Gzip}, Zstd},
+		{"br;q=0.5, gzip", nil, Gzip},
+		{"br;q=0, *", nil, Zstd},
+		{"*;q=0", nil, Identity},
+		{"x-gzip", nil, Gzip},
+		{"GZIP;Q=0.8, BR;q=0.9", nil, Brotli},
+		{"gzip;q=bogus", nil, Identity},
+		{"deflate, compress", nil, Identity},
+	}
+	for _, tt := range tests {
+		if got := Negotiate(tt.accept, tt.pref); got != tt.want {
+			t.Errorf("Negotiate(%q, %v) = %q, want %q", tt.accept, tt.pref, got, tt.want)
+		}
+	}
+}
+
+func encode(t testing.TB, coding string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, coding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestRoundTripCorpus(t *testing.T) {
+	dir := testenv.Corpus(t, "html")
+	src, err := os.ReadFile(filepath.Join(dir, "sample_jquery.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{Identity, Gzip, Brotli, Zstd} {
+		enc := encode(t, c, src)
+		if c != Identity && len(enc) > len(src)/3 {
+			t.Errorf("%s: %d bytes from %d, want at least 3:1 on jQuery", c, len(enc), len(src))
+		}
+		r, err := NewReader(bytes.NewReader(enc), c, Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c, err)
+		}
+		if !bytes.Equal(got, src) {
+			t.Errorf("%s: round trip differs (%d vs %d bytes)", c, len(got), len(src))
+		}
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	if _, err := NewReader(bytes.NewReader(nil), "compress", Limits{}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("NewReader(compress) err = %v, want ErrUnsupported", err)
+	}
+	if _, err := NewWriter(io.Discard, "deflate"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("NewWriter(deflate) err = %v, want ErrUnsupported", err)
+	}
+}
+
+// gzipBomb streams n zero bytes through gzip -9 without holding them.
+func gzipBomb(t testing.TB, n int64) []byte {
+	var buf bytes.Buffer
+	w, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, 1<<20)
+	for left := n; left > 0; left -= int64(len(zero)) {
+		if _, err := w.Write(zero[:min(left, int64(len(zero)))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestGzipBomb decodes a real 1 GiB gzip bomb (about 1 MB compressed) and
+// checks that both limits stop it early.
+func TestGzipBomb(t *testing.T) {
+	bomb := gzipBomb(t, 1<<30)
+	t.Logf("bomb: 1 GiB of zeros in %d gzip bytes", len(bomb))
+	tests := []struct {
+		name    string
+		lim     Limits
+		limit   string
+		maxSeen int64 // most decoded bytes allowed before the stop
+	}{
+		{"ratio", Limits{}, "ratio", 4 << 20},
+		{"size", Limits{MaxDecodedBytes: 512 << 10, MaxRatio: 1 << 40}, "size", 512<<10 + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := NewReader(bytes.NewReader(bomb), Gzip, tt.lim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, r)
+			var be *BombError
+			if !errors.As(err, &be) || !errors.Is(err, ErrBomb) {
+				t.Fatalf("err = %v after %d bytes, want *BombError", err, n)
+			}
+			if be.Limit != tt.limit {
+				t.Errorf("limit = %q, want %q", be.Limit, tt.limit)
+			}
+			if be.Decoded > tt.maxSeen {
+				t.Errorf("decoded %d bytes before stopping", be.Decoded)
+			}
+			// The error is sticky.
+			if _, err2 := r.Read(make([]byte, 10)); !errors.Is(err2, ErrBomb) {
+				t.Errorf("second read err = %v", err2)
+			}
+		})
+	}
+}
+
+func TestBombOtherCodings(t *testing.T) {
+	zeros := make([]byte, 32<<20)
+	for _, c := range []string{Brotli, Zstd} {
+		enc := encode(t, c, zeros)
+		r, err := NewReader(bytes.NewReader(enc), c, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, r); !errors.Is(err, ErrBomb) {
+			t.Errorf("%s: %d compressed bytes of 32 MiB zeros: err = %v, want ErrBomb", c, len(enc), err)
+		}
+	}
+}
+
+// A small page that compresses extremely well is not a bomb.
+func TestSmallHighRatioIsNotBomb(t *testing.T) {
+	page := bytes.Repeat([]byte(" "), 512<<10)
+	r, err := NewReader(bytes.NewReader(encode(t, Gzip, page)), Gzip, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || len(got) != len(page) {
+		t.Fatalf("got %d bytes, err %v", len(got), err)
+	}
+}
+
+func TestCorruptStream(t *testing.T) {
+	enc := encode(t, Gzip, bytes.Repeat([]byte("hello world "), 1000))
+	enc[len(enc)/2] ^= 0xff
+	r, err := NewReader(bytes.NewReader(enc), Gzip, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, r); err == nil {
+		t.Error("corrupt gzip decoded without error")
+	}
+}
