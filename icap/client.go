@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
@@ -29,6 +30,9 @@ const (
 	// written by a second goroutine while the response is read, so that
 	// an echoing server never deadlocks against the client.
 	syncBodyLimit = 64 << 10
+	// staleCheckAfter: pooled connections idle longer than this are
+	// checked for a close by the server before reuse.
+	staleCheckAfter = time.Second
 )
 
 // Response is an ICAP response received by a Client.
@@ -76,6 +80,16 @@ type Client struct {
 
 	mu   sync.Mutex
 	idle map[string][]*clientConn
+
+	// Testing.
+	now func() time.Time
+}
+
+func (cl *Client) clock() time.Time {
+	if cl.now != nil {
+		return cl.now()
+	}
+	return time.Now()
 }
 
 type clientConn struct {
@@ -86,28 +100,25 @@ type clientConn struct {
 	bw        *bufio.Writer
 	cw        chunked.Writer
 	scratch   []byte
+	p         parser
 	head      []byte
 	rdeadline time.Time
 	wdeadline time.Time
 	timeout   time.Duration
 	broken    bool
+	raw       syscall.RawConn // for the stale check; nil for TLS
+	idleSince time.Time
 	writing   bool // a goroutine is writing the request body
 	writeDone chan error
 }
 
 func (cc *clientConn) Read(p []byte) (int, error) {
-	if t := time.Now(); cc.rdeadline.Sub(t) < cc.timeout*3/4 {
-		cc.rdeadline = t.Add(cc.timeout)
-		cc.nc.SetReadDeadline(cc.rdeadline)
-	}
+	extendDeadline(cc.nc, &cc.rdeadline, cc.timeout, true)
 	return cc.nc.Read(p)
 }
 
 func (cc *clientConn) Write(p []byte) (int, error) {
-	if t := time.Now(); cc.wdeadline.Sub(t) < cc.timeout*3/4 {
-		cc.wdeadline = t.Add(cc.timeout)
-		cc.nc.SetWriteDeadline(cc.wdeadline)
-	}
+	extendDeadline(cc.nc, &cc.wdeadline, cc.timeout, false)
 	return cc.nc.Write(p)
 }
 
@@ -140,15 +151,26 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 	if err != nil {
 		return nil, err
 	}
-	cl.mu.Lock()
-	if l := cl.idle[key]; len(l) > 0 {
+	for {
+		cl.mu.Lock()
+		l := cl.idle[key]
+		if len(l) == 0 {
+			cl.mu.Unlock()
+			break
+		}
 		cc := l[len(l)-1]
 		l[len(l)-1] = nil
 		cl.idle[key] = l[:len(l)-1]
 		cl.mu.Unlock()
+		// A connection idle for a while may have been closed by the
+		// server (idle timeout); check before sending on it, since a
+		// request body cannot be replayed.
+		if cc.raw != nil && cl.clock().Sub(cc.idleSince) > staleCheckAfter && peerClosed(cc.raw) {
+			cc.nc.Close()
+			continue
+		}
 		return cc, nil
 	}
-	cl.mu.Unlock()
 	dial := cl.DialContext
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: cl.timeout(), KeepAlive: 30 * time.Second}).DialContext
@@ -175,6 +197,9 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 		nc = tc
 	}
 	cc := &clientConn{cl: cl, key: key, nc: nc, timeout: cl.timeout(), writeDone: make(chan error, 1)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		cc.raw, _ = sc.SyscallConn()
+	}
 	cc.br = bufio.NewReaderSize(cc, bufferSize)
 	cc.bw = bufio.NewWriterSize(cc, bufferSize)
 	return cc, nil
@@ -190,6 +215,7 @@ func (cl *Client) putConn(cc *clientConn) {
 		cl.idle = make(map[string][]*clientConn)
 	}
 	if l := cl.idle[cc.key]; len(l) < orDefault(cl.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost) {
+		cc.idleSince = cl.clock()
 		cl.idle[cc.key] = append(l, cc)
 		cl.mu.Unlock()
 		return
@@ -311,20 +337,7 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 		bw.WriteString(req.URL.Host)
 		bw.WriteString("\r\n")
 	}
-	b := cc.scratch[:0]
-	for k, vs := range req.Header {
-		switch k {
-		case "Encapsulated", "Preview", "Allow", "Connection":
-			continue
-		}
-		wk := wireKey(k)
-		for _, v := range vs {
-			b = append(b, wk...)
-			b = append(b, ':', ' ')
-			b = appendSanitized(b, v)
-			b = append(b, '\r', '\n')
-		}
-	}
+	b := appendFields(cc.scratch[:0], req.Header, skipClient)
 	if req.Allow204 || req.Allow206 || req.AllowTrailers {
 		b = append(b, "Allow: "...)
 		sep := ""
@@ -462,7 +475,7 @@ func (cc *clientConn) readFinal(req *Request) (*Response, error) {
 
 func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 	lim := limits{orDefault(cc.cl.MaxHeaderBytes, DefaultMaxHeaderBytes), orDefault(cc.cl.MaxHTTPHeaderBytes, DefaultMaxHTTPHeaderBytes)}
-	line, n, err := readLine(cc.br, lim.maxHeader, &cc.scratch)
+	line, n, err := readLine(cc.br, lim.maxHeader, &cc.p.line)
 	if err != nil {
 		if err == errLineLimit {
 			return nil, protoErr(0, ErrHeaderTooLarge, "response status line")
@@ -485,7 +498,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		resp.Status = string(line[9:])
 	}
 	resp.Header = make(http.Header, 4)
-	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.scratch); err != nil {
+	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.p); err != nil {
 		if err == errLineLimit {
 			err = protoErr(0, ErrHeaderTooLarge, "response header")
 		}
@@ -502,7 +515,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		if !resp.Encapsulated.validResponse() {
 			return nil, protoErr(0, ErrBadEncapsulated, "Encapsulated %q not valid in a response", v[0])
 		}
-		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.scratch); err != nil {
+		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p); err != nil {
 			return nil, err
 		}
 	}

@@ -2,6 +2,7 @@ package icap
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -53,26 +54,42 @@ func readLine(br *bufio.Reader, limit int, scratch *[]byte) ([]byte, int, error)
 	return line, n, nil
 }
 
+// parser holds the scratch buffers of header parsing, reused per
+// connection so that parsing allocates only the strings it returns.
+type parser struct {
+	line []byte     // a line longer than the bufio buffer
+	vals []byte     // the values of the current header block
+	ents []fieldEnt // their keys and positions in vals
+}
+
+type fieldEnt struct {
+	key        string
+	start, end int
+}
+
 // readFields reads header fields up to and including the empty line,
 // consuming at most limit bytes, into h. It returns the bytes consumed.
-func readFields(br *bufio.Reader, limit int, h http.Header, scratch *[]byte) (int, error) {
+// All values of the block share one string allocation and one []string
+// backing array.
+func readFields(br *bufio.Reader, limit int, h http.Header, p *parser) (int, error) {
 	total := 0
-	var last string
+	p.vals, p.ents = p.vals[:0], p.ents[:0]
 	for {
-		line, n, err := readLine(br, limit-total, scratch)
+		line, n, err := readLine(br, limit-total, &p.line)
 		total += n
 		if err != nil {
 			return total, err
 		}
 		if len(line) == 0 {
-			return total, nil
+			break
 		}
 		if line[0] == ' ' || line[0] == '\t' { // obsolete line folding (RFC 2616 LWS)
-			if last == "" {
+			if len(p.ents) == 0 {
 				return total, protoErr(StatusBadRequest, ErrMalformed, "continuation line before any header")
 			}
-			vs := h[last]
-			vs[len(vs)-1] = vs[len(vs)-1] + " " + string(trim(line))
+			p.vals = append(p.vals, ' ')
+			p.vals = append(p.vals, trim(line)...)
+			p.ents[len(p.ents)-1].end = len(p.vals)
 			continue
 		}
 		i := 0
@@ -86,9 +103,24 @@ func readFields(br *bufio.Reader, limit int, h http.Header, scratch *[]byte) (in
 			return total, protoErr(StatusBadRequest, ErrMalformed, "malformed header line %q", truncate(line))
 		}
 		key := canonicalKey(line[:i])
-		h[key] = append(h[key], string(trim(line[i+1:])))
-		last = key
+		start := len(p.vals)
+		p.vals = append(p.vals, trim(line[i+1:])...)
+		p.ents = append(p.ents, fieldEnt{key, start, len(p.vals)})
 	}
+	if len(p.ents) == 0 {
+		return total, nil
+	}
+	all := string(p.vals)
+	strs := make([]string, len(p.ents))
+	for i, e := range p.ents {
+		strs[i] = all[e.start:e.end]
+		if vs, ok := h[e.key]; ok {
+			h[e.key] = append(vs, strs[i])
+		} else {
+			h[e.key] = strs[i : i+1 : i+1]
+		}
+	}
+	return total, nil
 }
 
 func truncate(b []byte) []byte {
@@ -98,15 +130,7 @@ func truncate(b []byte) []byte {
 	return b
 }
 
-func trim(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
+func trim(b []byte) []byte { return chunked.TrimSpace(b) }
 
 // commonKeys interns the canonical forms of frequent ICAP and HTTP header
 // names, so that parsing them does not allocate.
@@ -168,16 +192,7 @@ func wireKey(k string) string {
 	return k
 }
 
-func isTokenChar(c byte) bool {
-	if c >= 0x80 || c <= ' ' || c == 0x7f {
-		return false
-	}
-	switch c {
-	case '(', ')', '<', '>', '@', ',', ';', ':', '\\', '"', '/', '[', ']', '?', '=', '{', '}':
-		return false
-	}
-	return true
-}
+func isTokenChar(c byte) bool { return chunked.IsTokenChar(c) }
 
 // hopByHop lists the HTTP hop-by-hop headers (RFC 7230 section 6.1, RFC
 // 2616 section 13.5.1) that do not belong in an encapsulated message: the
@@ -231,7 +246,7 @@ func internProto(b []byte) string {
 // readHTTPHead reads one encapsulated HTTP header section of exactly
 // size bytes (the difference of two Encapsulated offsets). It never reads
 // past the section: a header ending early or late is ErrBadEncapsulated.
-func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]byte) (*http.Request, *http.Response, error) {
+func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*http.Request, *http.Response, error) {
 	limit := min(size, max)
 	tooBig := func(n int) error {
 		if size > max {
@@ -239,7 +254,7 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]by
 		}
 		return protoErr(StatusBadRequest, ErrBadEncapsulated, "encapsulated HTTP header longer than its Encapsulated offsets say (%d bytes)", size)
 	}
-	line, n, err := readLine(br, limit, scratch)
+	line, n, err := readLine(br, limit, &p.line)
 	if err == errLineLimit {
 		return nil, nil, tooBig(n)
 	}
@@ -263,7 +278,7 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, scratch *[]by
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := readFields(br, limit-n, h, scratch)
+	m, err := readFields(br, limit-n, h, p)
 	if err == errLineLimit {
 		return nil, nil, tooBig(n + m)
 	}
@@ -365,28 +380,15 @@ func parseStatusLine(line []byte) (*http.Response, error) {
 	}, nil
 }
 
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
+func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
 
-func lastIndexByte(b []byte, c byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
+func lastIndexByte(b []byte, c byte) int { return bytes.LastIndexByte(b, c) }
 
 // What appendFields leaves out.
 const (
-	skipHop  = iota + 1 // HTTP hop-by-hop headers and those named by Connection
-	skipICAP            // ICAP fields the server writes itself
+	skipHop    = iota + 1 // HTTP hop-by-hop headers and those named by Connection
+	skipICAP              // ICAP fields the server writes itself
+	skipClient            // ICAP fields the client writes itself
 )
 
 // appendFields appends h in wire form, leaving out what skip says, and
@@ -401,6 +403,8 @@ func appendFields(b []byte, h http.Header, skip int) []byte {
 		case skip == skipHop && (hopByHop[k] || namedIn(conn, k)):
 			continue
 		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection"):
+			continue
+		case skip == skipClient && (k == "Encapsulated" || k == "Preview" || k == "Allow" || k == "Connection"):
 			continue
 		}
 		wk := wireKey(k)
@@ -508,5 +512,3 @@ func copyTrailer(dst *http.Header, src http.Header) {
 		(*dst)[k] = append((*dst)[k], v...)
 	}
 }
-
-var _ = chunked.MaxLineBytes

@@ -112,8 +112,8 @@ func NewRequest(method, rawURL string, req *http.Request, resp *http.Response) (
 	}, nil
 }
 
-// Context returns the request's context: canceled when the connection
-// closes or the server shuts down hard. Never nil.
+// Context returns the request's context: on the server, canceled by
+// Server.Close; on the client, the one set with WithContext. Never nil.
 func (r *Request) Context() context.Context {
 	if r.ctx != nil {
 		return r.ctx
@@ -140,8 +140,9 @@ func (r *Request) ServicePath() string {
 }
 
 // InPreview reports whether the client is still in preview mode: it sent
-// a Preview header and has not been asked to continue, and the preview did
-// not end with ieof. While true, a 204 is always allowed.
+// a Preview header and has not been asked to continue (a preview that
+// ended with ieof stays in preview mode). While true, a 204 is always
+// allowed.
 func (r *Request) InPreview() bool {
 	if r.body == nil {
 		return r.Preview >= 0
@@ -213,15 +214,15 @@ type limits struct {
 // limits. The body is streamed from b; without a server behind it,
 // reading past a preview that did not end with ieof returns io.EOF.
 func ReadRequest(b *bufio.Reader) (*Request, error) {
-	var scratch []byte
-	return readRequest(b, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &scratch)
+	var p parser
+	return readRequest(b, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p)
 }
 
 // readRequest parses a request. On a protocol error it returns the partly
 // filled Request (method, URL) with the error, so that the caller can log
 // and account for it.
-func readRequest(br *bufio.Reader, lim limits, scratch *[]byte) (*Request, error) {
-	line, n, err := readLine(br, lim.maxHeader, scratch)
+func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
+	line, n, err := readLine(br, lim.maxHeader, &p.line)
 	if err == errLineLimit {
 		return nil, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP request line over %d bytes", lim.maxHeader)
 	}
@@ -258,7 +259,7 @@ func readRequest(br *bufio.Reader, lim limits, scratch *[]byte) (*Request, error
 	}
 	r.Proto = "ICAP/1.0"
 	r.Header = make(http.Header, 8)
-	m, err := readFields(br, lim.maxHeader-n, r.Header, scratch)
+	m, err := readFields(br, lim.maxHeader-n, r.Header, p)
 	if err == errLineLimit {
 		return r, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP header over %d bytes", lim.maxHeader)
 	}
@@ -292,7 +293,7 @@ func readRequest(br *bufio.Reader, lim limits, scratch *[]byte) (*Request, error
 		r.Encapsulated.N = 1
 		r.Encapsulated.Entries[0].Section = NullBody
 	}
-	if err := r.readHTTPHeads(br, lim, scratch); err != nil {
+	if err := r.readHTTPHeads(br, lim, p); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -333,10 +334,10 @@ func (r *Request) parseICAPFields() error {
 
 // readHTTPHeads reads the encapsulated header sections, each exactly as
 // long as the offsets say, and sets up the body.
-func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, scratch *[]byte) error {
+func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser) error {
 	e := &r.Encapsulated
 	var err error
-	r.Request, r.Response, err = readHeads(br, e, lim, scratch)
+	r.Request, r.Response, err = readHeads(br, e, lim, p)
 	if err != nil {
 		return err
 	}
@@ -384,8 +385,11 @@ type body struct {
 	onContinue func() error
 }
 
+// inPreview reports whether the client is waiting in preview mode: it
+// keeps the whole message (even after "0; ieof") until it gets an answer
+// other than 100 Continue, so a 204 is allowed.
 func (b *body) inPreview() bool {
-	return b.preview && !b.continued && !b.ieof
+	return b.preview && !b.continued
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -481,13 +485,13 @@ func (b *body) Close() error {
 
 // readHeads reads the encapsulated HTTP header sections that e announces,
 // each exactly as long as its offsets say.
-func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, scratch *[]byte) (*http.Request, *http.Response, error) {
+func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, p *parser) (*http.Request, *http.Response, error) {
 	var req *http.Request
 	var resp *http.Response
 	for k := 0; k < e.N-1; k++ {
 		s := e.Entries[k]
 		size := e.Entries[k+1].Offset - s.Offset
-		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, scratch)
+		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, p)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // the ICAP header promised more
 		}

@@ -152,6 +152,11 @@ func (w *response) unchanged() {
 func (w *response) writeHeader(code int, msg any, hasBody bool) {
 	c := w.c
 	w.wroteHeader, w.code, w.hasBody = true, code, hasBody
+	if code >= 400 {
+		// Error answers end the connection, as c-icap's do: some clients
+		// (c-icap-client 0.5) read a body-less error answer until EOF.
+		w.closeAfter = true
+	}
 	if c.srv.inShutdown.Load() && (w.req.body == nil || w.req.body.done) && c.br.Buffered() == 0 {
 		// Shutting down and nothing pipelined: this is the connection's
 		// last transaction. (If bytes are buffered they may be a
@@ -308,6 +313,14 @@ type writerOnly struct{ io.Writer }
 // the connection can carry another request.
 func (w *response) finish() bool {
 	c := w.c
+	if b := w.req.body; b != nil && w.err == nil {
+		if err := b.cr.Err(); err != nil && err != io.EOF {
+			// The request body broke off (timeout, malformed chunk,
+			// client gone): the response must not look complete, so it
+			// is not terminated and the connection is closed.
+			w.err = err
+		}
+	}
 	if w.hasBody && w.err == nil {
 		ext := ""
 		if w.code == StatusPartialContent {

@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -73,7 +75,7 @@ type TransactionInfo struct {
 	Duration   time.Duration
 	Method     string // as received, "" if the request line was unreadable
 	Service    string // ICAP URI path, e.g. "/echo"
-	Status     int    // ICAP status sent
+	Status     int    // ICAP status sent; 0 if the request broke off and no answer was possible
 	BytesIn    int64  // bytes of the ICAP request read from the connection
 	BytesOut   int64  // bytes of the ICAP response written
 	RemoteAddr string
@@ -172,8 +174,16 @@ func orDefault[T int | int64 | time.Duration](v, d T) T {
 
 // ListenAndServe listens on s.Addr and serves ICAP.
 func (s *Server) ListenAndServe() error {
+	ln, err := s.listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+func (s *Server) listen() (net.Listener, error) {
 	if s.inShutdown.Load() {
-		return ErrServerClosed
+		return nil, ErrServerClosed
 	}
 	addr := s.Addr
 	if addr == "" {
@@ -181,22 +191,18 @@ func (s *Server) ListenAndServe() error {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("icap: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("icap: listen %s: %w", addr, err)
 	}
-	return s.Serve(ln)
+	return ln, nil
 }
 
 // ListenAndServeTLS listens on s.Addr and serves ICAPS with the given
 // certificate and key files (or s.TLSConfig's certificates if both are
 // empty).
 func (s *Server) ListenAndServeTLS(certFile, keyFile string) error {
-	addr := s.Addr
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("icap: listen %s: %w", addr, err)
+		return err
 	}
 	return s.ServeTLS(ln, certFile, keyFile)
 }
@@ -367,6 +373,7 @@ var (
 type conn struct {
 	srv        *Server
 	rwc        net.Conn
+	waiter     *readWaiter // waits for readability while idle; nil for TLS
 	remoteAddr string
 	tlsState   *tls.ConnectionState
 	ctx        context.Context
@@ -393,7 +400,11 @@ type conn struct {
 	// blocks on the socket: output is batched while input is available
 	// and sent as soon as the server would wait.
 	flushBeforeRead bool
+	// linger asks for a lingering close: the client may still be sending
+	// a request we answered early with an error.
+	linger bool
 
+	p       parser
 	scratch []byte
 	head    []byte
 	resp    response
@@ -401,6 +412,11 @@ type conn struct {
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	if sc, ok := rwc.(syscall.Conn); ok && canWaitReadable {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.waiter = newReadWaiter(raw)
+		}
+	}
 	c.setState(StateNew)
 	return c
 }
@@ -426,22 +442,33 @@ func (c *conn) Read(p []byte) (int, error) {
 		}
 	}
 	if c.bodyPhase {
-		if t := time.Now(); c.readDeadline.Sub(t) < c.srv.readTimeout()*3/4 {
-			c.readDeadline = t.Add(c.srv.readTimeout())
-			c.rwc.SetReadDeadline(c.readDeadline)
-		}
+		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
 	}
 	n, err := c.rwc.Read(p)
 	c.nread += int64(n)
 	return n, err
 }
 
+// extendDeadline implements an inactivity timeout cheaply: before each read
+// (or write) it pushes the deadline *dl to now+timeout, but only once less
+// than three quarters of the timeout is left, so that most calls cost one
+// clock read and no timer update.
+func extendDeadline(nc net.Conn, dl *time.Time, timeout time.Duration, read bool) {
+	t := time.Now()
+	if dl.Sub(t) >= timeout*3/4 {
+		return
+	}
+	*dl = t.Add(timeout)
+	if read {
+		nc.SetReadDeadline(*dl)
+	} else {
+		nc.SetWriteDeadline(*dl)
+	}
+}
+
 // Write implements io.Writer for the connection's bufio.Writer.
 func (c *conn) Write(p []byte) (int, error) {
-	if t := time.Now(); c.writeDeadline.Sub(t) < c.srv.writeTimeout()*3/4 {
-		c.writeDeadline = t.Add(c.srv.writeTimeout())
-		c.rwc.SetWriteDeadline(c.writeDeadline)
-	}
+	extendDeadline(c.rwc, &c.writeDeadline, c.srv.writeTimeout(), false)
 	n, err := c.rwc.Write(p)
 	c.nwritten += int64(n)
 	return n, err
@@ -474,6 +501,9 @@ func (c *conn) releaseBuffers() {
 	if cap(c.scratch) > 4096 {
 		c.scratch = nil
 	}
+	if cap(c.p.line)+cap(c.p.vals) > 8192 || cap(c.p.ents) > 64 {
+		c.p = parser{}
+	}
 	if cap(c.head) > 4096 {
 		c.head = nil
 	}
@@ -487,6 +517,9 @@ func (c *conn) serve(overloaded bool) {
 			buf := make([]byte, 16<<10)
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.logger().Error("icap: panic serving connection", "remote", c.remoteAddr, "panic", p, "stack", string(buf))
+		}
+		if c.linger {
+			c.lingeringClose()
 		}
 		c.rwc.Close()
 		c.releaseBuffers()
@@ -516,6 +549,30 @@ func (c *conn) serve(overloaded bool) {
 	}
 }
 
+// Lingering close limits: after an error answer the server half-closes
+// and discards what the client still sends, so that closing with unread
+// data does not reset the connection and destroy the answer in flight.
+const (
+	lingerTimeout = time.Second
+	lingerBytes   = 256 << 10
+)
+
+func (c *conn) lingeringClose() {
+	if c.bw != nil {
+		c.bw.Flush()
+	}
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	var src io.Reader = c.rwc
+	if c.br != nil {
+		src = c.br
+	}
+	io.Copy(io.Discard, io.LimitReader(src, lingerBytes))
+}
+
 // waitRequest waits for the first byte of the next request, with the
 // buffers released while idle. It reports false if the connection should
 // close.
@@ -536,12 +593,20 @@ func (c *conn) waitRequest() bool {
 		return false
 	}
 	c.rwc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
-	var one [1]byte
-	n, err := c.rwc.Read(one[:])
-	if n == 0 || err != nil {
-		return false
+	if c.waiter != nil {
+		// Wait until the socket is readable without reading into a
+		// buffer: no buffer is held while idle.
+		if err := c.waiter.wait(); err != nil {
+			return false
+		}
+	} else {
+		var one [1]byte
+		n, err := c.rwc.Read(one[:])
+		if n == 0 || err != nil {
+			return false
+		}
+		c.pending, c.hasPending = one[0], true
 	}
-	c.pending, c.hasPending = one[0], true
 	if !c.state.CompareAndSwap(int32(StateIdle), int32(StateActive)) {
 		return false // closed by Shutdown
 	}
@@ -559,8 +624,9 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	start := time.Now()
 	info := TransactionInfo{Start: start, RemoteAddr: c.remoteAddr, Preview: -1}
 	in0, out0 := c.nread-int64(c.br.Buffered()), c.nwritten+int64(c.bw.Buffered())
+	observe := s.Observer != nil
 	defer func() {
-		if s.Observer != nil {
+		if observe {
 			info.Duration = time.Since(start)
 			info.BytesIn = c.nread - int64(c.br.Buffered()) - in0
 			info.BytesOut = c.nwritten + int64(c.bw.Buffered()) - out0
@@ -570,7 +636,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 
 	c.bodyPhase = false
 	c.rwc.SetReadDeadline(start.Add(s.readHeaderTimeout()))
-	req, err := readRequest(c.br, s.limits(), &c.scratch)
+	req, err := readRequest(c.br, s.limits(), &c.p)
 	if req != nil {
 		info.Method = req.Method
 		if req.URL != nil {
@@ -580,16 +646,23 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		info.ClientIP = req.ClientIP
 	}
 	if err != nil {
+		if err == io.EOF {
+			// The client closed the connection between requests: no
+			// transaction, nothing to observe.
+			observe = false
+			return false
+		}
 		status := StatusForError(err)
 		info.Err = err
 		if status == 0 {
-			return false
+			return false // broken off mid-request: observed with Status 0
 		}
 		if status == StatusBadRequest || status == StatusNotImplemented || status == StatusVersionNotSupported {
 			s.logger().Warn("icap: bad request", "remote", c.remoteAddr, "status", status, "err", err)
 		}
 		info.Status = status
 		c.writeError(status, s.istag(), err)
+		c.linger = true
 		return false
 	}
 	req.RemoteAddr = c.remoteAddr
@@ -603,6 +676,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		info.Err = why
 		info.Status = StatusServiceUnavailable
 		c.writeError(StatusServiceUnavailable, s.istag(), why)
+		c.linger = true
 		return false
 	}
 
@@ -626,11 +700,12 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 			w.closeAfter = true
 			w.writeHeader(StatusInternalServerError, nil, false)
 			info.Err = errPanic
-		} else {
-			NoModification(w, req)
+		} else if err := NoModification(w, req); err != nil && w.err == nil {
+			w.err = err // fail open broke off: do not terminate the body
 		}
 	}
 	keep = w.finish()
+	c.linger = !keep && w.err == nil && w.code >= 400
 	info.Status = w.code
 	info.Continued = req.body != nil && req.body.continued
 	if w.err != nil {

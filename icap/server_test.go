@@ -93,9 +93,6 @@ func startServer(t testing.TB, h icap.Handler, cfg func(*icap.Server)) (*icaptes
 	log := &txLog{}
 	s.Config.Observer = log.observe
 	s.Config.Logger = discardLogger()
-	if testing.Verbose() {
-		s.Config.Logger = nil
-	}
 	if cfg != nil {
 		cfg(s.Config)
 	}
@@ -121,8 +118,8 @@ func TestErrorCodes(t *testing.T) {
 		{"400 offsets too short", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nEncapsulated: res-hdr=0, res-body=5\n\nHTTP/1.1 200 OK\n\n0\n\n"), 400, false},
 		{"400 offsets too long", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nEncapsulated: res-hdr=0, res-body=500\n\nHTTP/1.1 200 OK\n\n0\n\n"), 400, false},
 		{"400 missing Encapsulated", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"), 400, false},
-		{"404 unknown service", respmod("/nope", "", "hello", body), 404, true},
-		{"405 method not offered", respmod("/reqonly", "", "hello", body), 405, true},
+		{"404 unknown service", respmod("/nope", "", "hello", body), 404, false},
+		{"405 method not offered", respmod("/reqonly", "", "hello", body), 405, false},
 		{"500 handler panic", respmod("/panic", "", "hello", body), 500, false},
 		{"501 unknown method", crlf("LEARN icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"), 501, false},
 		{"505 version", crlf("OPTIONS icap://127.0.0.1/echo ICAP/2.0\nHost: x\n\n"), 505, false},
@@ -269,8 +266,9 @@ func Test204Rules(t *testing.T) {
 		{"preview ieof without Allow", "/echo", "Preview: 10\n", chunks("ieof", "hello"), 204},
 		{"Allow 204 no preview", "/echo", "Allow: 204\n", chunks("", "hello"), 204},
 		{"neither: echo", "/echo", "", chunks("", "hello"), 200},
-		{"after consuming the body without Allow: 500, never a truncated echo", "/read204", "Preview: 2\n", chunks("", "he"), 500},
+		{"after consuming the body without Allow: 500, never a truncated echo", "/read204", "Preview: 2\n", chunks("", "he"), -500},
 		{"after reading past preview with Allow", "/read204", "Preview: 2\nAllow: 204\n", chunks("", "he"), 204},
+		{"after reading a whole ieof preview", "/read204", "Preview: 10\n", chunks("ieof", "hello"), 204},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := dialRaw(t, s.URL)
@@ -279,6 +277,13 @@ func Test204Rules(t *testing.T) {
 			if r.Status == 100 {
 				rc.send(chunks("", "llo"))
 				r = rc.read()
+			}
+			if tc.status < 0 { // an error: the connection closes after it
+				if r.Status != -tc.status {
+					t.Fatalf("status %d, want %d", r.Status, -tc.status)
+				}
+				rc.expectEOF()
+				return
 			}
 			if r.Status != tc.status {
 				t.Fatalf("status %d, want %d", r.Status, tc.status)
@@ -530,19 +535,40 @@ func TestFailOpenAndPanic(t *testing.T) {
 	}
 }
 
-// TestShutdownDrains: Shutdown closes the listener and idle connections,
-// lets an in-flight transaction finish with Connection: close, and
-// returns once it is done.
-func TestShutdownDrains(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
+// slowServer serves testMux plus /slow, whose handler signals entered and
+// waits for release before echoing.
+func slowServer(t *testing.T) (s *icaptest.Server, entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
 	mux := testMux()
 	mux.HandleFunc("/slow", func(w icap.ResponseWriter, r *icap.Request) {
 		close(entered)
 		<-release
 		icap.Echo(w, r)
 	}, icap.ServiceOptions{})
-	s, _ := startServer(t, mux, nil)
+	s, _ = startServer(t, mux, nil)
+	return s, entered, release
+}
+
+// waitListenerClosed dials until the server refuses connections.
+func waitListenerClosed(t *testing.T, s *icaptest.Server) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "icap://"))
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("listener still accepting")
+		}
+	}
+}
+
+// TestShutdownDrains: Shutdown closes the listener and idle connections,
+// lets an in-flight transaction finish with Connection: close, and
+// returns once it is done.
+func TestShutdownDrains(t *testing.T) {
+	s, entered, release := slowServer(t)
 	idle := dialRaw(t, s.URL)
 	idle.send(crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"))
 	idle.read()
@@ -554,18 +580,7 @@ func TestShutdownDrains(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Config.Shutdown(context.Background()) }()
 	idle.expectEOF()
-	// The listener is closed: new connections are refused.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "icap://"))
-		if err != nil {
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("listener still accepting")
-		}
-	}
+	waitListenerClosed(t, s) // new connections are refused
 	select {
 	case err := <-done:
 		t.Fatalf("Shutdown returned %v with a transaction in flight", err)
@@ -583,28 +598,13 @@ func TestShutdownDrains(t *testing.T) {
 }
 
 func TestShutdownPipelined503(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	mux := testMux()
-	mux.HandleFunc("/slow", func(w icap.ResponseWriter, r *icap.Request) {
-		close(entered)
-		<-release
-		icap.Echo(w, r)
-	}, icap.ServiceOptions{})
-	s, _ := startServer(t, mux, nil)
+	s, entered, release := slowServer(t)
 	rc := dialRaw(t, s.URL)
 	rc.send(respmod("/slow", "", "data", chunks("", "data")) + crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"))
 	<-entered
 	done := make(chan error, 1)
 	go func() { done <- s.Config.Shutdown(context.Background()) }()
-	// Wait until the listener is closed, so Shutdown has begun.
-	for {
-		c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "icap://"))
-		if err != nil {
-			break
-		}
-		c.Close()
-	}
+	waitListenerClosed(t, s) // Shutdown has begun
 	close(release)
 	if r := rc.read(); r.Status != 200 {
 		t.Fatalf("in-flight: %d", r.Status)
@@ -620,9 +620,6 @@ func TestShutdownPipelined503(t *testing.T) {
 func TestTLS(t *testing.T) {
 	s := icaptest.NewUnstartedServer(testMux())
 	s.Config.Logger = discardLogger()
-	if testing.Verbose() {
-		s.Config.Logger = nil
-	}
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	if !strings.HasPrefix(s.URL, "icaps://") {
@@ -719,6 +716,16 @@ func TestObserver(t *testing.T) {
 		tx.BytesIn != int64(len(req)) || tx.BytesOut == 0 || tx.Duration <= 0 {
 		t.Fatalf("%+v (request was %d bytes)", tx, len(req))
 	}
+	// A client closing between requests is not a transaction.
+	rc.c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Config.Shutdown(ctx); err != nil { // returns once the connection is gone
+		t.Fatal(err)
+	}
+	if txs := log.waitFor(1); len(txs) != 1 {
+		t.Fatalf("%d transactions after an idle close: %+v", len(txs), txs)
+	}
 }
 
 func TestReqmodReturnsResponse(t *testing.T) {
@@ -775,5 +782,62 @@ func TestViaOnModifiedMessages(t *testing.T) {
 	rc.send(respmod("/echo", "", "hi", chunks("", "hi")))
 	if r := rc.read(); strings.Contains(r.Encap, "Via:") {
 		t.Fatalf("Via on an unchanged echo: %q", r.Encap)
+	}
+}
+
+// TestBrokenBodyNotTerminated: when the request body stops arriving
+// (ReadTimeout) in the middle of an echo, the response is cut off without
+// its last chunk, so the client cannot mistake it for a complete message.
+func TestBrokenBodyNotTerminated(t *testing.T) {
+	s, log := startServer(t, testMux(), func(s *icap.Server) { s.ReadTimeout = 100 * time.Millisecond })
+	rc := dialRaw(t, s.URL)
+	full := respmod("/full", "", "hello world", chunks("", "hello", " world"))
+	rc.send(full[:strings.Index(full, " world")]) // stall after the first chunk
+	r, err := rc.tryRead()
+	if err == nil {
+		t.Fatalf("complete response %d %q from a broken body", r.Status, r.Body)
+	}
+	if r.Status != 200 || string(r.Body) != "hello" {
+		t.Fatalf("got %d %q before the cut", r.Status, r.Body)
+	}
+	if txs := log.waitFor(1); len(txs) != 1 || txs[0].Err == nil {
+		t.Fatalf("observer: %+v", txs)
+	}
+}
+
+// TestHeaderLimits: an ICAP header over MaxHeaderBytes and an
+// encapsulated header over MaxHTTPHeaderBytes are answered 400, and the
+// answer reaches the client although it was still sending (lingering
+// close, no reset).
+func TestHeaderLimits(t *testing.T) {
+	s, log := startServer(t, testMux(), func(s *icap.Server) {
+		s.MaxHeaderBytes = 1024
+		s.MaxHTTPHeaderBytes = 2048
+	})
+	big := strings.Repeat("a", 3000)
+	res := crlf("HTTP/1.1 200 OK\nX-Big: " + big + "\n\n")
+	for _, tc := range []struct{ name, req string }{
+		{"ICAP header", crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nX-Big: " + big + "\n\n")},
+		{"encapsulated header", crlf("RESPMOD icap://127.0.0.1/echo ICAP/1.0\nHost: x\nEncapsulated: res-hdr=0, res-body="+itoa(len(res))+"\n\n") +
+			res + chunks("", strings.Repeat("b", 1<<20))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req
+			rc := dialRaw(t, s.URL)
+			go func() { // keep sending while the server answers
+				rc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				io.WriteString(rc.c, req)
+			}()
+			r := rc.read()
+			if r.Status != 400 {
+				t.Fatalf("status %d, want 400", r.Status)
+			}
+			rc.expectEOF()
+		})
+	}
+	for _, tx := range log.waitFor(2) {
+		if !errors.Is(tx.Err, icap.ErrHeaderTooLarge) {
+			t.Errorf("observer error %v, want ErrHeaderTooLarge", tx.Err)
+		}
 	}
 }

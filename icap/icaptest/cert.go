@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// selfSigned makes a fresh ECDSA certificate for 127.0.0.1 and a pool
-// trusting it. Generated at run time so no key is committed.
-func selfSigned() (tls.Certificate, *x509.CertPool) {
+// SelfSignedCert makes a fresh ECDSA certificate for 127.0.0.1 and a
+// pool trusting it, for ICAPS tests. Generated at run time so no key is
+// committed.
+func SelfSignedCert() (tls.Certificate, *x509.CertPool) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		panic("icaptest: generate key: " + err.Error())

@@ -165,7 +165,7 @@ func (s *Server) Start() {
 // 127.0.0.1; Client trusts it.
 func (s *Server) StartTLS() {
 	s.hookConnState()
-	cert, pool := selfSigned()
+	cert, pool := SelfSignedCert()
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	s.Config.TLSConfig = cfg
 	s.URL = "icaps://" + s.Listener.Addr().String()

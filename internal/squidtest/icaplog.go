@@ -16,7 +16,8 @@ type ICAPLogEntry struct {
 	Service string // Squid's service name
 	Method  string // REQMOD, RESPMOD (OPTIONS fetches are not logged)
 	// Outcome is Squid's transaction outcome: ICAP_ECHO (204), ICAP_MOD
-	// (200 or 206), ICAP_SAT (request satisfaction), ICAP_ERR_*.
+	// (200), ICAP_PART_ECHO (206 reusing the original body), ICAP_SAT
+	// (request satisfaction), ICAP_ERR_*.
 	Outcome string
 	// Status is the ICAP status code, 0 when Squid logged "-".
 	Status int

@@ -57,6 +57,11 @@ type Config struct {
 	NoPreview bool
 	// No206 turns icap_206_enable off.
 	No206 bool
+	// ICAPConf, if set, replaces the ICAP directives generated from
+	// Services, PreviewSize, NoPreview and No206 (icap_enable,
+	// icap_service, adaptation_access...), e.g. to run a snippet from the
+	// README as written. The harness still adds its icap_log.
+	ICAPConf string
 	// Extra lines are appended verbatim to squid.conf.
 	Extra []string
 	// StartTimeout bounds the wait for Squid to listen; zero means
@@ -66,7 +71,8 @@ type Config struct {
 
 // ICAPLogFormat is the logformat of the icap_log Squid writes; ParseICAPLog
 // reads it. Fields: time, service name, ICAP method, transaction outcome
-// (ICAP_ECHO for 204, ICAP_MOD for 200/206, ICAP_ERR_*...), ICAP status,
+// (ICAP_ECHO for 204, ICAP_MOD for 200, ICAP_PART_ECHO for 206 with
+// use-original-body, ICAP_ERR_*...), ICAP status,
 // response time in ms, bytes sent to and received from the ICAP server,
 // ICAP URI and the X-Client-IP Squid sent.
 const ICAPLogFormat = `%ts.%03tu %icap::<service_name %icap::rm %icap::to %icap::Hs %icap::tr %icap::>st %icap::<st %icap::ru %{X-Client-IP}icap::>h`
@@ -206,7 +212,18 @@ func (cfg Config) render(dir, addr string, root bool) string {
 	p("hosts_file %s", filepath.Join(dir, "hosts"))
 	p("http_access allow localhost")
 	p("http_access deny all")
-	if len(cfg.Services) > 0 {
+	// buffer-size=0KB: every line reaches the file when it is logged, so
+	// tests can poll it.
+	icapLog := func() {
+		p("logformat icapsvc %s", ICAPLogFormat)
+		p("icap_log stdio:%s logformat=icapsvc buffer-size=0KB", filepath.Join(dir, "icap.log"))
+	}
+	switch {
+	case cfg.ICAPConf != "":
+		p("# ICAP directives given by the test")
+		p("%s", strings.TrimSpace(cfg.ICAPConf))
+		icapLog()
+	case len(cfg.Services) > 0:
 		preview := cfg.PreviewSize
 		if preview == 0 {
 			preview = DefaultPreviewSize
@@ -221,11 +238,8 @@ func (cfg Config) render(dir, addr string, root bool) string {
 			p("icap_service %s %s %s bypass=%d", sv.Name, sv.Point, sv.URL, b2i(sv.Bypass))
 			p("adaptation_access %s allow all", sv.Name)
 		}
-		p("logformat icapsvc %s", ICAPLogFormat)
-		// buffer-size=0: every line reaches the file when it is logged, so
-		// tests can poll it.
-		p("icap_log stdio:%s icapsvc buffer-size=0", filepath.Join(dir, "icap.log"))
-	} else {
+		icapLog()
+	default:
 		p("icap_enable off")
 	}
 	for _, l := range cfg.Extra {

@@ -10,11 +10,13 @@ package chunked
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"sync"
 )
 
 // Limits of the decoder. A chunk size line (size plus extensions) longer
@@ -35,6 +37,11 @@ var (
 	ErrTrailerTooLong = errors.New("chunked: trailers too long")
 	ErrBadTrailer     = errors.New("chunked: malformed trailer line")
 )
+
+// bigSize is the size of the buffers WriteTo uses for large chunks.
+const bigSize = 256 << 10
+
+var bigPool = sync.Pool{New: func() any { b := make([]byte, bigSize); return &b }}
 
 // Reader decodes one chunked body. Read returns io.EOF after the last
 // chunk and its trailers; the extensions of the last chunk are then
@@ -93,17 +100,26 @@ func (cr *Reader) Err() error { return cr.err }
 // Consumed returns the number of decoded body bytes returned so far.
 func (cr *Reader) Consumed() int64 { return cr.consumed }
 
+// ready moves through chunk size lines and chunk ends until there is
+// chunk data to read; it reports false once the body ended or failed
+// (cr.err says which).
+func (cr *Reader) ready() bool {
+	for cr.err == nil {
+		switch {
+		case !cr.inChunk:
+			cr.err = cr.beginChunk()
+		case cr.n == 0:
+			cr.err = cr.endChunk()
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // Read reads decoded body bytes.
 func (cr *Reader) Read(p []byte) (int, error) {
-	for cr.err == nil {
-		if !cr.inChunk {
-			cr.err = cr.beginChunk()
-			continue
-		}
-		if cr.n == 0 {
-			cr.err = cr.endChunk()
-			continue
-		}
+	for cr.ready() {
 		if len(p) == 0 {
 			return 0, nil
 		}
@@ -131,13 +147,31 @@ func (cr *Reader) Read(p []byte) (int, error) {
 // buffer without another copy.
 func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	for cr.err == nil {
-		if !cr.inChunk {
-			cr.err = cr.beginChunk()
-			continue
-		}
-		if cr.n == 0 {
-			cr.err = cr.endChunk()
+	for cr.ready() {
+		if cr.r.Buffered() == 0 && cr.n >= int64(cr.r.Size()) {
+			// A large chunk and nothing buffered: read straight into a
+			// big buffer, so that each syscall moves up to bigSize bytes
+			// instead of one bufio buffer.
+			bp := bigPool.Get().(*[]byte)
+			m, err := cr.r.Read((*bp)[:min(int64(len(*bp)), cr.n)])
+			cr.n -= int64(m)
+			cr.consumed += int64(m)
+			var werr error
+			if m > 0 {
+				_, werr = w.Write((*bp)[:m])
+				total += int64(m)
+			}
+			bigPool.Put(bp)
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if err != nil {
+				cr.err = err
+				break
+			}
+			if werr != nil {
+				return total, werr
+			}
 			continue
 		}
 		if cr.r.Buffered() == 0 {
@@ -369,7 +403,7 @@ func (cr *Reader) readTrailer() error {
 			vs[len(vs)-1] += " " + string(trimSpace(line))
 			continue
 		}
-		i := indexByte(line, ':')
+		i := bytes.IndexByte(line, ':')
 		if i <= 0 {
 			return ErrBadTrailer
 		}
@@ -462,6 +496,12 @@ func WriteSanitized(w *bufio.Writer, v string) {
 	w.WriteString(v)
 }
 
+// TrimSpace removes leading and trailing spaces and tabs (HTTP OWS).
+func TrimSpace(b []byte) []byte { return trimSpace(b) }
+
+// IsTokenChar reports whether c may appear in an RFC 7230 token.
+func IsTokenChar(c byte) bool { return isToken(c) }
+
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
@@ -470,15 +510,6 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func equalFold(b []byte, s string) bool {
