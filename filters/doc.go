@@ -1,6 +1,9 @@
 // Package filters holds the request and response filters the policy
 // names: host and URL block lists (filters/blocklist), header rules
-// (filters/headers) and the block page (filters/blockpage).
+// (filters/headers), URL rewriting (filters/rewrite) and the block page
+// (filters/blockpage); filters/icapservice serves the policy as ICAP
+// services. The package itself holds what they share: Glob and the
+// Validator and Closer interfaces.
 //
 // Each filter is a small package with one job, in the layout of CoreDNS
 // plug-ins: the filter's type, its README.md listing every key with its
@@ -9,6 +12,7 @@
 // each package ends with interface guards so a missing method is a build
 // error, as in Caddy's modules.
 //
-// Filters import only the standard library: they know nothing about ICAP
-// (dependencies point cmd → adaptation → icap).
+// Filters import only the standard library and know nothing about ICAP,
+// except icapservice, the adapter (dependencies point cmd → adaptation →
+// icap).
 package filters

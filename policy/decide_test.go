@@ -82,6 +82,13 @@ request_headers.add = { "X-User-Tier" = "gold" }
 request_headers.remove = ["Cookie"]
 
 [[rules]]
+name = "mirror"
+match.host = ["cdn.mirror.example"]
+action = "pass"
+rewrite.host = "mirror.lan"
+rewrite.strip_query = true
+
+[[rules]]
 name = "errors-tagged"
 match.service = ["respmod"]
 match.status = [500, 502, 503]
@@ -351,6 +358,22 @@ func TestDecideActions(t *testing.T) {
 		d.ApplyResponse(h, false)
 		if got := h.Get("Vary"); got != "Accept-Encoding, Save-Data, Downlink, RTT, ECT" || h.Get("X-Bandwidth") != "unknown" {
 			t.Errorf("Vary = %q, headers %v", got, h)
+		}
+	})
+	t.Run("rewrite", func(t *testing.T) {
+		m := msg{url: "http://cdn.mirror.example/a.js?v=1"}.build(t)
+		d := p.Decide(ctx, m, nil)
+		if d.Rule != "mirror" || !d.Modifies(Reqmod) {
+			t.Fatalf("%+v", d)
+		}
+		req, _ := http.NewRequest("GET", "http://cdn.mirror.example/a.js?v=1", nil)
+		if !d.RewriteRequest(req) || req.URL.String() != "http://mirror.lan/a.js" || req.Host != "mirror.lan" {
+			t.Errorf("rewritten to %s (Host %s)", req.URL, req.Host)
+		}
+		// In RESPMOD the same rule matches but has nothing to rewrite.
+		d = p.Decide(ctx, msg{svc: Respmod, url: "http://cdn.mirror.example/a.js"}.build(t), nil)
+		if d.Rule != "mirror" || d.Rewrite != nil || d.Modifies(Respmod) {
+			t.Errorf("respmod: %+v", d)
 		}
 	})
 	t.Run("pass is 204", func(t *testing.T) {

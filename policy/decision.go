@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/filters/blockpage"
 	"github.com/edgeadapt/edgeadapt/filters/headers"
+	"github.com/edgeadapt/edgeadapt/filters/rewrite"
 )
 
 // Action is what a rule does with a message it matches.
@@ -68,6 +69,8 @@ type Decision struct {
 
 	RequestHeaders  *headers.Rules // edits to the HTTP request (REQMOD)
 	ResponseHeaders *headers.Rules // edits to the HTTP response (RESPMOD)
+	// Rewrite changes the request URL (REQMOD, action pass); nil if none.
+	Rewrite *rewrite.URL
 
 	// Net is what the policy concluded about the client's network; its
 	// Class is "" when no rule needed it.
@@ -94,7 +97,7 @@ func (d *Decision) Modifies(svc Service) bool {
 		return true
 	}
 	if svc == Reqmod {
-		return !d.RequestHeaders.Empty()
+		return !d.RequestHeaders.Empty() || !d.Rewrite.Empty()
 	}
 	return !d.ResponseHeaders.Empty()
 }
@@ -103,6 +106,12 @@ func (d *Decision) Modifies(svc Service) bool {
 // reports whether h changed.
 func (d *Decision) ApplyRequest(h http.Header) bool {
 	return d.RequestHeaders.Apply(h)
+}
+
+// RewriteRequest applies the URL rewrite to req (REQMOD): its URL and
+// Host. It reports whether the URL changed.
+func (d *Decision) RewriteRequest(req *http.Request) bool {
+	return d.Rewrite.Apply(req)
 }
 
 // ApplyResponse applies the response header edits to h (RESPMOD). If
@@ -201,6 +210,9 @@ func (p *Policy) decision(r *rule, e *env) Decision {
 	d.Rule, d.Line, d.Action = r.name, r.line, r.action
 	d.Status, d.Reason, d.Location = r.status, r.reason, r.location
 	d.RequestHeaders, d.ResponseHeaders = r.reqHdr, r.respHdr
+	if m := e.m; m.Service == Reqmod {
+		d.Rewrite = r.rewrite
+	}
 	if r.action != Transcode {
 		return d
 	}

@@ -1,7 +1,7 @@
 // Package policy loads policy.toml, validates it, and turns an ICAP
 // message plus what is known about the client's network into a Decision:
-// pass (ICAP 204), block, redirect, edit headers, or transcode with a
-// named profile. It is the "who, when and why" of the adaptation proxy;
+// pass (ICAP 204), block, redirect, edit headers, rewrite the request
+// URL, or transcode with a named profile. It is the "who, when and why" of the adaptation proxy;
 // the ICAP protocol (package icap) is the "how", and policy does not
 // import it: icapd builds a Message from the encapsulated HTTP messages,
 // asks Decide, and applies the Decision.

@@ -3,9 +3,12 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/edgeadapt/edgeadapt/policy"
 )
@@ -85,4 +88,32 @@ action = "block"
 	fmt.Println(err)
 	// Output:
 	// policy.toml:4: rules[0].match.hots: unknown key
+}
+
+// How icapd keeps the policy current: reload on SIGHUP (Reload) and on
+// file change (Watch); a bad file keeps the old policy.
+func ExampleHolder() {
+	dir, _ := os.MkdirTemp("", "policy-example")
+	defer os.RemoveAll(dir)
+	path := dir + "/policy.toml"
+	os.WriteFile(path, []byte(examplePolicy), 0o644)
+
+	h, err := policy.NewHolder(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	v0 := h.Version()
+
+	os.WriteFile(path, []byte("colour = \"blue\"\n"), 0o644)
+	err = h.Reload()
+	fmt.Println("bad file:", strings.ReplaceAll(err.Error(), dir+"/", ""))
+	fmt.Println("kept:", h.Version() == v0, h.Policy().Rules())
+
+	os.WriteFile(path, []byte(examplePolicy), 0o644)
+	fmt.Println("reload:", h.Reload(), "new version:", h.Version() != v0)
+	// Output:
+	// bad file: policy.toml:1: colour: unknown key
+	// kept: true [slow-images]
+	// reload: <nil> new version: true
 }

@@ -79,6 +79,15 @@ func (ex *Explanation) WriteTo(w io.Writer) (int64, error) {
 		}
 		b.WriteString("\n")
 	}
+	if names := d.RequestHeaders.Names(); len(names) > 0 {
+		fmt.Fprintf(&b, "request headers edited: %s\n", strings.Join(names, ", "))
+	}
+	if names := d.ResponseHeaders.Names(); len(names) > 0 {
+		fmt.Fprintf(&b, "response headers edited: %s\n", strings.Join(names, ", "))
+	}
+	if !d.Rewrite.Empty() {
+		fmt.Fprintf(&b, "URL rewritten: %+v\n", *d.Rewrite)
+	}
 	if d.Skipped != "" {
 		fmt.Fprintf(&b, "not transformed: %s\n", d.Skipped)
 	}

@@ -26,23 +26,31 @@ func TestExplainQuery(t *testing.T) {
 			`rule "admin-denied" (line 57): MATCH`,
 		}},
 		{Query{Service: Respmod, URL: "http://x/a.jpg", ContentType: "image/jpeg", Length: 5000, Bandwidth: "56kbit"}, []string{
-			`rule "high-rtt" (line 76): no: content_type: want text/html, message has "image/jpeg"`,
-			`rule "slow-images" (line 84): MATCH`,
+			`rule "high-rtt" (line 83): no: content_type: want text/html, message has "image/jpeg"`,
+			`rule "slow-images" (line 91): MATCH`,
 			`client network: class slow (from prediction), throughput 56kbit, rtt 0s`,
-			`decision: transcode by rule "slow-images" (line 84), profile "light"`,
+			`decision: transcode by rule "slow-images" (line 91), profile "light"`,
 			`vary: Save-Data, Downlink, RTT, ECT, Accept`,
 		}},
 		{Query{Service: Respmod, URL: "http://x/a.jpg", ContentType: "image/jpeg", Length: 5000, Bandwidth: "1Mbit"}, []string{
-			`rule "slow-images" (line 84): no: bandwidth: want slow, client is medium`,
-			`rule "medium-throughput" (line 93): MATCH`,
+			`rule "slow-images" (line 91): no: bandwidth: want slow, client is medium`,
+			`rule "medium-throughput" (line 100): MATCH`,
 		}},
 		{Query{Service: Respmod, URL: "http://x/a.jpg", ContentType: "image/jpeg", Length: 5000, Bandwidth: "56kbit", Header: http.Header{"Cache-Control": {"no-transform"}}}, []string{
-			`rule "slow-images" (line 84): MATCH`,
-			`decision: pass by rule "slow-images" (line 84)`,
+			`rule "slow-images" (line 91): MATCH`,
+			`decision: pass by rule "slow-images" (line 91)`,
 			`not transformed: request has Cache-Control: no-transform`,
 		}},
+		{Query{URL: "http://cdn.mirror.example/x", User: "alice"}, []string{
+			`rule "alice" (line 62): MATCH`,
+			`request headers edited: Cookie, X-User-Tier`,
+		}},
+		{Query{URL: "http://cdn.mirror.example/x"}, []string{
+			`rule "mirror" (line 69): MATCH`,
+			`URL rewritten: {Scheme: Host:mirror.lan FromPrefix: ToPrefix: StripQuery:true}`,
+		}},
 		{Query{URL: "http://nothing.example/"}, []string{
-			`rule "unknown-tag" (line 102): no: service: want respmod, message is reqmod`,
+			`rule "unknown-tag" (line 109): no: service: want respmod, message is reqmod`,
 			`decision: pass (no rule matched)`,
 		}},
 	}

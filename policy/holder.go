@@ -142,34 +142,54 @@ func (h *Holder) notify(err error) {
 	}
 }
 
-// changed reports whether the file's size or mtime differ from the last
-// load, which is when Watch reads and hashes it.
-func (h *Holder) changed() bool {
+// statStamp returns the file's size and mtime (no hash).
+func (h *Holder) statStamp() (fileStamp, bool) {
 	fi, err := os.Stat(h.path)
 	if err != nil {
-		return false // a file being replaced; look again next time
+		return fileStamp{}, false // a file being replaced; look again next time
 	}
-	return fi.Size() != h.stat.size || !fi.ModTime().Equal(h.stat.mtime)
+	return fileStamp{size: fi.Size(), mtime: fi.ModTime()}, true
+}
+
+// changed reports whether the file's size or mtime differ from the last
+// load.
+func (h *Holder) changed() bool {
+	st, ok := h.statStamp()
+	return ok && (st.size != h.stat.size || !st.mtime.Equal(h.stat.mtime))
 }
 
 // Watch polls the file every interval (0: DefaultPollInterval) until ctx
 // is done and reloads it when it changed: a different size or mtime, then
 // a different content hash. It needs no inotify and works on every file
 // system, including bind mounts and ConfigMaps.
+//
+// A change is loaded once the file's size and mtime have stayed the same
+// for one more interval, so an editor that truncates and rewrites the file
+// in place is not caught half way (an empty file is a valid policy that
+// passes everything). Replacing the file by rename is atomic and safest.
 func (h *Holder) Watch(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pending fileStamp
+	havePending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			st, ok := h.statStamp()
 			h.mu.Lock()
-			if h.changed() {
+			switch {
+			case !ok || st.size == h.stat.size && st.mtime.Equal(h.stat.mtime):
+				havePending = false
+			case havePending && st == pending:
+				havePending = false
 				_ = h.reloadLocked(true)
+			default:
+				pending, havePending = st, true // wait one interval
 			}
 			h.mu.Unlock()
 		}

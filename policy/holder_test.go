@@ -24,6 +24,17 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// replaceFile replaces path atomically (write, then rename), as an
+// operator's deployment tool should, so a poll never sees a partial file.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type reload struct {
 	p   *Policy
 	err error
@@ -104,20 +115,20 @@ func TestHolderWatch(t *testing.T) {
 	}
 	v1 := h.Version()
 
-	writeFile(t, path, holderV2+"# changed\n")
+	replaceFile(t, path, holderV2+"# changed\n")
 	r := wait()
 	if r.err != nil || r.p.Rules()[0] != "two" || r.p != h.Policy() || h.Version() == v1 {
 		t.Fatalf("after change: err %v rules %q version %q", r.err, r.p.Rules(), h.Version())
 	}
 	v2 := h.Version()
 
-	writeFile(t, path, holderBad)
+	replaceFile(t, path, holderBad)
 	r = wait()
 	if r.err == nil || h.Version() != v2 || h.Policy().Rules()[0] != "two" {
 		t.Fatalf("bad file: err %v version %q", r.err, h.Version())
 	}
 
-	writeFile(t, path, holderV1)
+	replaceFile(t, path, holderV1)
 	r = wait()
 	if r.err != nil || h.Policy().Rules()[0] != "one" || h.Version() == v2 {
 		t.Fatalf("fixed file: err %v version %q", r.err, h.Version())

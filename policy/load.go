@@ -20,6 +20,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/filters/blocklist"
 	"github.com/edgeadapt/edgeadapt/filters/blockpage"
 	"github.com/edgeadapt/edgeadapt/filters/headers"
+	"github.com/edgeadapt/edgeadapt/filters/rewrite"
 )
 
 // DefaultMaxFileBytes caps the size of a policy file.
@@ -62,6 +63,7 @@ type ruleConfig struct {
 	Profile         string         `toml:"profile"`
 	RequestHeaders  *headers.Rules `toml:"request_headers"`
 	ResponseHeaders *headers.Rules `toml:"response_headers"`
+	Rewrite         *rewrite.URL   `toml:"rewrite"`
 }
 
 type matchConfig struct {
@@ -151,14 +153,14 @@ func Parse(name string, src []byte) (*Policy, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+			return nil, &Error{File: name, Line: pe.Position.Line, Key: l.loc.pathAt(pe.Position.Line, pe.LastKey), Msg: pe.Message}
 		}
 		// Type errors are plain errors of the form
 		// `toml: line 3 (last key "a.b"): incompatible types: ...`.
 		e := &Error{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 		if m := typeErrRE.FindStringSubmatch(e.Msg); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
-			e.Key = m[2]
+			e.Key = l.loc.pathAt(e.Line, m[2])
 			e.Msg = e.Msg[len(m[0]):]
 		}
 		return nil, e
@@ -268,7 +270,11 @@ func (l *loader) build(cfg *fileConfig) *Policy {
 	for i, r := range p.rules {
 		r.order = i
 	}
-	l.shadowed(p)
+	if len(l.errs) == 0 {
+		// With other errors (an unknown key may be a misspelt
+		// condition), unreachable rules would be noise.
+		l.shadowed(p)
+	}
 	p.buildIndex()
 	return p
 }
@@ -357,7 +363,7 @@ func (p *Policy) classNames() string {
 // rule compiles one [[rules]] entry, recording every problem.
 func (l *loader) rule(p *Policy, key string, c *ruleConfig) *rule {
 	nerr := len(l.errs)
-	r := &rule{name: c.Name, line: l.loc.line(key), priority: c.Priority, maxLen: -1}
+	r := &rule{name: c.Name, key: key, line: l.loc.line(key), priority: c.Priority, maxLen: -1}
 	if c.Name == "" {
 		l.errf(key+".name", "missing rule name")
 	}
@@ -378,21 +384,8 @@ func (l *loader) rule(p *Policy, key string, c *ruleConfig) *rule {
 		}
 		r.methods = append(r.methods, strings.ToUpper(s))
 	}
-	for _, h := range m.Host {
-		hp, err := parseHostPat(h)
-		if err != nil {
-			l.errf(mk+".host", "%v", err)
-		}
-		r.hosts = append(r.hosts, hp)
-	}
-	for _, s := range m.Path {
-		g, err := filters.CompileGlob(s)
-		if err != nil {
-			l.errf(mk+".path", "%v", err)
-			continue
-		}
-		r.paths = append(r.paths, g)
-	}
+	r.hosts = compileEach(l, mk+".host", m.Host, parseHostPat)
+	r.paths = compileEach(l, mk+".path", m.Path, filters.CompileGlob)
 	for _, t := range m.ContentType {
 		if err := checkMediaPattern(t); err != nil {
 			l.errf(mk+".content_type", "%v", err)
@@ -417,21 +410,11 @@ func (l *loader) rule(p *Policy, key string, c *ruleConfig) *rule {
 		}
 		r.statuses = append(r.statuses, s)
 	}
-	for _, s := range m.Client {
-		pf, err := parseClient(s)
-		if err != nil {
-			l.errf(mk+".client", "%v", err)
-		}
-		r.clients = append(r.clients, pf)
-	}
-	for _, s := range m.User {
+	r.clients = compileEach(l, mk+".client", m.Client, parseClient)
+	r.users = compileEach(l, mk+".user", m.User, func(s string) (userPat, error) {
 		g, err := filters.CompileGlob(s)
-		if err != nil {
-			l.errf(mk+".user", "%v", err)
-			continue
-		}
-		r.users = append(r.users, userPat{g: g, full: strings.Contains(s, "://")})
-	}
+		return userPat{g: g, full: strings.Contains(s, "://")}, err
+	})
 	for _, n := range m.Blocklist {
 		bl, ok := p.lists[n]
 		if !ok {
@@ -530,6 +513,18 @@ func (l *loader) action(p *Policy, key string, c *ruleConfig, r *rule) {
 		}
 		*h.dst = h.rs
 	}
+	if c.Rewrite != nil {
+		switch err := c.Rewrite.Validate(); {
+		case err != nil:
+			l.errf(key+".rewrite", "%v", err)
+		case a != Pass:
+			l.errf(key+".rewrite", "rewrite is for action pass (use redirect to send the client elsewhere)")
+		case r.service == Respmod:
+			l.errf(key+".rewrite", "rewrite changes requests, but the rule matches respmod only")
+		default:
+			r.rewrite = c.Rewrite
+		}
+	}
 	if a == Block || a == Redirect {
 		if !r.respHdr.Empty() || !r.reqHdr.Empty() {
 			l.warnf(key, "header edits are ignored by action %s", a)
@@ -540,12 +535,27 @@ func (l *loader) action(p *Policy, key string, c *ruleConfig, r *rule) {
 	}
 }
 
+// compileEach parses every value of a list key, recording each error
+// at the key.
+func compileEach[T any](l *loader, key string, vals []string, parse func(string) (T, error)) []T {
+	var out []T
+	for _, v := range vals {
+		x, err := parse(v)
+		if err != nil {
+			l.errf(key, "%v", err)
+			continue
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
 // shadowed reports every rule an earlier rule makes unreachable.
 func (l *loader) shadowed(p *Policy) {
 	for j, r2 := range p.rules {
 		for _, r := range p.rules[:j] {
 			if r.covers(r2) {
-				l.errs = append(l.errs, &Error{File: l.file, Line: r2.line, Key: "rules." + r2.name,
+				l.errs = append(l.errs, &Error{File: l.file, Line: r2.line, Key: r2.key,
 					Msg: fmt.Sprintf("rule %q can never match: rule %q (line %d) comes first and matches everything it does", r2.name, r.name, r.line)})
 				break
 			}
@@ -565,7 +575,8 @@ func parseHostPat(s string) (hostPat, error) {
 	if a, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil && !suffix {
 		return hostPat{name: a.String()}, nil
 	}
-	if name == "" || strings.ContainsAny(name, ":/ *?") || strings.ToLower(name) != name {
+	if name == "" || strings.ContainsAny(name, ":/ *?") || strings.ToLower(name) != name ||
+		strings.Contains(name, "..") || strings.HasSuffix(name, ".") || strings.HasPrefix(name, ".") {
 		return hostPat{}, fmt.Errorf("host %q: want a lower-case host name, without port or path", s)
 	}
 	return hostPat{name: name, suffix: suffix}, nil

@@ -51,6 +51,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad header name", "[[rules]]\nname = \"h\"\naction = \"pass\"\nresponse_headers.set = { \"X Bad\" = \"1\" }\n", 4, "rules[0].response_headers", "invalid character"},
 		{"bad content type", "[[rules]]\nname = \"c\"\nmatch.content_type = [\"image\"]\naction = \"pass\"\n", 3, "rules[0].match.content_type", "bad media type"},
 		{"host with port", "[[rules]]\nname = \"c\"\nmatch.host = [\"example.com:80\"]\naction = \"pass\"\n", 3, "rules[0].match.host", "without port"},
+		{"host trailing dot", "[[rules]]\nname = \"c\"\nmatch.host = [\"example.com.\"]\naction = \"pass\"\n", 3, "rules[0].match.host", "lower-case host name"},
+		{"host empty label", "[[rules]]\nname = \"c\"\nmatch.host = [\"..example.com\"]\naction = \"pass\"\n", 3, "rules[0].match.host", "lower-case host name"},
+		{"rewrite on block", "[[rules]]\nname = \"b\"\naction = \"block\"\nrewrite.host = \"m.lan\"\n", 4, "rules[0].rewrite", "for action pass"},
+		{"rewrite respmod only", "[[rules]]\nname = \"b\"\nmatch.service = [\"respmod\"]\naction = \"pass\"\nrewrite.host = \"m.lan\"\n", 5, "rules[0].rewrite", "respmod only"},
+		{"rewrite bad host", "[[rules]]\nname = \"b\"\naction = \"pass\"\nrewrite.host = \"M.lan/x\"\n", 4, "rules[0].rewrite", "lower-case host"},
 		{"host star", "[[rules]]\nname = \"c\"\nmatch.host = [\"*.example.com\"]\naction = \"pass\"\n", 3, "rules[0].match.host", `".example.com"`},
 		{"empty length range", "[[rules]]\nname = \"c\"\nmatch.min_content_length = 10\nmatch.max_content_length = 5\naction = \"pass\"\n", 4, "rules[0].match.max_content_length", "empty range"},
 		{"empty throughput range", "[[rules]]\nname = \"c\"\nmatch.min_throughput = \"1Mbit\"\nmatch.max_throughput = \"1Mbit\"\naction = \"pass\"\n", 4, "rules[0].match.max_throughput", "empty range"},
@@ -66,10 +71,10 @@ func TestParseErrors(t *testing.T) {
 		{"blocklist bad domain", "[blocklists.x]\nhosts = [\"bad domain\"]\n", 1, "blocklists.x", "invalid domain"},
 		{"blocklist missing file", "[blocklists.x]\nfiles = [\"/nonexistent/list\"]\n", 1, "blocklists.x", "no such file"},
 		{"syntax error", "[[rules]\nname = 1\n", 2, "", "expected"},
-		{"shadowed rule", "[[rules]]\nname = \"all-images\"\nmatch.content_type = [\"image/*\"]\naction = \"pass\"\n\n[[rules]]\nname = \"jpegs\"\nmatch.content_type = [\"image/jpeg\"]\nmatch.host = [\"example.com\"]\naction = \"block\"\n", 6, "rules.jpegs", `rule "jpegs" can never match: rule "all-images" (line 1)`},
-		{"shadowed by domain", "[[rules]]\nname = \"dom\"\nmatch.host = [\".example.com\"]\naction = \"pass\"\n\n[[rules]]\nname = \"sub\"\nmatch.host = [\"a.example.com\"]\nmatch.method = [\"GET\"]\naction = \"block\"\n", 6, "rules.sub", "can never match"},
-		{"shadowed by CIDR", "[[rules]]\nname = \"net\"\nmatch.client = [\"10.0.0.0/8\"]\naction = \"pass\"\n\n[[rules]]\nname = \"host\"\nmatch.client = [\"10.1.2.3\"]\naction = \"block\"\n", 6, "rules.host", "can never match"},
-		{"shadowed by priority", "[[rules]]\nname = \"later\"\nmatch.path = [\"/a/b\"]\naction = \"block\"\n\n[[rules]]\nname = \"first\"\npriority = 10\nmatch.path = [\"/a/*\"]\naction = \"pass\"\n", 1, "rules.later", `rule "first" (line 6)`},
+		{"shadowed rule", "[[rules]]\nname = \"all-images\"\nmatch.content_type = [\"image/*\"]\naction = \"pass\"\n\n[[rules]]\nname = \"jpegs\"\nmatch.content_type = [\"image/jpeg\"]\nmatch.host = [\"example.com\"]\naction = \"block\"\n", 6, "rules[1]", `rule "jpegs" can never match: rule "all-images" (line 1)`},
+		{"shadowed by domain", "[[rules]]\nname = \"dom\"\nmatch.host = [\".example.com\"]\naction = \"pass\"\n\n[[rules]]\nname = \"sub\"\nmatch.host = [\"a.example.com\"]\nmatch.method = [\"GET\"]\naction = \"block\"\n", 6, "rules[1]", "can never match"},
+		{"shadowed by CIDR", "[[rules]]\nname = \"net\"\nmatch.client = [\"10.0.0.0/8\"]\naction = \"pass\"\n\n[[rules]]\nname = \"host\"\nmatch.client = [\"10.1.2.3\"]\naction = \"block\"\n", 6, "rules[1]", "can never match"},
+		{"shadowed by priority", "[[rules]]\nname = \"later\"\nmatch.path = [\"/a/b\"]\naction = \"block\"\n\n[[rules]]\nname = \"first\"\npriority = 10\nmatch.path = [\"/a/*\"]\naction = \"pass\"\n", 1, "rules[0]", `rule "first" (line 6)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

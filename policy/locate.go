@@ -156,3 +156,14 @@ func (l *locator) undecoded(plain string) (path string, line int) {
 	}
 	return plain, 0
 }
+
+// pathAt returns the indexed path of the key plain (as the TOML decoder
+// names it, without indices) on line n, or plain itself.
+func (l *locator) pathAt(n int, plain string) string {
+	for _, e := range l.entries {
+		if e.line == n && e.plain == plain {
+			return e.path
+		}
+	}
+	return plain
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/filters"
 	"github.com/edgeadapt/edgeadapt/filters/blocklist"
 	"github.com/edgeadapt/edgeadapt/filters/headers"
+	"github.com/edgeadapt/edgeadapt/filters/rewrite"
 )
 
 // cond names one condition of a rule, for Explain and shadow errors.
@@ -91,6 +92,7 @@ type userPat struct {
 // rule is a compiled [[rules]] entry. Zero-valued conditions are absent.
 type rule struct {
 	name     string
+	key      string // "rules[N]", N its position in the file
 	line     int
 	order    int // position after sorting by priority
 	priority int
@@ -122,6 +124,7 @@ type rule struct {
 	profile  *Profile
 	reqHdr   *headers.Rules
 	respHdr  *headers.Rules
+	rewrite  *rewrite.URL
 }
 
 // env is the state of one decision: the message and, computed at most

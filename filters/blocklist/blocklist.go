@@ -16,7 +16,6 @@
 package blocklist
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/netip"
@@ -110,30 +109,34 @@ func (l *List) loadFile(name string) error {
 		// Size the map once: about one entry per line.
 		l.set = make(map[string]struct{}, bytes.Count(b, []byte{'\n'})+len(l.Hosts))
 	}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 512), DefaultMaxLineBytes)
-	off, lineNo := 0, 0
-	for sc.Scan() {
-		lineNo++
-		line := text[off : off+len(sc.Bytes())]
-		off += len(sc.Bytes())
-		if off < len(text) && text[off] == '\r' {
-			off++
+	for lineNo := 1; text != ""; lineNo++ {
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
 		}
-		if off < len(text) && text[off] == '\n' {
-			off++
+		if len(line) > DefaultMaxLineBytes {
+			return fmt.Errorf("blocklist: %s:%d: line longer than %d bytes", name, lineNo, DefaultMaxLineBytes)
 		}
 		if i := strings.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
 		}
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		if _, err := netip.ParseAddr(fields[0]); err == nil {
-			fields = fields[1:] // hosts-file format
-		}
-		for _, f := range fields {
+		// Fields without allocating: the first may be an address
+		// (hosts-file format), the others are names.
+		first := true
+		for {
+			f, rest := nextField(line)
+			if f == "" {
+				break
+			}
+			line = rest
+			if first {
+				first = false
+				if _, err := netip.ParseAddr(f); err == nil {
+					continue
+				}
+			}
 			if skipNames[f] {
 				continue
 			}
@@ -142,11 +145,24 @@ func (l *List) loadFile(name string) error {
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("blocklist: %s:%d: %w", name, lineNo+1, err)
-	}
 	return nil
 }
+
+// nextField returns the first white-space separated field of s and what
+// follows it.
+func nextField(s string) (field, rest string) {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !isSpace(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' }
 
 // add checks and inserts one domain, keeping d itself when it is already
 // canonical.
@@ -159,13 +175,12 @@ func (l *List) add(d string) error {
 	if hasUpper(d) {
 		d = strings.ToLower(d)
 	}
-	if _, ok := l.set[d]; ok {
-		return nil
-	}
-	if len(l.set) >= l.maxEntries() {
+	// One hash operation per entry: insert, then undo if over the limit.
+	l.set[d] = struct{}{}
+	if len(l.set) > l.maxEntries() {
+		delete(l.set, d)
 		return fmt.Errorf("more than max_entries (%d) domains", l.maxEntries())
 	}
-	l.set[d] = struct{}{}
 	return nil
 }
 
@@ -202,6 +217,9 @@ func checkDomain(d string) error {
 		if label > 63 {
 			return fmt.Errorf("invalid domain %q: label longer than 63 bytes", d)
 		}
+	}
+	if label == 0 {
+		return fmt.Errorf("invalid domain %q: empty label", d) // "a..": one trailing dot is stripped, not two
 	}
 	return nil
 }

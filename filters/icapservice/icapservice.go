@@ -147,8 +147,9 @@ func (s *Service) editHeaders(w icap.ResponseWriter, r *icap.Request, d *policy.
 	var msg any
 	changed := false
 	switch {
-	case svc == policy.Reqmod && !d.RequestHeaders.Empty():
+	case svc == policy.Reqmod && (!d.RequestHeaders.Empty() || !d.Rewrite.Empty()):
 		changed = d.ApplyRequest(r.Request.Header)
+		changed = d.RewriteRequest(r.Request) || changed
 		msg = r.Request
 	case svc == policy.Respmod && r.Response != nil && !d.ResponseHeaders.Empty():
 		changed = d.ApplyResponse(r.Response.Header, false)

@@ -147,6 +147,11 @@ func TestReqmod(t *testing.T) {
 		t.Errorf("header edit: ICAP %d, request %+v", r.StatusCode, r.Request)
 	}
 
+	r, _ = f.do(t, icap.MethodREQMOD, "http://cdn.example/lib.js?v=3", nil, nil, "")
+	if r.StatusCode != 200 || r.Request == nil || r.Request.URL.String() != "http://mirror.lan:8080/lib.js" || r.Request.Host != "mirror.lan:8080" {
+		t.Errorf("rewrite: ICAP %d, request %+v", r.StatusCode, r.Request)
+	}
+
 	r, _ = f.do(t, icap.MethodREQMOD, "http://site.example/plain", nil, nil, "")
 	if r.StatusCode != 204 || r.ISTag() != tag {
 		t.Errorf("pass: ICAP %d ISTag %q", r.StatusCode, r.ISTag())
