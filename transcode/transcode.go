@@ -53,32 +53,17 @@ type Limits struct {
 	MaxRatio        int64 `json:"max_ratio"`
 }
 
-func (l Limits) maxInput() int64 {
-	if l.MaxInputBytes > 0 {
-		return l.MaxInputBytes
-	}
-	return DefaultMaxInputBytes
-}
+func (l Limits) maxInput() int64        { return orDefault(l.MaxInputBytes, DefaultMaxInputBytes) }
+func (l Limits) maxPixels() int64       { return orDefault(l.MaxPixels, DefaultMaxPixels) }
+func (l Limits) timeout() time.Duration { return orDefault(l.Timeout, DefaultTimeout) }
+func (l Limits) maxConcurrent() int     { return orDefault(l.MaxConcurrent, DefaultMaxConcurrent()) }
 
-func (l Limits) maxPixels() int64 {
-	if l.MaxPixels > 0 {
-		return l.MaxPixels
+// orDefault returns v, or def when v is zero or negative.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
 	}
-	return DefaultMaxPixels
-}
-
-func (l Limits) timeout() time.Duration {
-	if l.Timeout > 0 {
-		return l.Timeout
-	}
-	return DefaultTimeout
-}
-
-func (l Limits) maxConcurrent() int {
-	if l.MaxConcurrent > 0 {
-		return l.MaxConcurrent
-	}
-	return DefaultMaxConcurrent()
+	return def
 }
 
 // Input is one HTTP response to adapt and the request headers that decide

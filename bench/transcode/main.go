@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -70,27 +69,40 @@ func main() {
 	fmt.Printf("# transcode benchmark (%s, %d photos, %.1f MP per round, max 800 px wide, q40 JPEG, %d rounds, median)\n\n",
 		time.Now().UTC().Format(time.RFC3339), len(files), totalMP(files), *rounds)
 
-	fmt.Println("| engine | workers | MP/s | ratio to vipsthumbnail | p50 2-6 MP | p95 >= 12 MP |")
-	fmt.Println("|---|---|---|---|---|---|")
+	fmt.Println("MP/s is source megapixels per wall second; MP/CPU-s per second of CPU time (user+sys), which")
+	fmt.Println("shared, overloaded cores distort less. Ratios are to vipsthumbnail in the same round.")
+	fmt.Println()
+	fmt.Println("Latency percentiles: wall time per photo, and in brackets (1 worker only) CPU time per photo,")
+	fmt.Println("which is what the wall time would be on an idle core.")
+	fmt.Println()
+	fmt.Println("| engine | workers | MP/s | ratio | MP/CPU-s | ratio | p50 2-6 MP | p95 >= 12 MP |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, w := range []int{1, 2} {
-		vt := vipsthumbnailSpeed(imgDir, files, w)
-		fmt.Printf("| vipsthumbnail | %d | %.1f | 1.00 | - | - |\n", w, vt)
+		vt, vtc := vipsthumbnailSpeed(imgDir, files, w)
+		fmt.Printf("| vipsthumbnail | %d | %.1f | 1.00 | %.1f | 1.00 | - | - |\n", w, vt, vtc)
 		for _, e := range engines {
-			mps, lat := engineSpeed(e, files, w)
-			fmt.Printf("| %s | %d | %.1f | %.2f | %s | %s |\n", e.Name(), w, mps, mps/vt,
-				pct(lat, files, 2, 6.5, 50), pct(lat, files, 12, 25, 95))
+			mps, cps, lat, cpuLat := engineSpeed(e, files, w)
+			p50, p95 := pct(lat, files, 2, 6.5, 50), pct(lat, files, 12, 25, 95)
+			if w == 1 {
+				p50 += " (" + pct(cpuLat, files, 2, 6.5, 50) + ")"
+				p95 += " (" + pct(cpuLat, files, 12, 25, 95) + ")"
+			}
+			fmt.Printf("| %s | %d | %.1f | %.2f | %.1f | %.2f | %s | %s |\n", e.Name(), w, mps, mps/vt, cps, cps/vtc, p50, p95)
 		}
 	}
 	fmt.Println()
 
-	fmt.Println("| child process | engine | wall | peak RSS |")
+	fmt.Println("idle: a process that only starts the engine; rss-E: 2 concurrent transcodes over the photos;")
+	fmt.Println("bomb-E: the 99.6 MP file (time of the Transcode call); vipsthumbnail on the bomb for comparison.")
+	fmt.Println()
+	fmt.Println("| child process | engine | time | peak RSS |")
 	fmt.Println("|---|---|---|---|")
 	for _, c := range childModes(engines) {
 		wall, rss := spawn(c)
-		fmt.Printf("| %s | %s | %v | %.0f MB |\n", c, strings.TrimPrefix(strings.TrimPrefix(c, "rss-"), "bomb-"), wall.Round(time.Millisecond), rss)
+		fmt.Printf("| %s | %s | %v | %.0f MB |\n", c, strings.TrimPrefix(strings.TrimPrefix(c, "rss-"), "bomb-"), wall.Round(time.Microsecond), rss)
 	}
 	vtw, vtr := vipsthumbnailBomb(imgDir)
-	fmt.Printf("| vipsthumbnail bomb | libvips | %v | %.0f MB |\n\n", vtw.Round(time.Millisecond), vtr)
+	fmt.Printf("| vipsthumbnail (decodes the bomb) | libvips | %v | %.0f MB |\n\n", vtw.Round(time.Millisecond), vtr)
 
 	bytesSaved(imgDir, engines)
 	textTable(filepath.Join(*corpusDir, "html"))
@@ -125,12 +137,14 @@ func median(v []float64) float64 {
 // engineSpeed runs rounds of the photo set through a Transcoder with w
 // slots and w goroutines; it returns the median MP/s and every latency by
 // file.
-func engineSpeed(e image.Engine, files []file, w int) (float64, map[string][]time.Duration) {
+// With one worker it also returns each call's CPU time.
+func engineSpeed(e image.Engine, files []file, w int) (float64, float64, map[string][]time.Duration, map[string][]time.Duration) {
 	tr := &transcode.Transcoder{Engine: e, Limits: transcode.Limits{MaxConcurrent: w, Timeout: time.Minute}}
-	lat := map[string][]time.Duration{}
+	lat, cpuLat := map[string][]time.Duration{}, map[string][]time.Duration{}
 	var mu sync.Mutex
-	var speeds []float64
+	var speeds, cpuSpeeds []float64
 	for r := 0; r < *rounds; r++ {
+		cpu0 := cpuSelf()
 		jobs := make(chan file)
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -139,14 +153,17 @@ func engineSpeed(e image.Engine, files []file, w int) (float64, map[string][]tim
 			go func() {
 				defer wg.Done()
 				for f := range jobs {
-					t0 := time.Now()
+					t0, c0 := time.Now(), cpuSelf()
 					_, err := tr.Transcode(context.Background(), transcode.Input{Bytes: f.data, Header: http.Header{"Content-Type": {f.ct}}}, profile)
-					d := time.Since(t0)
+					d, c := time.Since(t0), cpuSelf()-c0
 					if err != nil {
 						log.Printf("%s %s: %v", e.Name(), f.name, err)
 					}
 					mu.Lock()
 					lat[f.name] = append(lat[f.name], d)
+					if w == 1 {
+						cpuLat[f.name] = append(cpuLat[f.name], c)
+					}
 					mu.Unlock()
 				}
 			}()
@@ -157,8 +174,16 @@ func engineSpeed(e image.Engine, files []file, w int) (float64, map[string][]tim
 		close(jobs)
 		wg.Wait()
 		speeds = append(speeds, totalMP(files)/time.Since(start).Seconds())
+		cpuSpeeds = append(cpuSpeeds, totalMP(files)/(cpuSelf()-cpu0).Seconds())
 	}
-	return median(speeds), lat
+	return median(speeds), median(cpuSpeeds), lat, cpuLat
+}
+
+// cpuSelf returns the CPU time (user+sys) this process has used.
+func cpuSelf() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pct returns the p-th percentile latency over the files of lo-hi MP.
@@ -180,13 +205,13 @@ func pct(lat map[string][]time.Duration, files []file, lo, hi float64, p int) st
 // vipsthumbnailSpeed runs `vipsthumbnail` on the same files with the same
 // size and quality: w processes with one libvips thread each, the files
 // dealt round-robin, all started at once. Median MP/s over rounds.
-func vipsthumbnailSpeed(dir string, files []file, w int) float64 {
+func vipsthumbnailSpeed(dir string, files []file, w int) (float64, float64) {
 	out, err := os.MkdirTemp("", "vt")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(out)
-	var speeds []float64
+	var speeds, cpuSpeeds []float64
 	for r := 0; r < *rounds; r++ {
 		cmds := make([]*exec.Cmd, w)
 		for i := range cmds {
@@ -203,25 +228,59 @@ func vipsthumbnailSpeed(dir string, files []file, w int) float64 {
 				log.Fatalf("vipsthumbnail (apt-get install libvips-tools): %v", err)
 			}
 		}
+		var cpu time.Duration
 		for _, c := range cmds {
 			if err := c.Wait(); err != nil {
 				log.Fatalf("vipsthumbnail: %v", err)
 			}
+			cpu += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 		}
 		speeds = append(speeds, totalMP(files)/time.Since(start).Seconds())
+		cpuSpeeds = append(cpuSpeeds, totalMP(files)/cpu.Seconds())
 	}
-	return median(speeds)
+	return median(speeds), median(cpuSpeeds)
 }
 
+// vipsthumbnailBomb times vipsthumbnail on the bomb and samples its VmHWM
+// (peak RSS, monotonic) from /proc every 2 ms until it exits.
 func vipsthumbnailBomb(dir string) (time.Duration, float64) {
 	out, _ := os.MkdirTemp("", "vt")
 	defer os.RemoveAll(out)
 	c := exec.Command("vipsthumbnail", "-s", "800x", "-o", filepath.Join(out, "%s.jpg[Q=40,strip]"), filepath.Join(dir, bombFile))
 	start := time.Now()
-	if err := c.Run(); err != nil {
+	if err := c.Start(); err != nil {
 		log.Fatal(err)
 	}
-	return time.Since(start), float64(c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	peak := 0.0
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Fatal(err)
+			}
+			return time.Since(start), peak
+		case <-tick.C:
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Process.Pid)); err == nil {
+				peak = max(peak, vmHWM(string(b)))
+			}
+		}
+	}
+}
+
+// vmHWM returns the VmHWM line of a /proc/PID/status text in MB.
+func vmHWM(status string) float64 {
+	for _, l := range strings.Split(status, "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func childModes(engines []image.Engine) []string {
@@ -233,15 +292,21 @@ func childModes(engines []image.Engine) []string {
 }
 
 // spawn runs this program as a child in one mode and returns its wall
-// time and peak RSS (MB, from getrusage).
+// time (the transcode's own time for a bomb child), and the peak RSS it
+// reports (VmHWM; getrusage's maxrss would include this parent's,
+// inherited through vfork+exec).
 func spawn(mode string) (time.Duration, float64) {
 	c := exec.Command(os.Args[0], "-child", mode, "-corpus", *corpusDir)
 	c.Stderr = os.Stderr
 	start := time.Now()
-	if err := c.Run(); err != nil {
+	out, err := c.Output()
+	if err != nil {
 		log.Fatalf("child %s: %v", mode, err)
 	}
-	return time.Since(start), float64(c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
+	if d := elapsed(string(out)); d > 0 {
+		return d, vmHWM(string(out))
+	}
+	return time.Since(start), vmHWM(string(out))
 }
 
 func engineByName(name string) image.Engine {
@@ -280,6 +345,8 @@ func runChild(mode string) {
 	case strings.HasPrefix(mode, "bomb-"):
 		f := load(imgDir, bombFile)
 		tr := &transcode.Transcoder{Engine: engineByName(strings.TrimPrefix(mode, "bomb-"))}
+		t0 := time.Now()
+		defer func() { fmt.Printf("Elapsed:\t%d\n", time.Since(t0)) }()
 		_, err := tr.Transcode(context.Background(), transcode.Input{Bytes: f.data, Header: http.Header{"Content-Type": {f.ct}}}, profile)
 		var pe *transcode.PassError
 		if !asPass(err, &pe) || pe.Reason != transcode.ReasonTooManyPixels {
@@ -288,6 +355,20 @@ func runChild(mode string) {
 	default:
 		log.Fatalf("unknown child mode %q", mode)
 	}
+	b, _ := os.ReadFile("/proc/self/status")
+	os.Stdout.Write(b)
+}
+
+// elapsed returns the Elapsed line a bomb child prints, or 0.
+func elapsed(out string) time.Duration {
+	for _, l := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(l, "Elapsed:"); ok {
+			var ns int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &ns)
+			return time.Duration(ns)
+		}
+	}
+	return 0
 }
 
 func asPass(err error, pe **transcode.PassError) bool {
@@ -350,10 +431,12 @@ func saved(in, out int64) float64 { return 100 - 100*float64(out)/float64(in) }
 // minify+coding normalised to a 200 KB page.
 func textTable(dir string) {
 	ents, _ := os.ReadDir(dir)
-	fmt.Println("| file | bytes | gzip -6 | min+gzip | min+br | min+zstd | saved vs raw (br) | saved vs gzip -6 (br) | ms/200KB gzip | br | zstd |")
+	fmt.Println("Times are per 200 KB of input (minify + encode through Transcode): wall median, and CPU ms in brackets.")
+	fmt.Println()
+	fmt.Println("| file | bytes | gzip -6 | min+gzip | min+br | min+zstd | saved vs raw (br) | saved vs gzip -6 (br) | gzip ms/200KB | br | zstd |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	var tRaw, tGz, tBr int64
-	var htmlGz []float64
+	var htmlGz, htmlGzCPU []float64
 	for _, ent := range ents {
 		if ent.Name() == "README.md" {
 			continue
@@ -365,11 +448,13 @@ func textTable(dir string) {
 			log.Fatal(err)
 		}
 		var sizes [3]int
-		var ms [3]float64
+		var ms, cpums [3]float64
 		for i, ce := range []string{compress.Gzip, compress.Brotli, compress.Zstd} {
 			p := transcode.Profile{Minify: true, Compress: true, Encodings: []string{ce}}
 			var times []float64
-			for r := 0; r < 4*(*rounds); r++ {
+			n := 4 * (*rounds)
+			cpu0 := cpuSelf()
+			for r := 0; r < n; r++ {
 				t0 := time.Now()
 				o, err := transcode.Transcode(context.Background(), transcode.Input{Bytes: b, Header: http.Header{"Content-Type": {ct}}, AcceptEncoding: ce}, p, transcode.Limits{})
 				times = append(times, float64(time.Since(t0).Microseconds())/1000*200e3/float64(len(b)))
@@ -379,17 +464,19 @@ func textTable(dir string) {
 				sizes[i] = len(o.Body)
 			}
 			ms[i] = median(times)
+			cpums[i] = float64((cpuSelf() - cpu0).Microseconds()) / 1000 / float64(n) * 200e3 / float64(len(b))
 		}
 		if ct == "text/html" {
 			htmlGz = append(htmlGz, ms[0])
+			htmlGzCPU = append(htmlGzCPU, cpums[0])
 		}
 		tRaw += int64(len(b))
 		tGz += int64(len(gz))
 		tBr += int64(sizes[1])
-		fmt.Printf("| %s | %d | %d | %d | %d | %d | %.1f%% | %.1f%% | %.1f | %.1f | %.1f |\n", ent.Name(), len(b), len(gz),
-			sizes[0], sizes[1], sizes[2], saved(int64(len(b)), int64(sizes[1])), saved(int64(len(gz)), int64(sizes[1])), ms[0], ms[1], ms[2])
+		fmt.Printf("| %s | %d | %d | %d | %d | %d | %.1f%% | %.1f%% | %.1f (%.1f) | %.1f (%.1f) | %.1f (%.1f) |\n", ent.Name(), len(b), len(gz),
+			sizes[0], sizes[1], sizes[2], saved(int64(len(b)), int64(sizes[1])), saved(int64(len(gz)), int64(sizes[1])),
+			ms[0], cpums[0], ms[1], cpums[1], ms[2], cpums[2])
 	}
-	fmt.Printf("| **all** | %d | %d | | %d | | %.1f%% | %.1f%% | HTML median %.1f | | |\n\n", tRaw, tGz, tBr,
-		saved(tRaw, tBr), saved(tGz, tBr), median(htmlGz))
-	_ = bytes.MinRead
+	fmt.Printf("| **all** | %d | %d | | %d | | %.1f%% | %.1f%% | HTML median %.1f (%.1f) | | |\n\n", tRaw, tGz, tBr,
+		saved(tRaw, tBr), saved(tGz, tBr), median(htmlGz), median(htmlGzCPU))
 }

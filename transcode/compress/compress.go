@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/gzip"
@@ -92,23 +93,68 @@ func parseAccept(v string) map[string]float64 {
 
 // NewWriter returns a writer that compresses to w with the named coding.
 // Identity returns a writer whose Close does nothing. Close must be called
-// to flush the encoder; it does not close w.
+// to flush the encoder; it does not close w. Encoders are pooled: their
+// tables cost more to allocate than a small page costs to compress.
 func NewWriter(w io.Writer, coding string) (io.WriteCloser, error) {
-	switch Normalize(coding) {
+	c := Normalize(coding)
+	var enc resetWriter
+	switch c {
 	case Identity:
 		return nopCloser{w}, nil
+	case Gzip, Brotli, Zstd:
+		if v := pools[c].Get(); v != nil {
+			enc = v.(resetWriter)
+			enc.Reset(w)
+			break
+		}
+		var err error
+		if enc, err = newEncoder(w, c); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: %q", ErrUnsupported, coding)
+	}
+	return &pooledWriter{resetWriter: enc, pool: pools[c]}, nil
+}
+
+// resetWriter is what the three encoders have in common.
+type resetWriter interface {
+	io.WriteCloser
+	Reset(io.Writer)
+}
+
+var pools = map[string]*sync.Pool{Gzip: {}, Brotli: {}, Zstd: {}}
+
+func newEncoder(w io.Writer, c string) (resetWriter, error) {
+	switch c {
 	case Gzip:
 		return gzip.NewWriterLevel(w, GzipLevel)
 	case Brotli:
 		return brotli.NewWriterLevel(w, BrotliLevel), nil
-	case Zstd:
+	default:
 		// One goroutine and a 1 MB window: bodies are small and many run
 		// at once, so the per-request memory matters more than speed.
 		return zstd.NewWriter(w, zstd.WithEncoderLevel(ZstdLevel),
 			zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20),
 			zstd.WithLowerEncoderMem(true))
 	}
-	return nil, fmt.Errorf("%w: %q", ErrUnsupported, coding)
+}
+
+// pooledWriter returns its encoder to the pool on Close.
+type pooledWriter struct {
+	resetWriter
+	pool *sync.Pool
+}
+
+func (p *pooledWriter) Close() error {
+	if p.resetWriter == nil {
+		return nil
+	}
+	err := p.resetWriter.Close()
+	p.resetWriter.Reset(io.Discard) // drop the reference to the caller's writer
+	p.pool.Put(p.resetWriter)
+	p.resetWriter = nil
+	return err
 }
 
 // Normalize lower-cases a Content-Encoding value and maps the empty string

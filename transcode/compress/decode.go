@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -35,18 +36,10 @@ type Limits struct {
 }
 
 func (l Limits) maxBytes() int64 {
-	if l.MaxDecodedBytes > 0 {
-		return l.MaxDecodedBytes
-	}
-	return DefaultMaxDecodedBytes
+	return cmp.Or(max(l.MaxDecodedBytes, 0), DefaultMaxDecodedBytes)
 }
 
-func (l Limits) maxRatio() int64 {
-	if l.MaxRatio > 0 {
-		return l.MaxRatio
-	}
-	return DefaultMaxRatio
-}
+func (l Limits) maxRatio() int64 { return cmp.Or(max(l.MaxRatio, 0), DefaultMaxRatio) }
 
 // BombError reports a decoded stream that crossed a Limits bound.
 type BombError struct {
