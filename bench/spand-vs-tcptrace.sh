@@ -57,7 +57,16 @@ for t in "${tools[@]}"; do
 		cr = (c > 0) ? n / c : 0
 		printf "%-10s %12.4f %14.0f %12.4f %14.0f %9.2fx\n", t, w, n / w, c, cr, tw / w }'
 done
-echo "(median of $runs runs of $reps repetitions each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
-echo
-echo "in-process decode + track (go test -bench BenchmarkTrackEcho -count $runs):"
-go test -run '^$' -bench 'BenchmarkTrackEcho|BenchmarkDecodeEcho' -benchmem -count "$runs" ./spand/track | grep '^Benchmark'
+
+# In-process: decode + track from memory, one goroutine (the issue's
+# benchmark), medians of the runs.
+go test -run '^$' -bench 'BenchmarkTrackEcho' -benchmem -count "$runs" ./spand/track | grep '^Benchmark' >"$tmp/bench"
+col() { awk -v u="$1" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}' "$tmp/bench" | median; }
+pw=$(col packets/s)
+pc=$(col packets/cpu-s)
+allocs=$(col allocs/op)
+awk -v w="$pw" -v c="$pc" -v tw="$tw" -v n=$pkts -v a="$allocs" 'BEGIN {
+	printf "%-10s %12.4f %14.0f %12.4f %14.0f %9.2fx  (decode+track in memory, %s allocs/packet)\n", "spand-mem", n / w, w, n / c, c, ((n / tw) > 0 ? w / (n / tw) : 0), a }'
+tc=$(median <<<"${cpu[tcptrace]}")
+awk -v c="$pc" -v tc="$tc" -v n=$pkts 'BEGIN { printf "CPU-time ratio spand-mem / tcptrace: %.2fx\n", c / (n / tc) }'
+echo "(median of $runs runs; processes: $reps repetitions each; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"

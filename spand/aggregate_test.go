@@ -242,3 +242,25 @@ func TestConcurrentAddPredict(t *testing.T) {
 		t.Fatalf("stats %+v, want 50 host keys and 2000 reports", st)
 	}
 }
+
+// FuzzParseKey: keys come back from Redis and snapshot files, which other
+// nodes and versions write.
+func FuzzParseKey(f *testing.F) {
+	f.Add("host|192.0.2.1/32|web")
+	f.Add("prefix|2001:db8::/64|bulk")
+	f.Add("local|::ffff:10.0.0.1/128|interactive")
+	f.Add("host||web|")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseKey(s)
+		if err != nil {
+			return
+		}
+		if !k.Class.Valid() || k.Kind == KindNone || !k.Prefix.IsValid() {
+			t.Fatalf("ParseKey(%q) accepted %+v", s, k)
+		}
+		k2, err := ParseKey(k.String())
+		if err != nil || k2 != k {
+			t.Fatalf("round trip of %q: %+v, %v", s, k2, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package spand
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -91,6 +92,10 @@ func benchHTTP(b *testing.B, c *Client, addrs []netip.Addr) {
 		}
 	}
 	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2])/1e3, "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100])/1e3, "p99-µs")
@@ -108,7 +113,30 @@ func benchServer(b *testing.B) (*httptest.Server, []netip.Addr) {
 // client cache.
 func BenchmarkPredictHTTP(b *testing.B) {
 	ts, addrs := benchServer(b)
-	benchHTTP(b, &Client{BaseURL: ts.URL, CacheTTL: -1, HTTPClient: &http.Client{Timeout: time.Second}}, addrs)
+	benchHTTP(b, &Client{BaseURL: ts.URL, CacheTTL: -1, HTTPClient: &http.Client{Timeout: 10 * time.Second}}, addrs)
+}
+
+// BenchmarkHealthzHTTP is the peer of BenchmarkPredictHTTP in the same
+// run: GET /healthz on the same server and client stack, the floor of any
+// answer over loopback HTTP on this machine.
+func BenchmarkHealthzHTTP(b *testing.B) {
+	ts, _ := benchServer(b)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		resp, err := hc.Get(ts.URL + "/healthz")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
 }
 
 // BenchmarkPredictHTTPCached: the same through the Client's cache (what

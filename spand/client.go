@@ -33,6 +33,7 @@ type Client struct {
 
 	CacheTTL        time.Duration // DefaultCacheTTL; negative disables the cache
 	MaxCacheEntries int           // DefaultMaxCacheEntries
+	MaxBatch        int           // reports per POST (Report splits), DefaultMaxBatch
 
 	mu    sync.Mutex
 	cache map[cacheKey]cached
@@ -159,8 +160,24 @@ func (c *Client) store(k cacheKey, e cached, now time.Time) {
 	c.cache[k] = e
 }
 
-// Report sends a batch of reports (at most the server's MaxBatch).
+// Report sends reports, in POSTs of at most MaxBatch. It stops at the
+// first batch the server refuses; the batches before it were accepted.
 func (c *Client) Report(ctx context.Context, reports []Report) error {
+	n := c.MaxBatch
+	if n <= 0 {
+		n = DefaultMaxBatch
+	}
+	for len(reports) > 0 {
+		batch := reports[:min(n, len(reports))]
+		reports = reports[len(batch):]
+		if err := c.post(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) post(ctx context.Context, reports []Report) error {
 	body, err := json.Marshal(ReportBatch{reports})
 	if err != nil {
 		return fmt.Errorf("spand: encode reports: %w", err)
@@ -180,9 +197,26 @@ func (c *Client) Report(ctx context.Context, reports []Report) error {
 // Hosts returns what the server knows, at most limit entries (0 = the
 // server's default).
 func (c *Client) Hosts(ctx context.Context, limit int) ([]Prediction, error) {
-	u := strings.TrimRight(c.BaseURL, "/") + "/v1/hosts"
+	return c.HostsWhere(ctx, limit, "", "")
+}
+
+// HostsWhere is Hosts restricted to one source (host, local or prefix;
+// "" for all) and one class ("" for all): HostsWhere(ctx, 0, "local", "")
+// lists the LAN's clients.
+func (c *Client) HostsWhere(ctx context.Context, limit int, source string, class Class) ([]Prediction, error) {
+	q := url.Values{}
 	if limit > 0 {
-		u += "?limit=" + strconv.Itoa(limit)
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if source != "" {
+		q.Set("source", source)
+	}
+	if class != "" {
+		q.Set("class", string(class))
+	}
+	u := strings.TrimRight(c.BaseURL, "/") + "/v1/hosts"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -27,8 +27,9 @@
 //   - A Store holds the aggregation: MemoryStore (snapshotted atomically to
 //     a file, so a restart keeps what was learned) or redisstore.Store
 //     (one view shared by many capture hosts and icapd nodes).
-//   - Server is the performance server's HTTP JSON API and Client its Go
-//     client with a local cache, which icapd uses.
+//   - Server is the performance server's HTTP JSON API, Client its Go
+//     client with a local cache, which icapd uses, and Reporter a
+//     background sender for clients that measure their own transfers.
 //   - Evaluate replays reports in time order and measures what fraction of
 //     connections the server could answer and how many answers were
 //     within a factor of 2: the paper's two headline figures.

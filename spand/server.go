@@ -19,20 +19,22 @@ import (
 
 // Defaults for the zero values of Server's limits.
 const (
-	DefaultMaxBodyBytes = 1 << 20 // bytes of one POST /v1/reports body
-	DefaultMaxBatch     = 1000    // reports in one POST
-	DefaultRateLimit    = 200     // reports per second per reporter
-	DefaultRateBurst    = 2000    // reports a reporter may send at once
-	DefaultMaxReporters = 4096    // reporters the rate limiter tracks
-	DefaultHostsLimit   = 100     // entries /v1/hosts returns without ?limit
-	MaxHostsLimit       = 10000   // entries /v1/hosts returns at most
+	DefaultMaxBodyBytes = 1 << 20          // bytes of one POST /v1/reports body
+	DefaultMaxBatch     = 1000             // reports in one POST
+	DefaultRateLimit    = 200              // reports per second per reporter
+	DefaultRateBurst    = 2000             // reports a reporter may send at once
+	DefaultMaxReporters = 4096             // reporters the rate limiter tracks
+	DefaultMaxClockSkew = 10 * time.Minute // how far in the future a report may end
+	DefaultHostsLimit   = 100              // entries /v1/hosts returns without ?limit
+	MaxHostsLimit       = 10000            // entries /v1/hosts returns at most
 )
 
 // Server is the SPAND performance server: an http.Handler with
 //
 //	POST /v1/reports   a batch of reports: {"reports": [Report...]}
 //	GET  /v1/predict   ?addr=IP&class=CLASS (class defaults to web)
-//	GET  /v1/hosts     ?limit=N: what is known, most reported first
+//	GET  /v1/hosts     ?limit=N&source=host|local|prefix&class=C: what is
+//	                   known, most reported first
 //	GET  /metrics      Prometheus text format
 //	GET  /healthz      "ok"
 //
@@ -52,6 +54,9 @@ type Server struct {
 	RateLimit    float64 // reports/s per reporter; DefaultRateLimit; negative = unlimited
 	RateBurst    int     // DefaultRateBurst, at least MaxBatch
 	MaxReporters int     // DefaultMaxReporters
+	// MaxClockSkew is how far past the server's clock a report may end; a
+	// report from the future would never age. DefaultMaxClockSkew.
+	MaxClockSkew time.Duration
 
 	// Logger receives a line per rejected request; nil means slog.Default.
 	Logger *slog.Logger
@@ -283,7 +288,18 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "invalid", err)
 		return
 	}
-	if !s.limiter.allow(reporterOf(r), float64(len(reports)), s.now()) {
+	skew := s.MaxClockSkew
+	if skew <= 0 {
+		skew = DefaultMaxClockSkew
+	}
+	now := s.now()
+	for i := range reports {
+		if end := reports[i].End(); end.After(now.Add(skew)) {
+			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("reports[%d]: ends at %s, more than %s after the server's clock", i, end.UTC().Format(time.RFC3339), skew))
+			return
+		}
+	}
+	if !s.limiter.allow(reporterOf(r), float64(len(reports)), now) {
 		w.Header().Set("Retry-After", "1")
 		s.fail(w, r, http.StatusTooManyRequests, "rate_limited",
 			fmt.Errorf("reporter %s over %g reports/s", reporterOf(r), s.limiter.rate))
@@ -344,8 +360,9 @@ type HostsAnswer struct {
 }
 
 func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	limit := DefaultHostsLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxHostsLimit {
 			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("limit %q: want 1..%d", v, MaxHostsLimit))
@@ -353,15 +370,43 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	es, err := s.Store.Entries(r.Context(), limit)
+	source := q.Get("source")
+	if source != "" {
+		if k, err := ParseKind(source); err != nil || k == KindNone {
+			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("source %q: want host, local or prefix", source))
+			return
+		}
+	}
+	var class Class
+	if v := q.Get("class"); v != "" {
+		var err error
+		if class, err = ParseClass(v); err != nil {
+			s.fail(w, r, http.StatusBadRequest, "invalid", err)
+			return
+		}
+	}
+	fetch := limit
+	if source != "" || class != "" {
+		fetch = MaxHostsLimit // filter first, then cut
+	}
+	es, err := s.Store.Entries(r.Context(), fetch)
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "store", fmt.Errorf("store: %w", err))
 		return
 	}
-	if es == nil {
-		es = []Prediction{}
+	out := es[:0]
+	for _, e := range es {
+		if (source == "" || e.Source == source) && (class == "" || e.Class == class) {
+			out = append(out, e)
+		}
 	}
-	writeJSON(w, http.StatusOK, HostsAnswer{len(es), es})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	if out == nil {
+		out = []Prediction{}
+	}
+	writeJSON(w, http.StatusOK, HostsAnswer{len(out), out})
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {

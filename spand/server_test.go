@@ -82,6 +82,29 @@ func TestServerReportPredictHosts(t *testing.T) {
 	if len(hosts) != 5 || hosts[0].Source != "host" || hosts[0].Key != "192.0.2.10" || hosts[4].Source != "prefix" {
 		t.Fatalf("hosts = %+v", hosts)
 	}
+	// More than the server's batch limit: the client splits.
+	small := &Server{MaxBatch: 2, Logger: slog.New(slog.DiscardHandler)}
+	ts2 := newTestServer(t, small, clk)
+	five := []Report{reports[0], reports[1], reports[2], reports[0], reports[1]}
+	if err := (&Client{BaseURL: ts2.URL, MaxBatch: 2}).Report(ctx, five); err != nil {
+		t.Fatalf("split report: %v", err)
+	}
+	if st := small.Store.(*MemoryStore).Stats(); st.Reports != 5 {
+		t.Fatalf("server aggregated %d of 5 split reports", st.Reports)
+	}
+	if err := (&Client{BaseURL: ts2.URL, MaxBatch: 3}).Report(ctx, five); err == nil {
+		t.Fatal("batch over the server's limit accepted")
+	}
+	resp0, err := http.Get(ts.URL + "/v1/hosts?source=local&class=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locals HostsAnswer
+	json.NewDecoder(resp0.Body).Decode(&locals)
+	resp0.Body.Close()
+	if locals.Count != 2 || locals.Entries[0].Source != "local" || locals.Entries[1].Source != "local" {
+		t.Fatalf("hosts?source=local = %+v", locals)
+	}
 	if h, _ := c.Hosts(ctx, 2); len(h) != 2 {
 		t.Fatalf("hosts?limit=2 gave %d entries", len(h))
 	}
@@ -118,6 +141,8 @@ func TestServerRejectsBadInput(t *testing.T) {
 	good := rep("10.0.0.5", "192.0.2.10", ClassWeb, clk.Now(), 1e5)
 	badClass := good
 	badClass.Class = "ftp"
+	future := good
+	future.Start = clk.Now().Add(time.Hour)
 
 	tests := []struct {
 		name, method, path, ctype, body string
@@ -130,6 +155,7 @@ func TestServerRejectsBadInput(t *testing.T) {
 		{"empty batch", "POST", "/v1/reports", "", `{"reports":[]}`, 400, "empty batch"},
 		{"too many", "POST", "/v1/reports", "", batchJSON(t, good, good, good), 400, "at most 2"},
 		{"bad report", "POST", "/v1/reports", "", batchJSON(t, good, badClass), 400, `reports[1]: spand: invalid report: class`},
+		{"from the future", "POST", "/v1/reports", "", batchJSON(t, future), 400, "after the server's clock"},
 		{"bad addr type", "POST", "/v1/reports", "", `{"reports":[{"local":5}]}`, 400, "decode reports"},
 		{"bad addr", "POST", "/v1/reports", "", `{"reports":[{"local":"10.0.0.300"}]}`, 400, "decode reports"},
 		{"too large", "POST", "/v1/reports", "", `{"reports":[` + strings.Repeat(" ", 5000) + `]}`, 413, "over 4096 bytes"},
@@ -138,6 +164,8 @@ func TestServerRejectsBadInput(t *testing.T) {
 		{"predict bad addr", "GET", "/v1/predict?addr=foo", "", "", 400, "addr:"},
 		{"predict bad class", "GET", "/v1/predict?addr=192.0.2.1&class=ftp", "", "", 400, "unknown class"},
 		{"hosts bad limit", "GET", "/v1/hosts?limit=0", "", "", 400, "limit"},
+		{"hosts bad source", "GET", "/v1/hosts?source=none", "", "", 400, "source"},
+		{"hosts bad class", "GET", "/v1/hosts?class=x", "", "", 400, "class"},
 		{"method", "GET", "/v1/reports", "", "", 405, ""},
 	}
 	for _, tt := range tests {

@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/spand"
+	"github.com/edgeadapt/edgeadapt/spand/track"
 )
 
 // TestEvalCorpus replays the corpus captures. The connection counts come
@@ -79,5 +88,152 @@ func TestEvalCommand(t *testing.T) {
 	}
 	if err := runEval(context.Background(), []string{filepath.Join(dir, "missing.pcap")}, &out, &errb); err == nil {
 		t.Fatal("eval of a missing file succeeded")
+	}
+}
+
+// pacedServer listens on addr and sends each connection rate bytes/s for
+// d, in 20 ms steps, then closes. It returns the port.
+func pacedServer(t *testing.T, addr string, rate int, d time.Duration) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const step = 20 * time.Millisecond
+	chunk := make([]byte, rate*int(step/time.Millisecond)/1000)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tick := time.NewTicker(step) // traffic pacing, not synchronisation
+				defer tick.Stop()
+				for end := time.Now().Add(d); time.Now().Before(end); <-tick.C {
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestEvalLiveLoopback is the SPAND evaluation on traffic captured live:
+// three "remote hosts" (127.0.0.2-4) send at 200 kB/s, 1 MB/s and 5 MB/s,
+// six transfers each, one after the other per host; the capture on lo is
+// tracked, every connection becomes a report and Evaluate replays them.
+// Per host, every transfer after the first is predictable from the ones
+// before, and its rate is steady, so nearly all answers must be within a
+// factor of 2; the first transfer of a host may be answered (wrongly) by
+// the shared /24. Needs root.
+func TestEvalLiveLoopback(t *testing.T) {
+	testenv.RequireRoot(t)
+	hosts := []struct {
+		addr string
+		rate int
+	}{{"127.0.0.2", 200_000}, {"127.0.0.3", 1_000_000}, {"127.0.0.4", 5_000_000}}
+	const transfers = 6
+	// A probe host, not evaluated, tells when the capture is running.
+	probePort := pacedServer(t, "127.0.0.5", 100_000, 50*time.Millisecond)
+	filter := []string{fmt.Sprintf("tcp port %d", probePort)}
+	ports := make([]int, len(hosts))
+	for i, h := range hosts {
+		ports[i] = pacedServer(t, h.addr, h.rate, 300*time.Millisecond)
+		filter = append(filter, fmt.Sprintf("tcp port %d", ports[i]))
+	}
+	dial := func(addr string, port int) {
+		c, err := net.Dial("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		io.Copy(io.Discard, c)
+		c.Close()
+	}
+
+	var mu sync.Mutex
+	var reports []spand.Report
+	local := spand.LocalPrefixes(netip.MustParsePrefix("127.0.0.1/32"))
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &options{iface: "lo", filter: strings.Join(filter, " or "), periodic: -1}
+	captured := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		captured <- live(ctx, o, func(c *track.Conn) {
+			if r, ok := spand.ReportFromConn(c, local); ok {
+				mu.Lock()
+				reports = append(reports, r)
+				mu.Unlock()
+			}
+		}, slog.New(slog.DiscardHandler))
+	}()
+	// The capture socket is open once a probe connection has come out as
+	// a report (after the tracker's close linger): poll with a deadline.
+	go func() {
+		defer close(started)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			dial("127.0.0.5", probePort)
+			mu.Lock()
+			n := len(reports)
+			mu.Unlock()
+			if n > 0 {
+				return
+			}
+		}
+	}()
+	<-started
+	mu.Lock()
+	if len(reports) == 0 {
+		mu.Unlock()
+		cancel()
+		t.Fatalf("capture on lo saw nothing within 20 s: %v", <-captured)
+	}
+	mu.Unlock()
+
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range transfers {
+				dial(h.addr, ports[i])
+			}
+		}()
+	}
+	wg.Wait()
+	cancel() // live flushes the tracker: every record comes out
+	if err := <-captured; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	perHost := map[string]int{}
+	var evaluated []spand.Report
+	for _, r := range reports {
+		perHost[r.Remote.String()]++
+		if r.Remote.String() != "127.0.0.5" {
+			evaluated = append(evaluated, r)
+		}
+	}
+	for _, h := range hosts {
+		if perHost[h.addr] != transfers {
+			t.Fatalf("reports per host %v, want %d for each evaluated host", perHost, transfers)
+		}
+	}
+	res := spand.Evaluate(evaluated, spand.Config{})
+	var b strings.Builder
+	res.WriteTable(&b, "live loopback")
+	t.Logf("\n%s", b.String())
+	if res.BySource["host"] < len(hosts)*(transfers-1) {
+		t.Errorf("%d answers by host, want at least %d", res.BySource["host"], len(hosts)*(transfers-1))
+	}
+	if f := float64(res.Within2x) / float64(res.BySource["host"]); f < 0.9 {
+		t.Errorf("within 2x: %d of %d answers (%d by host), want nearly all host answers", res.Within2x, res.Answered, res.BySource["host"])
 	}
 }

@@ -62,8 +62,9 @@ func live(ctx context.Context, o *options, onConn func(*track.Conn), log *slog.L
 		}()
 	}
 	t := track.New(o.trackerConfig(onConn))
-	rs, err := capture.Run(ctx, src, nil, t)
+	rs, err := capture.RunProgress(ctx, src, nil, t, func(rs capture.RunStats) { liveCounters.publish(rs, t, src, false) })
 	t.Flush()
+	liveCounters.publish(rs, t, src, true)
 	st := t.Stats()
 	ks, kerr := src.Stats()
 	log.Info("capture ended", "read", rs.Read, "tcp", st.TCP, "udp", st.UDP, "connections", st.Conns,

@@ -54,6 +54,11 @@ func (o *options) trackerConfig(onConn func(*track.Conn)) track.Config {
 // record to onConn (valid during the call only) in the order connections
 // ended. Used by the offline mode and by eval.
 func readFile(ctx context.Context, path, filter string, cfg track.Config) (track.Stats, error) {
+	return readFileLog(ctx, path, filter, cfg, nil)
+}
+
+// readFileLog is readFile with a logger for warnings (nil: none).
+func readFileLog(ctx context.Context, path, filter string, cfg track.Config, log *slog.Logger) (track.Stats, error) {
 	src, err := capture.OpenFile(path)
 	if err != nil {
 		return track.Stats{}, err
@@ -65,8 +70,12 @@ func readFile(ctx context.Context, path, filter string, cfg track.Config) (track
 	}
 	cfg.Periodic = -1 // a file is read at once: final records only
 	t := track.New(cfg)
-	if _, err := capture.Run(ctx, src, f, t); err != nil {
+	rs, err := capture.Run(ctx, src, f, t)
+	if err != nil {
 		return t.Stats(), fmt.Errorf("%s: %w", path, err)
+	}
+	if rs.CutShort && log != nil {
+		log.Warn("capture file ends in the middle of a packet; read up to there", "file", path, "packets", rs.Read)
 	}
 	t.Flush()
 	return t.Stats(), nil
@@ -86,7 +95,7 @@ func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger
 		}
 	})
 	cfg.NoUDP = !o.udp
-	st, err := readFile(ctx, o.read, o.filter, cfg)
+	st, err := readFileLog(ctx, o.read, o.filter, cfg, log)
 	if err != nil {
 		return err
 	}

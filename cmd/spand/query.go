@@ -34,7 +34,8 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		def = DefaultServer
 	}
 	server := fs.String("server", def, "performance server `URL` (or set SPAND_SERVER)")
-	class := fs.String("class", "", "ask for one `CLASS` only: bulk, web, interactive or realtime")
+	class := fs.String("class", "", "one `CLASS` only: bulk, web, interactive or realtime")
+	source := fs.String("source", "", "without ADDR, list one `SOURCE` only: host (remote hosts), local (LAN clients) or prefix")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	limit := fs.Int("limit", spand.DefaultHostsLimit, "entries to list without ADDR")
 	timeout := fs.Duration("timeout", 5*time.Second, "time allowed for the server's answer")
@@ -57,7 +58,7 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var ps []spand.Prediction
 	if fs.NArg() == 0 {
 		var err error
-		if ps, err = c.Hosts(ctx, *limit); err != nil {
+		if ps, err = c.HostsWhere(ctx, *limit, *source, spand.Class(*class)); err != nil {
 			return err
 		}
 	} else {

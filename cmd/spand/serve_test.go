@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
+	"github.com/edgeadapt/edgeadapt/spand/redisstore/redistest"
 	"github.com/edgeadapt/edgeadapt/spand/track"
 )
 
@@ -78,6 +80,10 @@ func TestServeCaptureSnapshotQuery(t *testing.T) {
 	table := query(t, "-server", url)
 	if !strings.Contains(table, "131.159.21.1") || !strings.Contains(table, "interactive") || !strings.Contains(table, "REPORTS") {
 		t.Fatalf("hosts table:\n%s", table)
+	}
+	locals := query(t, "-server", url, "-source", "local", "-class", "interactive")
+	if strings.Contains(locals, "prefix") || !strings.Contains(locals, "local ") {
+		t.Fatalf("LAN clients table:\n%s", locals)
 	}
 	var before []spand.Prediction
 	if err := json.Unmarshal([]byte(query(t, "-server", url, "-json", "-class", "interactive", "131.159.21.1")), &before); err != nil {
@@ -201,6 +207,17 @@ func TestLiveServe(t *testing.T) {
 			if h.Key != "127.0.0.1" || h.Throughput <= 0 || h.Reports < 1 {
 				t.Fatalf("learned %+v", h)
 			}
+			resp, err := http.Get("http://" + api + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range []string{"spand_capture_reports_total", "spand_capture_kernel_drops_total", "spand_track_connections_active"} {
+				if !strings.Contains(string(m), want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
 			return
 		}
 		select {
@@ -211,5 +228,54 @@ func TestLiveServe(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("nothing learned from live loopback transfers in 30 s (last error %v)", err)
 		}
+	}
+}
+
+// TestServeRedisTwoNodes: two `spand -serve -redis` nodes on one real
+// redis-server; a report POSTed to one (with the bearer token) is
+// answered alike by both.
+func TestServeRedisTwoNodes(t *testing.T) {
+	rs := redistest.Start(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := &serveFlags{redis: rs.Addr(), redisPrefix: "t:", tokenFile: tokenFile}
+	url1, _ := startServe(t, nil, o)
+	url2, _ := startServe(t, nil, o)
+	ctx := context.Background()
+	r := spand.Report{
+		Local: netip.MustParseAddr("10.1.2.3"), Remote: netip.MustParseAddr("203.0.113.7"), Class: spand.ClassBulk,
+		Start: time.Now().Add(-3 * time.Second), Duration: 3, Bytes: 3e6, Throughput: 1e6, RTTMin: 40, RTTMedian: 45,
+	}
+	if err := (&spand.Client{BaseURL: url1}).Report(ctx, []spand.Report{r}); err == nil {
+		t.Fatal("report without the token accepted")
+	}
+	if err := (&spand.Client{BaseURL: url1, Token: "s3cret"}).Report(ctx, []spand.Report{r}); err != nil {
+		t.Fatal(err)
+	}
+	// The node writes to Redis in the background: poll the other node.
+	deadline := time.Now().Add(10 * time.Second)
+	c2 := &spand.Client{BaseURL: url2, CacheTTL: -1}
+	for {
+		p, err := c2.Predict(ctx, r.Remote, spand.ClassBulk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Known() {
+			if p.Source != "host" || p.Throughput != 1e6 || p.RTT != 45 || p.Reports != 1 {
+				t.Fatalf("node 2 answers %+v", p)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 never saw the report sent to node 1")
+		}
+		<-time.After(10 * time.Millisecond) // poll interval
+	}
+	p1, _ := (&spand.Client{BaseURL: url1, CacheTTL: -1}).Predict(ctx, r.Remote, spand.ClassBulk)
+	p2, _ := c2.Predict(ctx, r.Remote, spand.ClassBulk)
+	if p1.Throughput != p2.Throughput || p1.Reports != p2.Reports || p1.Key != p2.Key {
+		t.Fatalf("nodes disagree:\n %+v\n %+v", p1, p2)
 	}
 }

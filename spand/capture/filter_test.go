@@ -158,7 +158,7 @@ func TestBuiltinFilterLinkTypes(t *testing.T) {
 	}
 }
 
-func testFrames(t *testing.T) map[layers.LinkType][]byte {
+func testFrames(t testing.TB) map[layers.LinkType][]byte {
 	out := map[layers.LinkType][]byte{}
 	for _, lt := range tracktest.LinkTypes {
 		out[lt] = tracktest.Frame(lt, tracktest.Segment{

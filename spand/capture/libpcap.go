@@ -5,6 +5,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -65,7 +66,7 @@ func (p *Pcap) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 		return nil, ci, errTimeout
 	}
 	if errors.Is(err, pcap.NextErrorNoMorePackets) {
-		return nil, ci, errEOF
+		return nil, ci, io.EOF
 	}
 	return data, ci, err
 }

@@ -5,6 +5,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -149,15 +150,44 @@ func OpenLive(o LiveOptions) (*Live, error) {
 			prog[i].K = uint32(o.SnapLen)
 		}
 	}
-	if isLoopback(o.Interface) {
-		// On lo every packet passes AF_PACKET twice, going out and coming
-		// in; keep the incoming copy only, as libpcap does.
-		prog = append(dropOutgoing(), prog...)
+	// On lo every packet passes AF_PACKET twice, going out and coming
+	// in; keep the incoming copy only, as libpcap does on lo. On "any"
+	// the same holds for loopback traffic, while the outgoing packets of
+	// the other interfaces are the host's own traffic and stay.
+	switch {
+	case isLoopback(o.Interface):
+		prog = append(dropOutgoing(-1), prog...)
+	case o.Interface == "" || o.Interface == "any":
+		if lo, err := net.InterfaceByName("lo"); err == nil {
+			prog = append(dropOutgoing(lo.Index), prog...)
+		}
+	}
+	// The socket captured from its creation, before any filter: like
+	// libpcap, attach a program that drops everything, drain what was
+	// queued (a retired block shows up within the block timeout, shorter
+	// than the poll timeout), then attach the real program.
+	if err := tp.SetBPF([]bpf.RawInstruction{{Op: bpfRetK, K: 0}}); err != nil {
+		tp.Close()
+		return nil, fmt.Errorf("capture: attach filter: %w", err)
+	}
+	for {
+		if _, _, err := tp.ZeroCopyReadPacketData(); err != nil {
+			if !errors.Is(err, afpacket.ErrTimeout) {
+				tp.Close()
+				return nil, fmt.Errorf("capture: drain %q: %w", o.Interface, err)
+			}
+			break
+		}
 	}
 	{
 		if err := tp.SetBPF(prog); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("capture: attach filter %q: %w", expr, err)
+		}
+		// Count from here: what was drained is not the capture's.
+		if err := tp.InitSocketStats(); err != nil {
+			tp.Close()
+			return nil, fmt.Errorf("capture: stats: %w", err)
 		}
 	}
 	return &Live{tp: tp, link: link}, nil
@@ -169,14 +199,25 @@ func isLoopback(iface string) bool {
 }
 
 // dropOutgoing is a BPF prologue rejecting packets the host sends
-// (PACKET_OUTGOING, read with the kernel's SKF_AD_PKTTYPE extension, which
-// only the kernel runs).
-func dropOutgoing() []bpf.RawInstruction {
-	raw, err := bpf.Assemble([]bpf.Instruction{
+// (PACKET_OUTGOING), on interface index ifindex only unless it is -1. It
+// reads the kernel's SKF_AD_PKTTYPE and SKF_AD_IFINDEX extensions, which
+// only the kernel runs.
+func dropOutgoing(ifindex int) []bpf.RawInstruction {
+	ins := []bpf.Instruction{
 		bpf.LoadExtension{Num: bpf.ExtType},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: 4 /* PACKET_OUTGOING */, SkipTrue: 0, SkipFalse: 1},
 		bpf.RetConstant{Val: 0},
-	})
+	}
+	if ifindex >= 0 {
+		ins = []bpf.Instruction{
+			bpf.LoadExtension{Num: bpf.ExtType},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: 4, SkipTrue: 0, SkipFalse: 3},
+			bpf.LoadExtension{Num: bpf.ExtInterfaceIndex},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(ifindex), SkipTrue: 0, SkipFalse: 1},
+			bpf.RetConstant{Val: 0},
+		}
+	}
+	raw, err := bpf.Assemble(ins)
 	if err != nil {
 		panic(err) // constant program
 	}

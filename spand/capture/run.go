@@ -13,14 +13,15 @@ import (
 type RunStats struct {
 	Read     uint64 // packets read from the source
 	Filtered uint64 // packets the filter rejected (user-space filtering only)
+	// CutShort is set when a file ended in the middle of a packet record
+	// (a capture still being written, or a truncated copy): what came
+	// before was tracked.
+	CutShort bool
 }
 
 // errTimeout is returned (wrapped) by live sources when no packet came
 // within the poll timeout, so that Run can look at its context.
 var errTimeout = errors.New("capture: read timeout")
-
-// errEOF is io.EOF by another name for sources that end (libpcap files).
-var errEOF = io.EOF
 
 // Run reads src until the end of the file, an error, or ctx is done, and
 // feeds every packet filter accepts (nil: all) to t. filter is evaluated
@@ -28,6 +29,14 @@ var errEOF = io.EOF
 // Live options) and pass nil here. At io.EOF Run returns nil; the caller
 // decides whether to t.Flush().
 func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (RunStats, error) {
+	return RunProgress(ctx, src, filter, t, nil)
+}
+
+// RunProgress is Run calling progress, from the capture goroutine, every
+// 1024 packets and whenever a live source was idle for its poll timeout,
+// so that the caller can publish counters (t.Stats is safe to call from
+// progress, not from other goroutines).
+func RunProgress(ctx context.Context, src Source, filter *Filter, t *track.Tracker, progress func(RunStats)) (RunStats, error) {
 	var st RunStats
 	dec, err := track.NewDecoder(src.LinkType())
 	if err != nil {
@@ -37,10 +46,17 @@ func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (Run
 	for {
 		data, ci, err := src.ReadPacketData()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				st.CutShort = true
+				return st, nil
+			}
+			if errors.Is(err, io.EOF) {
 				return st, nil
 			}
 			if errors.Is(err, errTimeout) {
+				if progress != nil {
+					progress(st)
+				}
 				select {
 				case <-done:
 					return st, ctx.Err()
@@ -52,6 +68,9 @@ func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (Run
 		}
 		st.Read++
 		if st.Read&1023 == 0 {
+			if progress != nil {
+				progress(st)
+			}
 			select {
 			case <-done:
 				return st, ctx.Err()

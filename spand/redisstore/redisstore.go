@@ -12,6 +12,12 @@
 // same configuration and clock give the same answer. A prediction costs
 // one pipelined round trip (three LRANGEs).
 //
+// Redis memory is bounded per key (MaxSamples samples of 32 bytes) and in
+// time (lists expire MaxAge after their last write; Entries trims the
+// index to MaxAge), not in the number of keys: give Redis a maxmemory and
+// an eviction policy (allkeys-lru) if the number of hosts seen within
+// MaxAge can be very large.
+//
 // # When Redis is down
 //
 // Add never fails: reports go into a local in-memory spand.Aggregator and

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"net/netip"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,82 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
+	"github.com/edgeadapt/edgeadapt/spand/redisstore/redistest"
 )
-
-// redisServer is a redis-server process on loopback, with persistence off,
-// in a temporary directory.
-type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	exit chan struct{}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startRedis starts redis-server on a free loopback port and waits until
-// it answers PING; Cleanup kills it.
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	rs := &redisServer{t: t, bin: testenv.LookPath(t, "redis-server", "redis-server"), dir: t.TempDir(), port: freePort(t)}
-	rs.start()
-	t.Cleanup(rs.stop)
-	return rs
-}
-
-func (rs *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }
-
-func (rs *redisServer) start() {
-	t := rs.t
-	t.Helper()
-	rs.cmd = exec.Command(rs.bin, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--loglevel", "warning")
-	if err := rs.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	rs.exit = make(chan struct{})
-	go func(cmd *exec.Cmd, exit chan struct{}) { cmd.Wait(); close(exit) }(rs.cmd, rs.exit)
-	c := redis.NewClient(&redis.Options{Addr: rs.addr(), MaxRetries: -1, DisableIdentity: true})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-rs.exit:
-			t.Fatalf("redis-server exited at start: %v", err)
-		case <-time.After(20 * time.Millisecond): // poll interval, not synchronisation
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server not answering after 10 s: %v", err)
-		}
-	}
-}
-
-func (rs *redisServer) stop() {
-	if rs.cmd == nil || rs.cmd.Process == nil {
-		return
-	}
-	rs.cmd.Process.Kill()
-	<-rs.exit
-	rs.cmd = nil
-}
 
 type clock struct {
 	mu sync.Mutex
@@ -131,9 +56,9 @@ func report(local, remote string, class spand.Class, end time.Time, thr float64)
 // TestTwoInstancesShareOneView runs two performance servers on one Redis:
 // reports sent to one are answered identically by both.
 func TestTwoInstancesShareOneView(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	s1, s2 := newStore(t, rs.addr(), clk), newStore(t, rs.addr(), clk)
+	s1, s2 := newStore(t, rs.Addr(), clk), newStore(t, rs.Addr(), clk)
 	h1 := httptest.NewServer(&spand.Server{Store: s1, Logger: slog.New(slog.DiscardHandler)})
 	defer h1.Close()
 	h2 := httptest.NewServer(&spand.Server{Store: s2, Logger: slog.New(slog.DiscardHandler)})
@@ -193,11 +118,11 @@ func TestTwoInstancesShareOneView(t *testing.T) {
 // TestRedisDown: with Redis gone, reports are accepted and answered from
 // memory, and written once Redis is back.
 func TestRedisDown(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	s1 := newStore(t, rs.addr(), clk)
+	s1 := newStore(t, rs.Addr(), clk)
 	ctx := context.Background()
-	rs.stop()
+	rs.Stop()
 
 	r := report("10.0.0.1", "192.0.2.9", spand.ClassWeb, clk.Now(), 7777)
 	if err := s1.Add(ctx, []spand.Report{r}); err != nil {
@@ -214,7 +139,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("%d reports queued, want 1", n)
 	}
 
-	rs.start() // same port, empty database
+	rs.Restart() // same port, empty database
 	// The background writer retries every 50 ms; wait for the queue to
 	// drain, with a deadline.
 	deadline := time.Now().Add(10 * time.Second)
@@ -225,7 +150,7 @@ func TestRedisDown(t *testing.T) {
 		<-time.After(20 * time.Millisecond) // poll interval
 
 	}
-	s2 := newStore(t, rs.addr(), clk)
+	s2 := newStore(t, rs.Addr(), clk)
 	p, err = s2.Predict(ctx, r.Remote, spand.ClassWeb)
 	if err != nil || p.Source != "host" || p.Throughput != 7777 || p.Reports != 1 {
 		t.Fatalf("second instance after recovery: %+v %v", p, err)
@@ -235,7 +160,7 @@ func TestRedisDown(t *testing.T) {
 func TestQueueBounded(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
 	// Nothing listens on a fresh free port: Redis is down from the start.
-	s, err := New(Options{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), MaxPending: 5, Logger: slog.New(slog.DiscardHandler), RetryInterval: time.Hour})
+	s, err := New(Options{Addr: "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t)), MaxPending: 5, Logger: slog.New(slog.DiscardHandler), RetryInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,9 +184,9 @@ func TestQueueBounded(t *testing.T) {
 // redis-server). BenchmarkRedisPing, the bare round trip, is its floor in
 // the same run.
 func BenchmarkPredictRedis(b *testing.B) {
-	rs := startRedis(b)
+	rs := redistest.Start(b)
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	s := newStore(b, rs.addr(), clk)
+	s := newStore(b, rs.Addr(), clk)
 	ctx := context.Background()
 	var reports []spand.Report
 	for i := range 32 {
@@ -281,8 +206,8 @@ func BenchmarkPredictRedis(b *testing.B) {
 }
 
 func BenchmarkRedisPing(b *testing.B) {
-	rs := startRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: rs.addr(), DisableIdentity: true})
+	rs := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr(), DisableIdentity: true})
 	defer c.Close()
 	ctx := context.Background()
 	for b.Loop() {

@@ -260,7 +260,7 @@ func TestAccuracyAgainstTcptrace(t *testing.T) {
 				t.Errorf("%d TCP connections, tcptrace has %d", len(tcp), len(gt))
 			}
 			telnet := strings.HasPrefix(name, "ndpi-telnet")
-			var dData, dUniq, dThru, dRex deviation
+			var dData, dUniq, dThru, dRex, dRTT, dRTTn deviation
 			m := matcher{conns: tcp}
 			for _, g := range gt {
 				c, swapped, ok := m.find(g.a, g.b)
@@ -305,6 +305,20 @@ func TestAccuracyAgainstTcptrace(t *testing.T) {
 							t.Errorf("%s: throughput %.2f, tcptrace %v (%.2f unrounded)", where, d.s.Throughput, thru, uniq/el)
 						}
 					}
+					// RTT samples and minimum (tcptrace prints ms with
+					// 0.1 ms precision).
+					if n := g.get(t, "RTT_samples_"+d.dir); n > 0 {
+						dm := math.Abs(float64(d.s.RTTMin)/1e6 - g.get(t, "RTT_min_"+d.dir))
+						dn := math.Abs(float64(d.s.RTTSamples) - n)
+						dRTT.add(dm, where)
+						dRTTn.add(dn, where)
+						// 32 outstanding segments are remembered per
+						// direction, tcptrace remembers all: a few samples
+						// of very large windows are lost.
+						if dm > 0.051 || dn > max(2, 0.1*n) {
+							t.Errorf("%s: RTT min %v (%d samples), tcptrace %v ms (%v)", where, d.s.RTTMin, d.s.RTTSamples, g.get(t, "RTT_min_"+d.dir), n)
+						}
+					}
 					diff := math.Abs(float64(d.s.RexmtPackets) - rex)
 					dRex.add(diff, where)
 					if diff > max(2, 0.1*rex) {
@@ -331,13 +345,13 @@ func TestAccuracyAgainstTcptrace(t *testing.T) {
 					t.Errorf("%s-%s: handshake RTT %.3f ms, tshark %.3f ms", s.a, s.b, got, s.irttMS)
 				}
 			}
-			line := fmt.Sprintf("| %s | %d | %.0f B | %.4f %% | %.3f %% (%d) | %.0f | %.3f ms (%d) |",
-				name, len(tcp), dData.worst, 100*dUniq.worst, 100*dThru.worst, dThru.n, dRex.worst, dHS.worst, dHS.n)
+			line := fmt.Sprintf("| %s | %d | %.0f B | %.4f %% | %.3f %% (%d) | %.0f | %.3f ms (%d) | %.3f ms / %.0f (%d) |",
+				name, len(tcp), dData.worst, 100*dUniq.worst, 100*dThru.worst, dThru.n, dRex.worst, dHS.worst, dHS.n, dRTT.worst, dRTTn.worst, dRTT.n)
 			t.Log(line)
 			report = append(report, line)
 		})
 	}
-	t.Logf("\n| capture | TCP conns | max |data bytes diff| | max unique bytes dev | max throughput dev (n >= 10 data pkts) | max rexmt pkts diff | max handshake RTT diff vs tshark (n) |\n|---|---|---|---|---|---|---|\n%s",
+	t.Logf("\n| capture | TCP conns | max |data bytes diff| | max unique bytes dev | max throughput dev (n >= 10 data pkts) | max rexmt pkts diff | max handshake RTT diff vs tshark (n) | max RTT min diff / samples diff vs tcptrace (n) |\n|---|---|---|---|---|---|---|---|\n%s",
 		strings.Join(report, "\n"))
 }
 

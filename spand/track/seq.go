@@ -59,10 +59,6 @@ type seqSpace struct {
 	packets  uint64
 }
 
-func (s *seqSpace) reset() {
-	*s = seqSpace{}
-}
-
 // unwrap maps a 32-bit sequence number to 64 bits near the last one seen.
 func (s *seqSpace) unwrap(v uint32) int64 {
 	if !s.init {

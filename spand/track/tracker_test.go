@@ -285,3 +285,28 @@ func TestClassify(t *testing.T) {
 		t.Errorf("UDP classes %s", got)
 	}
 }
+
+// TestTrackerPeriodic: a long connection gets interim records (Final
+// false) at the configured interval, then one final record.
+func TestTrackerPeriodic(t *testing.T) {
+	var recs []track.Conn
+	f := newFeeder(t, track.Config{})
+	f.tr = track.New(track.Config{Periodic: time.Second, OnConn: func(c *track.Conn) { recs = append(recs, *c) }})
+	f.send(tracktest.Segment{Src: cli, Dst: srv, SYN: true, Seq: 0, Window: 100}, time.Millisecond)
+	f.send(tracktest.Segment{Src: srv, Dst: cli, SYN: true, ACK: true, Seq: 0, Ack: 1, Window: 100}, time.Millisecond)
+	for i := 0; i < 35; i++ { // 3.5 s of data
+		f.send(tracktest.Segment{Src: srv, Dst: cli, ACK: true, Seq: uint32(1 + 1000*i), Ack: 1, Window: 100, Payload: make([]byte, 1000)}, 100*time.Millisecond)
+	}
+	f.tr.Flush()
+	var periodic int
+	for _, r := range recs[:len(recs)-1] {
+		if r.Final || r.Reason != track.EndPeriodic {
+			t.Errorf("interim record %+v", r)
+		}
+		periodic++
+	}
+	last := recs[len(recs)-1]
+	if periodic != 3 || !last.Final || last.BA.DataBytes != 35000 {
+		t.Errorf("%d periodic records, final %v with %d bytes", periodic, last.Final, last.BA.DataBytes)
+	}
+}
