@@ -363,4 +363,3 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 		t.Error("a -spand without scheme was accepted")
 	}
 }
-
