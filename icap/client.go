@@ -108,18 +108,40 @@ type clientConn struct {
 	broken    bool
 	raw       syscall.RawConn // for the stale check; nil for TLS
 	idleSince time.Time
-	writing   bool // a goroutine is writing the request body
+	ctx       context.Context // of the current request, if it can be canceled
+	writing   bool            // a goroutine is writing the request body
 	writeDone chan error
 }
 
+// Read and Write extend the inactivity deadline, then check the request's
+// context: in that order, so that a cancellation (which sets a deadline in
+// the past) is never overwritten by the extension.
 func (cc *clientConn) Read(p []byte) (int, error) {
 	extendDeadline(cc.nc, &cc.rdeadline, cc.timeout, true)
+	if err := cc.canceled(); err != nil {
+		return 0, err
+	}
 	return cc.nc.Read(p)
 }
 
 func (cc *clientConn) Write(p []byte) (int, error) {
 	extendDeadline(cc.nc, &cc.wdeadline, cc.timeout, false)
+	if err := cc.canceled(); err != nil {
+		return 0, err
+	}
 	return cc.nc.Write(p)
+}
+
+func (cc *clientConn) canceled() error {
+	if cc.ctx == nil {
+		return nil
+	}
+	select {
+	case <-cc.ctx.Done():
+		return cc.ctx.Err()
+	default:
+		return nil
+	}
 }
 
 func (cl *Client) timeout() time.Duration { return orDefault(cl.Timeout, DefaultClientTimeout) }
@@ -261,8 +283,11 @@ func (cl *Client) Do(req *Request) (*Response, error) {
 		return nil, err
 	}
 	if ctx.Done() != nil {
+		cc.ctx = ctx
 		stop := context.AfterFunc(ctx, func() { cc.nc.SetDeadline(time.Unix(1, 0)) })
 		defer stop()
+	} else {
+		cc.ctx = nil
 	}
 	resp, err := cc.roundTrip(req)
 	if err != nil {

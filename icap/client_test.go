@@ -155,15 +155,15 @@ func TestClientContextCancel(t *testing.T) {
 // connection (IdleTimeout); the client notices before reuse and dials a
 // new one instead of failing the request.
 func TestClientSkipsStaleConnection(t *testing.T) {
-	s, _ := startServer(t, testMux(), func(s *icap.Server) { s.IdleTimeout = 10 * time.Millisecond })
 	closed := make(chan struct{}, 4)
-	prev := s.Config.ConnState
-	s.Config.ConnState = func(c net.Conn, st icap.ConnState) {
-		prev(c, st)
-		if st == icap.StateClosed {
-			closed <- struct{}{}
+	s, _ := startServer(t, testMux(), func(s *icap.Server) {
+		s.IdleTimeout = 10 * time.Millisecond
+		s.ConnState = func(c net.Conn, st icap.ConnState) {
+			if st == icap.StateClosed {
+				closed <- struct{}{}
+			}
 		}
-	}
+	})
 	c := s.Client()
 	body := bytes.Repeat([]byte("z"), 100)
 	do := func() {

@@ -121,11 +121,21 @@ func (w *response) WriteHeader(code int, msg any, hasBody bool) {
 			return
 		}
 		hasBody = true
+		if b := w.req.body; b != nil && b.inPreview() && !b.cr.Done() {
+			// Squid accepts a 206 only once it has sent the whole
+			// preview (ModXact::handle206PartialContent; earlier it fails
+			// the transaction: ICAP_ERR_OTHER, HTTP 500), so read the
+			// rest of the preview (kept for Body) before answering.
+			if err := b.bufferPreview(w.c.srv.limits().maxHeader, false); err != nil {
+				w.err = err
+				w.closeAfter = true
+			}
+		}
 	case StatusOK:
 		if b := w.req.body; hasBody && b != nil && b.inPreview() && !b.closed {
 			// The handler is going to stream a body, most likely from the
 			// original one: get the rest of it before the response starts.
-			if err := b.bufferPreview(w.c.srv.limits().maxHeader); err != nil {
+			if err := b.bufferPreview(w.c.srv.limits().maxHeader, true); err != nil {
 				w.err = err
 				w.closeAfter = true
 			}
@@ -356,9 +366,10 @@ func (w *response) finish() bool {
 }
 
 // bufferPreview reads the rest of the preview into memory (at most max
-// bytes) and, unless it ended with ieof, asks the client for the rest of
-// the body with 100 Continue. Read serves the buffered bytes first.
-func (b *body) bufferPreview(max int) error {
+// bytes); Read serves the buffered bytes first. With cont, unless the
+// preview ended with ieof, it then asks the client for the rest of the
+// body with 100 Continue.
+func (b *body) bufferPreview(max int, cont bool) error {
 	for !b.cr.Done() {
 		if len(b.pre) > max {
 			return protoErr(StatusBadRequest, ErrMalformed, "preview longer than %d bytes", max)
@@ -374,6 +385,12 @@ func (b *body) bufferPreview(max int) error {
 		if err != nil {
 			return err
 		}
+	}
+	if !cont {
+		if b.cr.IEOF() {
+			b.ieof = true
+		}
+		return nil
 	}
 	return b.finishSequence()
 }

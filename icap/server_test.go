@@ -841,3 +841,29 @@ func TestHeaderLimits(t *testing.T) {
 		}
 	}
 }
+
+// Test206WaitsForPreview: Squid rejects a 206 that arrives while it is
+// still sending the preview, so the server reads the whole preview before
+// answering 206. The preview is sent in two writes; the answer may only
+// come after the second.
+func Test206WaitsForPreview(t *testing.T) {
+	s, _ := startServer(t, testMux(), nil)
+	rc := dialRaw(t, s.URL)
+	full := respmod("/headers206", "Preview: 10\nAllow: 206\n", "0123456789abc", chunks("", "01234", "56789"))
+	cut := strings.Index(full, "56789") - 3 // before the second chunk
+	rc.send(full[:cut])
+	// No answer may come while the preview is incomplete.
+	rc.c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := rc.br.Peek(1); err == nil {
+		t.Fatalf("answer %q before the preview was complete", n)
+	}
+	rc.send(full[cut:])
+	r := rc.read()
+	if r.Status != 206 || r.LastExt != "use-original-body=0" {
+		t.Fatalf("got %d %q", r.Status, r.LastExt)
+	}
+	rc.send(crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"))
+	if r := rc.read(); r.Status != 200 {
+		t.Fatalf("next: %d", r.Status)
+	}
+}
