@@ -418,3 +418,22 @@ func TestProfileValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestPreviewFile(t *testing.T) {
+	for _, tt := range []struct{ sub, name, wantType string }{
+		{"images", "bimg__northern_cardinal_bird.jpg", "image/jpeg"},
+		{"html", "sample_bbc.html", "text/html; charset=utf-8"},
+	} {
+		path := filepath.Join(testenv.Corpus(t, tt.sub), tt.name)
+		out, err := PreviewFile(context.Background(), path, slowProfile, "image/jpeg", "gzip", Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := out.Header.Get("Content-Type"); got != tt.wantType || !out.Adapted || out.OriginalBytes <= int64(len(out.Body)) {
+			t.Errorf("%s: Content-Type %q, adapted %v, %d -> %d bytes", tt.name, got, out.Adapted, out.OriginalBytes, len(out.Body))
+		}
+	}
+	if _, err := PreviewFile(context.Background(), filepath.Join(t.TempDir(), "missing.jpg"), slowProfile, "", "", Limits{}); err == nil {
+		t.Error("missing file: no error")
+	}
+}

@@ -69,6 +69,9 @@ func (GoEngine) Transcode(ctx context.Context, src []byte, info Info, opts Optio
 		}
 	}
 	pal, _ := img.(*stdimage.Paletted)
+	if opts.Greyscale {
+		pal = nil // the source palette would bring the colours back
+	}
 	var buf bytes.Buffer
 	for _, f := range Candidates(info, alpha, opts.Formats, goCanEncode) {
 		buf.Reset()

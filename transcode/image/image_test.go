@@ -190,6 +190,25 @@ func checkResult(t *testing.T, src []byte, info Info, opts Options, res Result) 
 	if info.Format == PNG && info.Alpha && strings.Contains(t.Name(), "alpha") && isOpaque(img) {
 		t.Errorf("transparency lost")
 	}
+	if opts.Greyscale && !isGreyImage(img) {
+		t.Errorf("greyscale profile, colour output")
+	}
+	t.Logf("%s %dx%d %d bytes (from %d)", res.Format, out.Width, out.Height, len(res.Body), len(src))
+}
+
+// isGreyImage reports whether every pixel's channels are within 4 levels
+// of each other (lossy coding leaves a little chroma noise).
+func isGreyImage(m stdimage.Image) bool {
+	b := m.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := m.At(x, y).RGBA()
+			if max(r, g, bl)>>8-min(r, g, bl)>>8 > 4 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func formatAllowed(f Format, allowed []Format, info Info) bool {
