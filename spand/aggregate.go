@@ -485,24 +485,43 @@ func (a *Aggregator) Predict(addr netip.Addr, class Class) Prediction {
 
 // Entries returns an estimate for every key with live reports, most
 // reported first within each kind, at most limit of them (0 = all).
+//
+// It takes the read lock in short stretches (entriesChunk keys at a time),
+// so that a dashboard listing tens of thousands of keys never holds up
+// Add, nor the predictions queued behind a waiting Add, for long.
 func (a *Aggregator) Entries(limit int) []Prediction {
 	now := a.now()
 	a.mu.RLock()
-	var out []Prediction
+	var keys []Key
 	for kind := KindHost; kind < numKinds; kind++ {
-		for k, e := range a.tables[kind].m {
-			if p, ok := a.cfg.Estimate(k, e.samples, now); ok {
-				out = append(out, p)
-			}
+		for k := range a.tables[kind].m {
+			keys = append(keys, k)
 		}
 	}
 	a.mu.RUnlock()
+	var out []Prediction
+	for len(keys) > 0 {
+		chunk := keys[:min(entriesChunk, len(keys))]
+		keys = keys[len(chunk):]
+		a.mu.RLock()
+		for _, k := range chunk {
+			if e := a.tables[k.Kind].m[k]; e != nil {
+				if p, ok := a.cfg.Estimate(k, e.samples, now); ok {
+					out = append(out, p)
+				}
+			}
+		}
+		a.mu.RUnlock()
+	}
 	SortEntries(out)
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
 	return out
 }
+
+// entriesChunk is how many keys Entries estimates per read lock.
+const entriesChunk = 256
 
 // SortEntries orders predictions by source, then most reports first, then
 // key, which is the order /v1/hosts lists them in.

@@ -264,3 +264,18 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestEntriesManyKeys(t *testing.T) {
+	a, clk := newTestAggregator(Config{})
+	for i := range 600 { // more than entriesChunk
+		a.Add(rep("10.0.0.5", netip.AddrFrom4([4]byte{192, 0, byte(i / 256), byte(i)}).String(), ClassWeb, clk.Now(), float64(i+1)))
+	}
+	es := a.Entries(0)
+	// 600 hosts, 1 local host (its ring keeps the newest 32), 3 /24 prefixes.
+	if len(es) != 604 || es[0].Source != "host" || es[600].Source != "local" || es[600].Reports != DefaultMaxSamples || es[603].Source != "prefix" {
+		t.Fatalf("%d entries; first %+v", len(es), es[0])
+	}
+	if top := a.Entries(5); len(top) != 5 {
+		t.Fatalf("Entries(5) returned %d", len(top))
+	}
+}

@@ -49,3 +49,27 @@ func ExampleClient_Predict() {
 	fmt.Println(p.Source, p.Throughput, p.Reports)
 	// Output: local 2e+06 1
 }
+
+func ExampleReporter() {
+	store, _ := spand.NewMemoryStore(spand.Config{}, "")
+	ts := httptest.NewServer(&spand.Server{Store: store, Logger: slog.New(slog.DiscardHandler)})
+	defer ts.Close()
+
+	// A proxy queues what it measured and never waits for the server.
+	rp := &spand.Reporter{Client: &spand.Client{BaseURL: ts.URL}, FlushInterval: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rp.Run(ctx); close(done) }()
+
+	rp.Add(spand.Report{
+		Local: netip.MustParseAddr("10.0.0.9"), Remote: netip.MustParseAddr("198.51.100.4"),
+		Class: spand.ClassWeb, Start: time.Now().Add(-time.Second), Duration: 0.5,
+		Bytes: 50_000, Throughput: 100_000, ResponseTime: 40, ResponseRate: 120_000,
+	})
+	cancel() // Run sends what is queued before it returns
+	<-done
+
+	p := store.Aggregator.Predict(netip.MustParseAddr("198.51.100.4"), spand.ClassWeb)
+	fmt.Println(p.Source, p.Throughput, p.ResponseRate)
+	// Output: host 100000 120000
+}

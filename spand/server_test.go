@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -396,5 +397,39 @@ func TestRunSnapshotsSavesAndExpires(t *testing.T) {
 	<-done
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestServerConcurrent(t *testing.T) {
+	clk := newFakeClock()
+	srv := &Server{RateLimit: -1}
+	ts := newTestServer(t, srv, clk)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &Client{BaseURL: ts.URL, CacheTTL: time.Millisecond}
+			for i := range 25 {
+				remote := netip.AddrFrom4([4]byte{192, 0, 2, byte(g*25 + i)}).String()
+				if err := c.Report(ctx, []Report{rep("10.0.0.5", remote, ClassWeb, clk.Now(), 1e5)}); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := c.Predict(ctx, netip.MustParseAddr(remote), ClassWeb); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := c.Hosts(ctx, 10); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := srv.Store.(*MemoryStore).Stats(); st.Reports != 100 || st.Keys[KindHost] != 100 {
+		t.Fatalf("stats %+v, want 100 reports on 100 hosts", st)
 	}
 }

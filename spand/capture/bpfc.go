@@ -24,7 +24,8 @@ import (
 // host and net also match ARP/RARP on Ethernet and cooked links, port
 // matches TCP, UDP and SCTP, and IPv4 fragments after the first never
 // match a port. VLAN-tagged frames are not looked into (as in tcpdump
-// without the vlan keyword).
+// without the vlan keyword), nor IPv6 extension headers (tcpdump follows a
+// fragment header to find TCP or UDP; this compiler does not).
 func CompileBuiltin(expr string, lt layers.LinkType) (*Filter, error) {
 	l, ok := linkLayouts[lt]
 	if !ok {

@@ -33,7 +33,8 @@ var ErrFormat = errors.New("capture: not a pcap or pcapng file")
 type File struct {
 	f    *os.File
 	gz   *gzip.Reader
-	read func() ([]byte, gopacket.CaptureInfo, error)
+	pcap *pcapgo.Reader   // one of pcap and ng is set
+	ng   *pcapgo.NgReader // (concrete types: no indirect call per packet)
 	link layers.LinkType
 }
 
@@ -55,7 +56,7 @@ func OpenFile(path string) (*File, error) {
 // NewFileReader reads a capture from r (see File).
 func NewFileReader(r io.Reader) (*File, error) {
 	src := &File{}
-	br := bufio.NewReaderSize(r, 1<<16)
+	br := bufio.NewReaderSize(r, 1<<20)
 	magic, err := br.Peek(4)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
@@ -66,7 +67,7 @@ func NewFileReader(r io.Reader) (*File, error) {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
 		src.gz = gz
-		br = bufio.NewReaderSize(gz, 1<<16)
+		br = bufio.NewReaderSize(gz, 1<<20)
 		if magic, err = br.Peek(4); err != nil {
 			return nil, fmt.Errorf("%w: inside gzip: %v", ErrFormat, err)
 		}
@@ -77,13 +78,13 @@ func NewFileReader(r io.Reader) (*File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pcapng: %w", err)
 		}
-		src.read, src.link = ng.ZeroCopyReadPacketData, ng.LinkType()
+		src.ng, src.link = ng, ng.LinkType()
 	case isPcapMagic(magic):
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("pcap: %w", err)
 		}
-		src.read, src.link = pr.ZeroCopyReadPacketData, pr.LinkType()
+		src.pcap, src.link = pr, pr.LinkType()
 	default:
 		return nil, fmt.Errorf("%w (magic % x)", ErrFormat, magic)
 	}
@@ -104,7 +105,12 @@ func isPcapMagic(m []byte) bool {
 
 // ReadPacketData returns the next packet; the data is valid until the next
 // call. It returns io.EOF at the end of the file.
-func (s *File) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) { return s.read() }
+func (s *File) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	if s.pcap != nil {
+		return s.pcap.ZeroCopyReadPacketData()
+	}
+	return s.ng.ZeroCopyReadPacketData()
+}
 
 // LinkType is the capture's link type (of the first interface for pcapng).
 func (s *File) LinkType() layers.LinkType { return s.link }

@@ -25,9 +25,12 @@
 // every RetryInterval while Redis is unreachable. Predict and Entries
 // answer from Redis and, when Redis does not answer within Timeout, from
 // the local aggregator (which holds what this node accepted, not what the
-// others sent). The queue holds at most MaxPending reports; past that the
+// others sent); after a failure, reads skip Redis for RetryInterval or
+// until the writer gets through again, so a dead Redis costs one Timeout,
+// not one per request. The queue holds at most MaxPending reports; past that the
 // oldest are dropped and counted in spand_redis_dropped_total. Close
-// tries once more to write the queue.
+// tries once more to write the queue. The queue is in memory: it survives
+// a Redis restart, not a crash of this process.
 package redisstore
 
 import (
@@ -40,6 +43,7 @@ import (
 	"math"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -86,6 +90,8 @@ type Store struct {
 		sync.Mutex
 		written, errors, dropped, fallbacks uint64
 	}
+
+	downUntil atomic.Int64 // Unix ns: skip Redis reads until then
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -213,6 +219,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.mu.Unlock()
 		s.stats.Lock()
 		s.stats.written += uint64(n)
+		s.downUntil.Store(0) // Redis is back: read from it again
 		s.stats.Unlock()
 	}
 }
@@ -271,16 +278,29 @@ func decodeSamples(vals []string) []spand.Sample {
 	return out
 }
 
+// fallback counts a read answered from memory; err, when not nil, is a
+// Redis failure that marks Redis down for RetryInterval, so the reads
+// meanwhile do not each wait Timeout for a Redis that is not there.
 func (s *Store) fallback(what string, err error) {
 	s.stats.Lock()
 	s.stats.fallbacks++
 	s.stats.Unlock()
-	s.opts.Logger.Debug("redisstore: answering from memory", "op", what, "err", err)
+	if err != nil {
+		s.downUntil.Store(time.Now().Add(s.opts.RetryInterval).UnixNano())
+		s.opts.Logger.Debug("redisstore: answering from memory", "op", what, "err", err)
+	}
 }
+
+// redisDown reports whether a recent failure says to skip Redis.
+func (s *Store) redisDown() bool { return time.Now().UnixNano() < s.downUntil.Load() }
 
 // Predict implements spand.Store: host, local, then prefix key from Redis
 // in one round trip, or from memory when Redis does not answer.
 func (s *Store) Predict(ctx context.Context, addr netip.Addr, class spand.Class) (spand.Prediction, error) {
+	if s.redisDown() {
+		s.fallback("predict", nil)
+		return s.local.Predict(addr, class), nil
+	}
 	keys := s.cfg.LookupKeys(addr, class)
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
@@ -306,6 +326,10 @@ func (s *Store) Predict(ctx context.Context, addr netip.Addr, class spand.Class)
 // Entries implements spand.Store: the keys updated within MaxAge, from
 // Redis, or from memory when Redis does not answer.
 func (s *Store) Entries(ctx context.Context, limit int) ([]spand.Prediction, error) {
+	if s.redisDown() {
+		s.fallback("entries", nil)
+		return s.local.Entries(limit), nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 4*s.opts.Timeout)
 	defer cancel()
 	now := s.now()

@@ -37,7 +37,12 @@ func (c *clock) Advance(d time.Duration) {
 
 func newStore(t testing.TB, addr string, clk *clock) *Store {
 	t.Helper()
-	s, err := New(Options{Addr: addr, Prefix: "test:", Logger: slog.New(slog.DiscardHandler), RetryInterval: 50 * time.Millisecond})
+	return newStoreRetry(t, addr, clk, 50*time.Millisecond)
+}
+
+func newStoreRetry(t testing.TB, addr string, clk *clock, retry time.Duration) *Store {
+	t.Helper()
+	s, err := New(Options{Addr: addr, Prefix: "test:", Logger: slog.New(slog.DiscardHandler), RetryInterval: retry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +125,7 @@ func TestTwoInstancesShareOneView(t *testing.T) {
 func TestRedisDown(t *testing.T) {
 	rs := redistest.Start(t)
 	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
-	s1 := newStore(t, rs.Addr(), clk)
+	s1 := newStoreRetry(t, rs.Addr(), clk, time.Second) // long enough to see it marked down
 	ctx := context.Background()
 	rs.Stop()
 
@@ -131,6 +136,16 @@ func TestRedisDown(t *testing.T) {
 	p, err := s1.Predict(ctx, r.Remote, spand.ClassWeb)
 	if err != nil || p.Source != "host" || p.Throughput != 7777 {
 		t.Fatalf("prediction with Redis down: %+v %v", p, err)
+	}
+	// Redis is now marked down: reads go straight to memory.
+	if !s1.redisDown() {
+		t.Fatal("a failed read did not mark Redis down")
+	}
+	if p, _ := s1.Predict(ctx, r.Remote, spand.ClassWeb); p.Throughput != 7777 {
+		t.Fatalf("second prediction with Redis down: %+v", p)
+	}
+	if es, _ := s1.Entries(ctx, 0); len(es) != 3 {
+		t.Fatalf("entries with Redis down: %d, want 3 from memory", len(es))
 	}
 	if err := s1.Flush(ctx); err == nil {
 		t.Fatal("Flush with Redis down reported success")
@@ -149,6 +164,9 @@ func TestRedisDown(t *testing.T) {
 		}
 		<-time.After(20 * time.Millisecond) // poll interval
 
+	}
+	if s1.redisDown() {
+		t.Fatal("Redis still marked down after the queue was written")
 	}
 	s2 := newStore(t, rs.Addr(), clk)
 	p, err = s2.Predict(ctx, r.Remote, spand.ClassWeb)

@@ -10,6 +10,9 @@ const (
 	// InteractiveSegment: average payload per data packet below this in
 	// both directions is keystroke-sized.
 	InteractiveSegment = 128
+	// BulkMinBytes: below this a connection on an unknown port is not
+	// called bulk for its volume alone.
+	BulkMinBytes = 64 << 10
 	// RealtimeMinPackets and RealtimeMinRate: a UDP flow of at least this
 	// many packets at this many packets/s or more is a media stream.
 	RealtimeMinPackets = 20
@@ -72,10 +75,14 @@ func classify(f *flow) Class {
 		return ClassBulk
 	case avgSeg(&c.AB) < InteractiveSegment && avgSeg(&c.BA) < InteractiveSegment:
 		return ClassInteractive
-	case c.Responses > 0 && c.BA.UniqueBytes >= c.AB.UniqueBytes:
+	case big.UniqueBytes >= BulkMinBytes:
+		return ClassBulk
+	case c.Responses > 0:
 		return ClassWeb
+	case c.AB.DataBytes == 0 || c.BA.DataBytes == 0:
+		return ClassBulk // a short one-way transfer
 	}
-	return ClassBulk
+	return ClassInteractive
 }
 
 func classifyUDP(c *Conn) Class {

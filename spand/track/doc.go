@@ -93,9 +93,12 @@
 //   - bulk when a port is 20, 21, 25, 119, 445, 587, 873 or 2049;
 //   - interactive when data packets average under InteractiveSegment (128
 //     bytes) in both directions (keystrokes, echoes);
-//   - web when B answered at least one request from A with at least as
-//     many bytes as it received (request/response behaviour);
-//   - bulk otherwise; other when no data was sent at all.
+//   - bulk when one direction carried at least BulkMinBytes (64 KB);
+//   - web when B answered at least one request from A (request/response
+//     behaviour);
+//   - bulk when only one direction carried data (a short transfer);
+//   - interactive otherwise (a conversation of medium-sized messages);
+//     other when no data was sent at all.
 //
 // A UDP flow is other for well-known service ports (DNS, DHCP, NTP,
 // NetBIOS, SNMP, syslog, SSDP, mDNS, LLMNR), realtime for STUN/TURN, RTP,

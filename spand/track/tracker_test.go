@@ -310,3 +310,18 @@ func TestTrackerPeriodic(t *testing.T) {
 		t.Errorf("%d periodic records, final %v with %d bytes", periodic, last.Final, last.BA.DataBytes)
 	}
 }
+
+func TestClassifyConversation(t *testing.T) {
+	f := newFeeder(t, track.Config{})
+	s := netip.MustParseAddrPort("198.51.100.7:41644")
+	f.send(tracktest.Segment{Src: cli, Dst: s, SYN: true, Seq: 0, Window: 100}, time.Millisecond)
+	f.send(tracktest.Segment{Src: s, Dst: cli, SYN: true, ACK: true, Seq: 0, Ack: 1, Window: 100}, time.Millisecond)
+	f.send(tracktest.Segment{Src: s, Dst: cli, ACK: true, Seq: 1, Ack: 1, Window: 100, Payload: make([]byte, 300)}, time.Millisecond)
+	f.send(tracktest.Segment{Src: cli, Dst: s, ACK: true, Seq: 1, Ack: 301, Window: 100, Payload: make([]byte, 300)}, time.Millisecond)
+	f.tr.Flush()
+	// B spoke first, A answered: no request/response from A's side, data
+	// both ways, small: a conversation.
+	if got := f.conns[0].Class; got != track.ClassInteractive {
+		t.Errorf("class %s, want interactive", got)
+	}
+}
