@@ -9,6 +9,7 @@ import (
 	_ "image/jpeg"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -20,8 +21,10 @@ import (
 
 	edgeadapt "github.com/edgeadapt/edgeadapt"
 	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/internal/squidtest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
+	"github.com/edgeadapt/edgeadapt/transcode"
 )
 
 // Clients of the in-process spand of the pipeline tests.
@@ -143,7 +146,11 @@ func TestPipelineRespmod(t *testing.T) {
 	defer cl.CloseIdleConnections()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := newRespmod(t, icapURL(d, RespmodPath), tt.body, -1, tt.allow204, false)
+			preview := 1024 // as Squid sends
+			if !tt.allow204 {
+				preview = -1 // a 204 is allowed in a preview: echo needs none
+			}
+			req := newRespmod(t, icapURL(d, RespmodPath), tt.body, preview, tt.allow204, false)
 			req.Response.Header.Set("Content-Type", tt.contentType)
 			req.Response.Header.Set("ETag", origETag)
 			for k, v := range tt.hdr {
@@ -361,5 +368,93 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 	}
 	if _, err := NewPipeline(PipelineConfig{Spand: "127.0.0.1:7070"}, nil); err == nil {
 		t.Error("a -spand without scheme was accepted")
+	}
+}
+
+// TestPipelineThroughSquid fetches a JPEG through a real Squid using
+// icapd's services with the repository's policy: with Save-Data the
+// client receives a smaller, valid JPEG whose header describes it (and
+// Squid logs an ICAP_MOD), without it the original bytes (no rule
+// matches a client of unknown speed: ICAP_ECHO).
+//
+// The origin's JPEG is the corpus photo made web-sized (640 px, under
+// 64 KB): Squid 5.7 sends at most 64 KB of a RESPMOD body until the ICAP
+// server starts answering, and icapservice holds the whole body before it
+// answers a transcode, so a larger image stalls until the ICAP timeout
+// (see the README's "Adaptation end to end").
+func TestPipelineThroughSquid(t *testing.T) {
+	web, err := (&transcode.Transcoder{}).Transcode(context.Background(), transcode.Input{
+		Bytes:  corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg"),
+		Header: http.Header{"Content-Type": {"image/jpeg"}},
+	}, transcode.Profile{MaxWidth: 640, Quality: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	photo := web.Body
+	if len(photo) >= 64<<10 {
+		t.Fatalf("web-sized photo is %d bytes, want < 64 KB", len(photo))
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Header().Set("ETag", `"bird-1"`)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(photo)
+	}))
+	t.Cleanup(origin.Close)
+	d, _, _ := startPipeline(t, repoPolicy(t))
+	sq := squidtest.Start(t, squidtest.Config{Services: []squidtest.Service{
+		{Name: "edge_req", Point: squidtest.ReqmodPrecache, URL: icapURL(d, ReqmodPath)},
+		{Name: "edge_resp", Point: squidtest.RespmodPrecache, URL: icapURL(d, RespmodPath)},
+	}})
+	client := sq.Client()
+	get := func(saveData bool) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", origin.URL+"/bird.jpg", nil)
+		if saveData {
+			req.Header.Set("Save-Data", "on")
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET through Squid: %d, %v", resp.StatusCode, err)
+		}
+		return resp, b
+	}
+
+	resp, body := get(true)
+	img, format, err := image.Decode(bytes.NewReader(body))
+	if err != nil || format != "jpeg" || len(body) >= len(photo) {
+		t.Fatalf("slow client got %d bytes (%s, %v), original %d", len(body), format, err, len(photo))
+	}
+	if b := img.Bounds(); max(b.Dx(), b.Dy()) != 320 {
+		t.Errorf("slow client got %dx%d, want 320 px wide", b.Dx(), b.Dy())
+	}
+	h := resp.Header
+	if h.Get("Content-Length") != strconv.Itoa(len(body)) || h.Get("X-Adapted") == "" ||
+		!strings.Contains(h.Get("Vary"), "Save-Data") || h.Get("ETag") == `"bird-1"` {
+		t.Errorf("slow client's header does not describe the adapted image: %v", h)
+	}
+
+	resp, body = get(false)
+	if !bytes.Equal(body, photo) || resp.Header.Get("ETag") != `"bird-1"` || resp.Header.Get("X-Adapted") != "" {
+		t.Errorf("client of unknown speed: %d bytes, header %v; want the original", len(body), resp.Header)
+	}
+
+	var outcomes []string
+	sq.WaitICAPLog(t, 30*time.Second, func(all []squidtest.ICAPLogEntry) bool {
+		outcomes = outcomes[:0]
+		for _, e := range all {
+			if e.Method == "RESPMOD" {
+				outcomes = append(outcomes, e.Outcome)
+			}
+		}
+		return len(outcomes) >= 2
+	})
+	if len(outcomes) != 2 || outcomes[0] != "ICAP_MOD" || outcomes[1] != "ICAP_ECHO" {
+		t.Errorf("Squid's RESPMOD outcomes %q, want ICAP_MOD then ICAP_ECHO", outcomes)
 	}
 }
