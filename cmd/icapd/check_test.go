@@ -27,6 +27,26 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+// runInOrder runs the tool args name, checks its exit status, and checks
+// that its output (stdout, then stderr) matches the regexps want in this
+// order. It returns the exit status.
+func runInOrder(t *testing.T, wantCode int, want []string, args ...string) int {
+	t.Helper()
+	code, stdout, stderr := run(t, args...)
+	if code != wantCode {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, wantCode, stdout, stderr)
+	}
+	out := stdout + stderr
+	for _, re := range want {
+		loc := regexp.MustCompile(re).FindStringIndex(out)
+		if loc == nil {
+			t.Fatalf("output lacks %s:\n%s", re, out)
+		}
+		out = out[loc[1]:]
+	}
+	return code
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)

@@ -49,18 +49,7 @@ func TestExplain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := run(t, append([]string{"explain", "-policy", repo}, tt.args...)...)
-			if code != tt.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
-			}
-			out := stdout + stderr
-			for _, re := range tt.want {
-				loc := regexp.MustCompile(re).FindStringIndex(out)
-				if loc == nil {
-					t.Fatalf("output lacks %s:\n%s", re, out)
-				}
-				out = out[loc[1]:]
-			}
+			runInOrder(t, tt.code, tt.want, append([]string{"explain", "-policy", repo}, tt.args...)...)
 		})
 	}
 }
