@@ -28,6 +28,16 @@ import (
 // built-in copy of the repository's policy.toml (edgeadapt.DefaultPolicy).
 const DefaultPolicyFile = "policy.toml"
 
+// DefaultMaxTranscodeBytes is the largest response body the pipeline
+// holds to transcode when PipelineConfig.MaxTranscodeBytes is zero;
+// larger bodies pass unchanged. It is this small because Squid 5.7
+// (Debian bookworm) sends at most 64 KB (65535 bytes) of a RESPMOD body
+// until the ICAP server starts answering, and a transcode needs the whole
+// body before it can answer: a bigger limit makes larger bodies wait for
+// the ICAP timeout behind such a Squid. Raise it (-max-transcode-bytes)
+// for ICAP clients that keep sending.
+const DefaultMaxTranscodeBytes = 60000
+
 // PipelineConfig configures the adaptation pipeline. The zero value is
 // valid: ./policy.toml (else the built-in default), no spand.
 type PipelineConfig struct {
@@ -42,6 +52,9 @@ type PipelineConfig struct {
 	// WatchInterval is how often Watch looks at the file; zero means
 	// policy.DefaultPollInterval.
 	WatchInterval time.Duration
+	// MaxTranscodeBytes caps the response body held to transcode; zero
+	// means DefaultMaxTranscodeBytes. Larger bodies pass unchanged.
+	MaxTranscodeBytes int64
 }
 
 // Pipeline is icapd's adaptation pipeline: the policy (policy.toml) held
@@ -120,12 +133,17 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 		pl.spand = &adapt.Spand{Source: &spand.Client{BaseURL: cfg.Spand}, Logger: logger}
 		pred = pl.spand
 	}
+	maxBody := cfg.MaxTranscodeBytes
+	if maxBody <= 0 {
+		maxBody = DefaultMaxTranscodeBytes
+	}
 	pl.Service = &icapservice.Service{
-		Policy:     h,
-		Predictor:  pred,
-		Transcoder: pl.Transcoder,
-		Logger:     logger,
-		Counters:   &icapservice.Counters{},
+		Policy:       h,
+		Predictor:    pred,
+		Transcoder:   pl.Transcoder,
+		MaxBodyBytes: maxBody,
+		Logger:       logger,
+		Counters:     &icapservice.Counters{},
 	}
 	logger.Info("policy loaded", "file", h.Path(), "version", h.Version(), "rules", len(h.Policy().Rules()), "spand", cfg.Spand)
 	return pl, nil

@@ -80,11 +80,12 @@ func repoPolicy(t *testing.T) string {
 }
 
 // startPipeline runs a daemon with the pipeline installed, on the
-// repository's policy and a real spand.
-func startPipeline(t *testing.T, policyFile string) (*Daemon, *Pipeline, *syncBuffer) {
+// repository's policy and a real spand. maxTranscode is
+// PipelineConfig.MaxTranscodeBytes.
+func startPipeline(t *testing.T, policyFile string, maxTranscode int64) (*Daemon, *Pipeline, *syncBuffer) {
 	t.Helper()
 	d, logBuf := startDaemon(t, Config{})
-	pl, err := NewPipeline(PipelineConfig{PolicyFile: policyFile, Spand: startSpand(t), WatchInterval: 10 * time.Millisecond},
+	pl, err := NewPipeline(PipelineConfig{PolicyFile: policyFile, Spand: startSpand(t), WatchInterval: 10 * time.Millisecond, MaxTranscodeBytes: maxTranscode},
 		slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +115,9 @@ func TestPipelineRespmod(t *testing.T) {
 	photo := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 1920x1080, quality 100
 	page := corpusFile(t, "html", "sample_wikipedia.html")
 	broken := append(append([]byte{}, photo[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 4096)...)
-	d, pl, _ := startPipeline(t, repoPolicy(t))
+	// icap.Client keeps sending a body while icapd holds it (unlike Squid
+	// 5.7), so the corpus photo can be transcoded whole.
+	d, pl, _ := startPipeline(t, repoPolicy(t), 8<<20)
 	const origETag = `"origin-etag-1"`
 
 	tests := []struct {
@@ -259,7 +262,7 @@ func TestPipelineRespmod(t *testing.T) {
 // and the ISTag stays. Then the file watch picks up a change by itself.
 func TestPipelineReloadISTag(t *testing.T) {
 	path := repoPolicy(t)
-	d, pl, logBuf := startPipeline(t, path)
+	d, pl, logBuf := startPipeline(t, path, 0)
 	cl := &icap.Client{}
 	defer cl.CloseIdleConnections()
 	optionsTag := func() string {
@@ -371,45 +374,47 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 	}
 }
 
-// TestPipelineThroughSquid fetches a JPEG through a real Squid using
-// icapd's services with the repository's policy: with Save-Data the
-// client receives a smaller, valid JPEG whose header describes it (and
-// Squid logs an ICAP_MOD), without it the original bytes (no rule
-// matches a client of unknown speed: ICAP_ECHO).
-//
-// The origin's JPEG is the corpus photo made web-sized (640 px, under
-// 64 KB): Squid 5.7 sends at most 64 KB of a RESPMOD body until the ICAP
-// server starts answering, and icapservice holds the whole body before it
-// answers a transcode, so a larger image stalls until the ICAP timeout
-// (see the README's "Adaptation end to end").
+// TestPipelineThroughSquid fetches JPEGs through a real Squid using
+// icapd's services with the repository's policy and the default limits:
+// with Save-Data the client receives a smaller, valid JPEG whose header
+// describes it (and Squid logs an ICAP_MOD), without it the original
+// bytes (no rule matches a client of unknown speed: ICAP_ECHO). A photo
+// over DefaultMaxTranscodeBytes arrives unchanged and at once: Squid 5.7
+// sends only 64 KB of a body until the ICAP server answers, so holding
+// it whole would stall until the ICAP timeout.
 func TestPipelineThroughSquid(t *testing.T) {
+	big := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
 	web, err := (&transcode.Transcoder{}).Transcode(context.Background(), transcode.Input{
-		Bytes:  corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg"),
+		Bytes:  big,
 		Header: http.Header{"Content-Type": {"image/jpeg"}},
 	}, transcode.Profile{MaxWidth: 640, Quality: 80})
 	if err != nil {
 		t.Fatal(err)
 	}
 	photo := web.Body
-	if len(photo) >= 64<<10 {
-		t.Fatalf("web-sized photo is %d bytes, want < 64 KB", len(photo))
+	if len(photo) >= DefaultMaxTranscodeBytes {
+		t.Fatalf("web-sized photo is %d bytes, want < %d", len(photo), DefaultMaxTranscodeBytes)
 	}
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Header().Set("ETag", `"bird-1"`)
 		w.Header().Set("Cache-Control", "no-store")
+		if r.URL.Path == "/big.jpg" {
+			w.Write(big)
+			return
+		}
 		w.Write(photo)
 	}))
 	t.Cleanup(origin.Close)
-	d, _, _ := startPipeline(t, repoPolicy(t))
+	d, _, logBuf := startPipeline(t, repoPolicy(t), 0)
 	sq := squidtest.Start(t, squidtest.Config{Services: []squidtest.Service{
 		{Name: "edge_req", Point: squidtest.ReqmodPrecache, URL: icapURL(d, ReqmodPath)},
 		{Name: "edge_resp", Point: squidtest.RespmodPrecache, URL: icapURL(d, RespmodPath)},
 	}})
 	client := sq.Client()
-	get := func(saveData bool) (*http.Response, []byte) {
+	get := func(path string, saveData bool) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", origin.URL+"/bird.jpg", nil)
+		req, _ := http.NewRequest("GET", origin.URL+path, nil)
 		if saveData {
 			req.Header.Set("Save-Data", "on")
 		}
@@ -425,7 +430,7 @@ func TestPipelineThroughSquid(t *testing.T) {
 		return resp, b
 	}
 
-	resp, body := get(true)
+	resp, body := get("/bird.jpg", true)
 	img, format, err := image.Decode(bytes.NewReader(body))
 	if err != nil || format != "jpeg" || len(body) >= len(photo) {
 		t.Fatalf("slow client got %d bytes (%s, %v), original %d", len(body), format, err, len(photo))
@@ -439,7 +444,7 @@ func TestPipelineThroughSquid(t *testing.T) {
 		t.Errorf("slow client's header does not describe the adapted image: %v", h)
 	}
 
-	resp, body = get(false)
+	resp, body = get("/bird.jpg", false)
 	if !bytes.Equal(body, photo) || resp.Header.Get("ETag") != `"bird-1"` || resp.Header.Get("X-Adapted") != "" {
 		t.Errorf("client of unknown speed: %d bytes, header %v; want the original", len(body), resp.Header)
 	}
@@ -456,5 +461,15 @@ func TestPipelineThroughSquid(t *testing.T) {
 	})
 	if len(outcomes) != 2 || outcomes[0] != "ICAP_MOD" || outcomes[1] != "ICAP_ECHO" {
 		t.Errorf("Squid's RESPMOD outcomes %q, want ICAP_MOD then ICAP_ECHO", outcomes)
+	}
+
+	// The 829 KB photo for a slow client: over the limit, unchanged.
+	// (With a limit above 64 KB this GET would wait for the ICAP timeout.)
+	resp, body = get("/big.jpg", true)
+	if !bytes.Equal(body, big) || resp.Header.Get("X-Adapted") != "" || resp.Header.Get("ETag") != `"bird-1"` {
+		t.Errorf("big photo: %d bytes, header %v; want the original %d bytes", len(body), resp.Header, len(big))
+	}
+	if !strings.Contains(logBuf.String(), "body over max_body_bytes; passing unchanged") {
+		t.Errorf("big photo: no log line saying why it passed:\n%s", logBuf.String())
 	}
 }
