@@ -91,6 +91,9 @@ func startPipeline(t *testing.T, policyFile string, maxTranscode int64) (*Daemon
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pl.Close() })
+	// The tests check what is produced, not how fast: no transcode may
+	// time out on a busy machine (before first use, so it applies).
+	pl.Transcoder.T.Limits.Timeout = 2 * time.Minute
 	pl.Install(d)
 	return d, pl, logBuf
 }
@@ -384,7 +387,8 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 // it whole would stall until the ICAP timeout.
 func TestPipelineThroughSquid(t *testing.T) {
 	big := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
-	web, err := (&transcode.Transcoder{}).Transcode(context.Background(), transcode.Input{
+	// A generous timeout: this is set-up, on a busy machine perhaps.
+	web, err := (&transcode.Transcoder{Limits: transcode.Limits{Timeout: 2 * time.Minute}}).Transcode(context.Background(), transcode.Input{
 		Bytes:  big,
 		Header: http.Header{"Content-Type": {"image/jpeg"}},
 	}, transcode.Profile{MaxWidth: 640, Quality: 80})
