@@ -108,9 +108,16 @@ type clientConn struct {
 	broken    bool
 	raw       syscall.RawConn // for the stale check; nil for TLS
 	idleSince time.Time
-	ctx       context.Context // of the current request, if it can be canceled
-	writing   bool            // a goroutine is writing the request body
-	writeDone chan error
+	// Cancellation (see bind), guarded by cmu: ctx is the bound context,
+	// stop its registration; inUse while a request runs; pastDeadline
+	// once a cancellation set a deadline in the past.
+	cmu          sync.Mutex
+	ctx          context.Context
+	stop         func() bool
+	inUse        bool
+	pastDeadline bool
+	writing      bool // a goroutine is writing the request body
+	writeDone    chan error
 }
 
 // Read and Write extend the inactivity deadline, then check the request's
@@ -188,9 +195,10 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 		// server (idle timeout); check before sending on it, since a
 		// request body cannot be replayed.
 		if cc.raw != nil && cl.clock().Sub(cc.idleSince) > staleCheckAfter && peerClosed(cc.raw) {
-			cc.nc.Close()
+			cc.close()
 			continue
 		}
+		cc.bind(ctx)
 		return cc, nil
 	}
 	dial := cl.DialContext
@@ -224,12 +232,69 @@ func (cl *Client) getConn(ctx context.Context, req *Request) (*clientConn, error
 	}
 	cc.br = bufio.NewReaderSize(cc, bufferSize)
 	cc.bw = bufio.NewWriterSize(cc, bufferSize)
+	cc.bind(ctx)
 	return cc, nil
 }
 
+// bind makes a cancellation of ctx interrupt the connection's blocked
+// reads and writes during the coming request. The registration is kept
+// while consecutive requests use the same context (a load generator's
+// workers do), so that the common case costs no allocation; a
+// cancellation while the connection is idle in the pool does not harm it.
+func (cc *clientConn) bind(ctx context.Context) {
+	if ctx.Done() == nil {
+		ctx = nil
+	}
+	cc.cmu.Lock()
+	defer cc.cmu.Unlock()
+	if ctx != cc.ctx {
+		if cc.stop != nil {
+			cc.stop()
+		}
+		cc.ctx, cc.stop = ctx, nil
+		if ctx != nil {
+			cc.stop = context.AfterFunc(ctx, func() { cc.onCancel(ctx) })
+		}
+	}
+	if cc.pastDeadline { // canceled after the I/O of the last request
+		cc.nc.SetDeadline(time.Time{})
+		cc.rdeadline, cc.wdeadline = time.Time{}, time.Time{}
+		cc.pastDeadline = false
+	}
+	cc.inUse = true
+}
+
+// onCancel runs when ctx is canceled: a request in progress under it is
+// interrupted by a deadline in the past. A late call for a context the
+// connection is no longer bound to does nothing.
+func (cc *clientConn) onCancel(ctx context.Context) {
+	cc.cmu.Lock()
+	defer cc.cmu.Unlock()
+	if cc.inUse && cc.ctx == ctx {
+		cc.nc.SetDeadline(time.Unix(1, 0))
+		cc.pastDeadline = true
+	}
+}
+
+func (cc *clientConn) release() {
+	cc.cmu.Lock()
+	cc.inUse = false
+	cc.cmu.Unlock()
+}
+
+// close closes the connection and drops its context registration.
+func (cc *clientConn) close() {
+	if cc.stop != nil {
+		cc.stop()
+		cc.stop = nil
+	}
+	cc.nc.Close()
+}
+
 func (cl *Client) putConn(cc *clientConn) {
+	cc.release()
 	if cc.broken {
-		cc.nc.Close()
+		cc.close()
 		return
 	}
 	cl.mu.Lock()
@@ -243,7 +308,7 @@ func (cl *Client) putConn(cc *clientConn) {
 		return
 	}
 	cl.mu.Unlock()
-	cc.nc.Close()
+	cc.close()
 }
 
 // CloseIdleConnections closes the pooled idle connections.
@@ -254,7 +319,7 @@ func (cl *Client) CloseIdleConnections() {
 	cl.mu.Unlock()
 	for _, l := range idle {
 		for _, cc := range l {
-			cc.nc.Close()
+			cc.close()
 		}
 	}
 }
@@ -278,16 +343,12 @@ func (cl *Client) Options(ctx context.Context, rawURL string) (*Response, error)
 // streaming servers work.
 func (cl *Client) Do(req *Request) (*Response, error) {
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cc, err := cl.getConn(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	if ctx.Done() != nil {
-		cc.ctx = ctx
-		stop := context.AfterFunc(ctx, func() { cc.nc.SetDeadline(time.Unix(1, 0)) })
-		defer stop()
-	} else {
-		cc.ctx = nil
 	}
 	resp, err := cc.roundTrip(req)
 	if err != nil {
@@ -295,7 +356,7 @@ func (cl *Client) Do(req *Request) (*Response, error) {
 		if cc.writing {
 			<-cc.writeDone
 		}
-		cc.nc.Close()
+		cc.close()
 		return nil, err
 	}
 	return resp, nil
@@ -355,7 +416,11 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 	bw := cc.bw
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(req.URL.String())
+	if req.URL == req.urlFor {
+		bw.WriteString(req.urlStr)
+	} else {
+		bw.WriteString(req.URL.String())
+	}
 	bw.WriteString(" ICAP/1.0\r\n")
 	if len(req.Header["Host"]) == 0 {
 		bw.WriteString("Host: ")

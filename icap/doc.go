@@ -120,7 +120,11 @@
 //
 // It handles previews (ieof when the body fits), 100 Continue, early
 // responses and 206, and writes large bodies concurrently with reading the
-// response.
+// response. Canceling the request's context interrupts a transaction in
+// progress; the registration is kept across requests with the same
+// context, so a load generator pays nothing per request for it. A pooled
+// connection idle for more than a second is checked for a close by the
+// server before reuse. Timeout bounds every read and write (inactivity).
 //
 // Package icaptest has a ResponseRecorder and a loopback Server for tests.
 package icap

@@ -60,6 +60,10 @@ type parser struct {
 	line []byte     // a line longer than the bufio buffer
 	vals []byte     // the values of the current header block
 	ents []fieldEnt // their keys and positions in vals
+
+	// The last ICAP URI parsed on this connection, kept read-only.
+	lastTarget string
+	lastURL    *url.URL
 }
 
 type fieldEnt struct {

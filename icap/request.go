@@ -84,8 +84,10 @@ type Request struct {
 	// Body has returned io.EOF.
 	Trailer http.Header
 
-	rawTarget   string  // encapsulated request target as received
-	origURL     url.URL // encapsulated request URL as parsed, to detect changes
+	urlStr      string   // URL.String() of urlFor, computed once by NewRequest
+	urlFor      *url.URL // the URL urlStr belongs to
+	rawTarget   string   // encapsulated request target as received
+	origURL     url.URL  // encapsulated request URL as parsed, to detect changes
 	body        *body
 	ctx         context.Context
 	servicePath string
@@ -102,6 +104,8 @@ func NewRequest(method, rawURL string, req *http.Request, resp *http.Response) (
 		return nil, fmt.Errorf("icap: URL %q: scheme must be icap or icaps", rawURL)
 	}
 	return &Request{
+		urlStr:   u.String(),
+		urlFor:   u,
 		Method:   method,
 		URL:      u,
 		Proto:    "ICAP/1.0",
@@ -245,11 +249,19 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	default:
 		r.Method = string(m)
 	}
-	target := string(line[i+1 : j])
 	version := line[j+1:]
-	r.URL, err = url.ParseRequestURI(target)
-	if err != nil {
-		return r, protoErr(StatusBadRequest, ErrMalformed, "ICAP URI %q: %v", target, err)
+	if t := line[i+1 : j]; p.lastURL != nil && string(t) == p.lastTarget {
+		// A persistent connection asks for the same service again and
+		// again: copy the parsed URL instead of parsing it anew.
+		u := *p.lastURL
+		r.URL = &u
+	} else {
+		target := string(t)
+		if r.URL, err = url.ParseRequestURI(target); err != nil {
+			return r, protoErr(StatusBadRequest, ErrMalformed, "ICAP URI %q: %v", target, err)
+		}
+		u := *r.URL
+		p.lastTarget, p.lastURL = target, &u
 	}
 	if string(version) != "ICAP/1.0" {
 		if !strings.HasPrefix(string(version), "ICAP/") {

@@ -29,7 +29,9 @@ type ResponseWriter interface {
 	//
 	// Code 204 is turned into an unchanged echo when the client does not
 	// allow it (see Request.Can204), and 206 likewise when the client did
-	// not send Allow: 206. If the request is still in preview and the
+	// not send Allow: 206 (or 500 if the handler already consumed part of
+	// the body, which makes an echo impossible). A 206 inside a preview is
+	// sent only after the whole preview has arrived (Squid requires it). If the request is still in preview and the
 	// response is a 200 with a body, the rest of the original body is
 	// requested first (100 Continue), so that the handler can stream it;
 	// close Request.Body first if the handler does not need it.

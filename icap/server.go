@@ -403,15 +403,20 @@ type conn struct {
 	// linger asks for a lingering close: the client may still be sending
 	// a request we answered early with an error.
 	linger bool
+	// idleLimit, if set, replaces the idle timeout (overloaded connections).
+	idleLimit time.Duration
 
 	p       parser
 	scratch []byte
 	head    []byte
 	resp    response
+	// sendContinue is c.resp.sendContinue, bound once.
+	sendContinue func() error
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	c.sendContinue = c.resp.sendContinue // once per connection, not per request
 	if sc, ok := rwc.(syscall.Conn); ok && canWaitReadable {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.waiter = newReadWaiter(raw)
@@ -536,6 +541,11 @@ func (c *conn) serve(overloaded bool) {
 		st := tc.ConnectionState()
 		c.tlsState = &st
 	}
+	if overloaded {
+		// Over MaxConns: wait for the request (to answer it 503) only as
+		// long as for a request header, not a whole idle timeout.
+		c.idleLimit = c.srv.readHeaderTimeout()
+	}
 	for {
 		if !c.waitRequest() {
 			return
@@ -592,7 +602,11 @@ func (c *conn) waitRequest() bool {
 	if c.srv.inShutdown.Load() {
 		return false
 	}
-	c.rwc.SetReadDeadline(time.Now().Add(c.srv.idleTimeout()))
+	idle := c.srv.idleTimeout()
+	if c.idleLimit > 0 {
+		idle = c.idleLimit
+	}
+	c.rwc.SetReadDeadline(time.Now().Add(idle))
 	if c.waiter != nil {
 		// Wait until the socket is readable without reading into a
 		// buffer: no buffer is held while idle.
@@ -685,7 +699,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	w := &c.resp
 	w.reset(c, req)
 	if req.body != nil {
-		req.body.onContinue = w.sendContinue
+		req.body.onContinue = c.sendContinue
 	}
 	c.flushBeforeRead = true
 	panicked := c.runHandler(w, req)

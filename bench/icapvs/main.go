@@ -48,6 +48,12 @@ type Result struct {
 	P50Ms     float64          `json:"p50_ms"`
 	P99Ms     float64          `json:"p99_ms"`
 	Status    map[string]int64 `json:"status"`
+	LastError string           `json:"last_error"`
+	// ServerCPUus is the server's CPU time (user+system, all its
+	// processes) per request in µs, measured here around the run: on a
+	// shared machine it is steadier than req/s, which also depends on how
+	// much CPU the scheduler grants each process.
+	ServerCPUus float64 `json:"-"`
 }
 
 type workload struct {
@@ -120,8 +126,8 @@ func main() {
 			for _, c := range cs {
 				for _, s := range servers {
 					res := bench(icapbench, s, w, c, *dur)
-					log.Printf("round %d %-34s c=%-3d %-7s %9.0f req/s %8.1f MB/s p50 %7.3f ms p99 %7.3f ms %v errors=%d",
-						r+1, w.name, c, s.name, res.ReqPerSec, res.MBPerSec, res.P50Ms, res.P99Ms, res.Status, res.Errors)
+					log.Printf("round %d %-34s c=%-3d %-7s %9.0f req/s %8.1f MB/s p50 %7.3f ms p99 %7.3f ms cpu %6.1f µs/req %v errors=%d %s",
+						r+1, w.name, c, s.name, res.ReqPerSec, res.MBPerSec, res.P50Ms, res.P99Ms, res.ServerCPUus, res.Status, res.Errors, res.LastError)
 					if results[w.name] == nil {
 						results[w.name] = map[int]map[string][]Result{}
 					}
@@ -135,8 +141,8 @@ func main() {
 	}
 
 	fmt.Printf("\nicapd vs %s, loopback, same icapbench, %d rounds of %v, medians\n\n", version, *rounds, *dur)
-	fmt.Println("| workload | c | icapd req/s | c-icap req/s | ratio | icapd MB/s | c-icap MB/s | icapd p50 ms | c-icap p50 ms | icapd p99 ms | c-icap p99 ms | icapd status | c-icap status |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| workload | c | icapd req/s | c-icap req/s | ratio | icapd MB/s | c-icap MB/s | icapd p50 ms | c-icap p50 ms | icapd p99 ms | c-icap p99 ms | icapd CPU µs/req | c-icap CPU µs/req | CPU ratio | icapd status | c-icap status |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, w := range workloads {
 		for _, c := range cs {
 			cell := results[w.name][c]
@@ -145,12 +151,13 @@ func main() {
 			}
 			a, b := cell["icapd"], cell["c-icap"]
 			ra, rb := median(a, func(r Result) float64 { return r.ReqPerSec }), median(b, func(r Result) float64 { return r.ReqPerSec })
-			fmt.Printf("| %s | %d | %.0f | %.0f | %.2fx | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %s | %s |\n",
+			ca, cb := median(a, func(r Result) float64 { return r.ServerCPUus }), median(b, func(r Result) float64 { return r.ServerCPUus })
+			fmt.Printf("| %s | %d | %.0f | %.0f | %.2fx | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.2fx | %s | %s |\n",
 				w.name, c, ra, rb, ra/rb,
 				median(a, func(r Result) float64 { return r.MBPerSec }), median(b, func(r Result) float64 { return r.MBPerSec }),
 				median(a, func(r Result) float64 { return r.P50Ms }), median(b, func(r Result) float64 { return r.P50Ms }),
 				median(a, func(r Result) float64 { return r.P99Ms }), median(b, func(r Result) float64 { return r.P99Ms }),
-				statuses(a), statuses(b))
+				ca, cb, cb/ca, statuses(a), statuses(b))
 		}
 	}
 	if *idle > 0 {
@@ -161,10 +168,15 @@ func main() {
 // bench runs icapbench once against s.
 func bench(icapbench string, s *server, w workload, c int, d time.Duration) Result {
 	args := append([]string{"-json", "-addr", s.addr, "-service", s.service, "-c", strconv.Itoa(c), "-d", d.String()}, w.args...)
+	cpu0 := cpuTicks(s.pid)
 	out := output(icapbench, args...)
+	cpu1 := cpuTicks(s.pid)
 	var r Result
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		log.Fatalf("icapbench %v: %v: %s", args, err, out)
+	}
+	if r.Requests > 0 {
+		r.ServerCPUus = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(r.Requests)
 	}
 	return r
 }
@@ -279,6 +291,52 @@ func freeAddr() string {
 	check(err)
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat
+// (100 on Linux).
+const clockTicks = 100
+
+// cpuTicks returns the user+system CPU ticks of pid and its children
+// (c-icap forks its servers), including children that have exited and
+// been reaped (pid's cutime and cstime).
+func cpuTicks(pid int) int64 {
+	var total int64
+	ents, err := os.ReadDir("/proc")
+	check(err)
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces):
+		// state ppid ... utime(14) stime(15).
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if p != pid && ppid != pid {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += ut + st
+		if p == pid && len(f) >= 15 {
+			cut, _ := strconv.ParseInt(f[13], 10, 64)
+			cst, _ := strconv.ParseInt(f[14], 10, 64)
+			total += cut + cst
+		}
+	}
+	return total
 }
 
 // rssKB returns VmRSS of pid in KB.

@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -49,6 +50,7 @@ func main() {
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.IntVar(&o.idle, "idle", 0, "open this many idle persistent connections (each after one OPTIONS), print a line, hold them for -d or until SIGTERM")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "per read/write inactivity timeout")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of icapbench itself to this file")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments %q", flag.Args())
@@ -71,7 +73,19 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatalf("%v", err)
+		}
+	}
 	rep, err := run(ctx, o, body)
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		fatalf("%v", err)
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +64,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bodyFile := filepath.Join(t.TempDir(), "body")
+	os.WriteFile(bodyFile, bytes.Repeat([]byte("b"), 3000), 0o644)
 	tests := []struct {
 		name       string
 		o          options
@@ -69,6 +76,7 @@ func TestRun(t *testing.T) {
 		{name: "preview 204", o: options{method: "RESPMOD", size: 10240, preview: 1024, allow204: true}, wantStatus: "204"},
 		{name: "reqmod allow 204", o: options{method: "REQMOD", size: 100, preview: -1, allow204: true}, wantStatus: "204"},
 		{name: "options", o: options{method: "OPTIONS", preview: -1}, wantStatus: "200"},
+		{name: "body file", o: options{method: "RESPMOD", bodyFile: bodyFile, preview: -1}, wantStatus: "200", wantIn: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +93,9 @@ func TestRun(t *testing.T) {
 			if rep.Requests != 200 || rep.Errors != 0 || rep.Status[tt.wantStatus] != 200 {
 				t.Fatalf("report %+v: want 200 requests, all %s, no errors", rep, tt.wantStatus)
 			}
+			if tt.o.bodyFile != "" && rep.BodySize != 3000 {
+				t.Errorf("body size %d, want the 3000 bytes of -body", rep.BodySize)
+			}
 			if tt.wantIn > 0 && rep.MBInPerSec <= 0 {
 				t.Errorf("no body received in full echo: %+v", rep)
 			}
@@ -96,5 +107,28 @@ func TestRun(t *testing.T) {
 	// -c 4 workers, each on one persistent connection.
 	if n := srv.Accepted(); n != 4*len(tests) {
 		t.Errorf("server accepted %d connections for %d runs of 4 workers, want %d", n, len(tests), 4*len(tests))
+	}
+}
+
+// TestHoldIdle opens idle connections and holds them until canceled.
+func TestHoldIdle(t *testing.T) {
+	srv := icaptest.NewServer(icap.HandlerFunc(func(w icap.ResponseWriter, r *icap.Request) { icap.Echo(w, r) }))
+	defer srv.Close()
+	u, _ := url.Parse(srv.ServiceURL("/echo"))
+	o := options{addr: u.Host, service: "/echo", idle: 50, d: time.Hour, timeout: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- holdIdle(ctx, o, pw) }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "open 50 idle connections") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if n := srv.Accepted(); n != 50 {
+		t.Errorf("server accepted %d connections, want 50", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

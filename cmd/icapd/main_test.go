@@ -134,8 +134,8 @@ func (d *daemon) wait(t *testing.T) int {
 }
 
 // TestSIGTERMDuringTransfer builds icapd, starts a RESPMOD whose body
-// trickles in, sends SIGTERM in the middle: icapd stops accepting, the
-// transfer completes, and icapd exits 0.
+// trickles in, sends SIGHUP (logged, ignored) then SIGTERM in the middle:
+// icapd stops accepting, the transfer completes, and icapd exits 0.
 func TestSIGTERMDuringTransfer(t *testing.T) {
 	testenv.LookPath(t, "go", "golang")
 	bin := buildIcapd(t)
@@ -172,6 +172,20 @@ func TestSIGTERMDuringTransfer(t *testing.T) {
 		t.Fatal("no response head")
 	}
 
+	// SIGHUP is reserved for reload: logged, nothing else.
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	hupDeadline := time.After(10 * time.Second)
+	for !strings.Contains(d.log(), "SIGHUP received") {
+		select {
+		case <-d.exited:
+			t.Fatalf("icapd exited on SIGHUP:\n%s", d.log())
+		case <-hupDeadline:
+			t.Fatal("SIGHUP not logged")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -37,8 +36,8 @@ type Daemon struct {
 	// daemon's.
 	Server *icap.Server
 
-	mu       sync.Mutex                           // serialises Handle
-	known    atomic.Pointer[map[string]methodSet] // registered services
+	mu       sync.Mutex                      // serialises Handle
+	known    atomic.Pointer[map[string]bool] // registered service paths
 	draining atomic.Bool
 	admin    *http.Server
 	icapLn   net.Listener
@@ -77,19 +76,12 @@ func New(cfg Config, logger *slog.Logger, services ...Service) (*Daemon, error) 
 		d.Handle(s)
 	}
 	d.Server = &icap.Server{
-		Handler:   d,
+		Handler:   d.Mux,
 		Logger:    logger,
 		ConnState: d.connState,
 		Observer:  d.observe,
 	}
 	return d, nil
-}
-
-// methodSet says which adaptation methods a service offers.
-type methodSet struct{ reqmod, respmod bool }
-
-func (m methodSet) has(method string) bool {
-	return method == icap.MethodOPTIONS || method == icap.MethodREQMOD && m.reqmod || method == icap.MethodRESPMOD && m.respmod
 }
 
 // Handle registers s, replacing the service with the same path; it may be
@@ -101,32 +93,11 @@ func (d *Daemon) Handle(s Service) {
 		s.Path = "/" + s.Path
 	}
 	d.Mux.Handle(s.Path, s.Handler, s.Options)
-	known := make(map[string]methodSet)
-	if old := d.known.Load(); old != nil {
-		maps.Copy(known, *old)
+	known := make(map[string]bool)
+	for _, p := range d.Mux.Paths() {
+		known[p] = true
 	}
-	var ms methodSet
-	if len(s.Options.Methods) == 0 {
-		ms = methodSet{true, true}
-	}
-	for _, m := range s.Options.Methods {
-		ms.reqmod = ms.reqmod || m == icap.MethodREQMOD
-		ms.respmod = ms.respmod || m == icap.MethodRESPMOD
-	}
-	known[s.Path] = ms
 	d.known.Store(&known)
-}
-
-// ServeICAP routes r through the mux. An answer of 404 (unknown service)
-// or 405 (method not offered) closes the connection afterwards, as c-icap
-// does: c-icap-client (libicapapi 0.5) reads the body-less error answer
-// ("Encapsulated: null-body=0") as the start of a body and would wait for
-// it until the connection closed.
-func (d *Daemon) ServeICAP(w icap.ResponseWriter, r *icap.Request) {
-	if ms, ok := (*d.known.Load())[r.ServicePath()]; !ok || !ms.has(r.Method) {
-		w.Header().Set("Connection", "close")
-	}
-	d.Mux.ServeICAP(w, r)
 }
 
 func (d *Daemon) connState(_ net.Conn, st icap.ConnState) {
@@ -142,13 +113,8 @@ func (d *Daemon) connState(_ net.Conn, st icap.ConnState) {
 // log. Label values are bounded: unknown services and methods are counted
 // as "other", so a client cannot grow the metrics without limit.
 func (d *Daemon) observe(ti *icap.TransactionInfo) {
-	if ti.Status == 0 {
-		// The connection ended between requests (the server answered
-		// nothing): not a transaction.
-		return
-	}
 	svc := ti.Service
-	if _, ok := (*d.known.Load())[svc]; !ok {
+	if !(*d.known.Load())[svc] {
 		svc = "other"
 	}
 	method := ti.Method

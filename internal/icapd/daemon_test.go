@@ -3,16 +3,11 @@ package icapd
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/icap/icaptest"
 )
 
 // startDaemon starts a daemon on free loopback ports with its access log
@@ -51,7 +47,8 @@ func startDaemon(t *testing.T, cfg Config, services ...Service) (*Daemon, *syncB
 		defer cancel()
 		d.Shutdown(ctx)
 		if t.Failed() {
-			t.Logf("daemon log:\n%s", logBuf.String())
+			access, _ := os.ReadFile(cfg.AccessLog)
+			t.Logf("daemon log:\n%s\naccess log:\n%s", logBuf.String(), access)
 		}
 	})
 	return d, logBuf
@@ -177,7 +174,8 @@ func TestDaemonServices(t *testing.T) {
 		return d.Metrics.Requests("other", "", 404) == 1 && d.Metrics.Requests(ReqmodPath, "", 405) == 1
 	})
 	// The client reused its connection for all of them but the last:
-	// after a 405 the daemon closes the connection (see ServeICAP).
+	// after an error answer (405) the server closes the connection, as
+	// c-icap does (c-icap-client needs it, see TestCICAPClient).
 	if n := d.Metrics.AcceptedConns(); n != 2 {
 		t.Errorf("accepted %d connections for %d sequential transactions, want 2", n, len(tests))
 	}
@@ -413,39 +411,18 @@ func TestDaemonBadCertificate(t *testing.T) {
 	}
 }
 
-// writeCert writes a fresh self-signed certificate for 127.0.0.1 and its
-// key as PEM files, and returns a pool trusting it.
+// writeCert writes icaptest's self-signed certificate for 127.0.0.1 and
+// its key as PEM files, and returns a pool trusting it.
 func writeCert(t testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "icapd test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
+	cert, pool := icaptest.SelfSignedCert()
+	kder, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	leaf, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(leaf)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile, pool
 }

@@ -36,6 +36,8 @@ func stampRespmod(w icap.ResponseWriter, r *icap.Request) {
 	}
 	r.Response.Header.Set("X-Stamped", "icapd")
 	if mode == "206" && r.Can206() {
+		// Answered without looking at the body: icap reads the rest of
+		// the preview first, which Squid requires for a 206.
 		w.WriteHeader(icap.StatusPartialContent, r.Response, true)
 		w.UseOriginalBody(0)
 		return

@@ -162,7 +162,8 @@ func start(t testing.TB, bin string, cfg Config) (*Squid, error) {
 	}()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("squidtest: squid.conf:\n%s\ncache.log:\n%s\nsquid output:\n%s", s.Conf, tail(s.CacheLog(), 4000), tail(s.readFile("squid.out"), 2000))
+			t.Logf("squidtest: squid.conf:\n%s\ncache.log:\n%s\nsquid output:\n%s\naccess.log:\n%s\nicap.log:\n%s", s.Conf, tail(s.CacheLog(), 4000),
+				tail(s.readFile("squid.out"), 2000), tail(s.AccessLog(), 2000), tail(s.readFile("icap.log"), 4000))
 		}
 		s.kill()
 	})
