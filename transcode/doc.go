@@ -12,7 +12,8 @@
 // what was done and the original size), or a *PassError saying why the
 // original must be sent unchanged:
 //
-//   - the response says Cache-Control: no-transform (RFC 9111 5.2.2.6);
+//   - the response or the request says Cache-Control: no-transform
+//     (RFC 9111 5.2.2.6 and 5.2.1.6);
 //   - the body is larger than Limits.MaxInputBytes (the bytes already read
 //     are handed back with the unread rest, so nothing is lost);
 //   - the image has more pixels than Limits.MaxPixels (decided from the

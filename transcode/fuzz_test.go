@@ -51,7 +51,7 @@ func TestExifSeedRotates(t *testing.T) {
 		t.Fatalf("probe: %+v %v", info, err)
 	}
 	out, err := Transcode(context.Background(), Input{Bytes: seed, Header: http.Header{"Content-Type": {"image/jpeg"}}},
-		Profile{Quality: 30, Formats: []timage.Format{timage.JPEG}}, Limits{})
+		Profile{Quality: 30, Formats: []timage.Format{timage.JPEG}}, testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}

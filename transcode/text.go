@@ -44,12 +44,16 @@ func (t *Transcoder) text(ctx context.Context, body []byte, in Input, p Profile)
 	if rewrite {
 		pr, pw := io.Pipe()
 		src := r
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			var err error
 			stats, err = html.Rewrite(pw, src, html.RewriteOptions{Placeholders: true, DropHints: true})
 			pw.CloseWithError(err)
 		}()
-		defer pr.Close()
+		// On an early return, stop the rewriter and wait for it before
+		// the decoder it reads is closed.
+		defer func() { pr.Close(); <-done }()
 		r = pr
 	}
 	out := &capBuffer{max: len(body)}

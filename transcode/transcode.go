@@ -79,6 +79,9 @@ type Input struct {
 	Header http.Header
 	// Accept and AcceptEncoding are the request's headers.
 	Accept, AcceptEncoding string
+	// CacheControl is the request's Cache-Control: a client may ask for
+	// no-transform too (RFC 9111 section 5.2.1.6).
+	CacheControl string
 }
 
 // Output is the result of Transcode. After a pass (a *PassError) it holds
@@ -266,7 +269,7 @@ func (t *Transcoder) transcode(ctx context.Context, in Input, p Profile) (*Outpu
 		return out, pass(ReasonTooBig, fmt.Errorf("body of %d bytes over %d", len(body), t.Limits.maxInput()))
 	}
 	out.Body, out.OriginalBytes = body, int64(len(body))
-	if hasToken(in.Header.Values("Cache-Control"), "no-transform") {
+	if hasToken(in.Header.Values("Cache-Control"), "no-transform") || hasToken([]string{in.CacheControl}, "no-transform") {
 		return out, pass(ReasonNoTransform, nil)
 	}
 	if in.Header.Get("Content-Range") != "" {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/transcode/compress"
@@ -20,6 +21,10 @@ import (
 )
 
 const bombFile = "thumbor__9643x10328.jpg"
+
+// testLimits are the defaults with a timeout long enough for an
+// overloaded CI machine: these tests check results, not speed.
+var testLimits = Limits{Timeout: 5 * time.Minute}
 
 var slowProfile = Profile{Name: "slow", MaxWidth: 800, Quality: 40, StripMetadata: true, Animation: image.AnimationKeep,
 	Minify: true, Compress: true}
@@ -71,7 +76,7 @@ func contentType(name string) string {
 var okPass = map[string]bool{ReasonLarger: true, ReasonRefused: true}
 
 func TestImageCorpus(t *testing.T) {
-	tr := &Transcoder{}
+	tr := &Transcoder{Limits: testLimits}
 	for _, accept := range []string{"image/avif,image/webp,*/*", "image/png,image/*;q=0.8"} {
 		for _, name := range imageNames(t) {
 			t.Run(strings.Split(accept, ",")[1]+"/"+name, func(t *testing.T) {
@@ -140,7 +145,7 @@ func TestBombRefused(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	out, err := Transcode(context.Background(), Input{Body: bytes.NewReader(src),
-		Header: http.Header{"Content-Type": {"image/jpeg"}}}, slowProfile, Limits{})
+		Header: http.Header{"Content-Type": {"image/jpeg"}}}, slowProfile, testLimits)
 	runtime.ReadMemStats(&after)
 	var pe *PassError
 	if !errors.As(err, &pe) || pe.Reason != ReasonTooManyPixels {
@@ -163,14 +168,15 @@ func TestPasses(t *testing.T) {
 		lim    Limits
 		reason string
 	}{
-		{"no-transform", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}, "Cache-Control": {"public, No-Transform"}}}, slowProfile, Limits{}, ReasonNoTransform},
+		{"no-transform", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}, "Cache-Control": {"public, No-Transform"}}}, slowProfile, testLimits, ReasonNoTransform},
+		{"request no-transform", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}, CacheControl: "max-age=0, no-transform"}, slowProfile, testLimits, ReasonNoTransform},
 		{"too big", Input{Body: bytes.NewReader(jpeg), Header: http.Header{"Content-Type": {"image/jpeg"}}}, slowProfile, Limits{MaxInputBytes: 1000}, ReasonTooBig},
 		{"pixels", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}}, slowProfile, Limits{MaxPixels: 1920*1080 - 1}, ReasonTooManyPixels},
-		{"zero profile", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}}, Profile{}, Limits{}, ReasonNotApplicable},
-		{"octet-stream", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"application/octet-stream"}}}, slowProfile, Limits{}, ReasonNotApplicable},
-		{"corrupt image", Input{Bytes: append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), jpeg[:2000]...), Header: http.Header{"Content-Type": {"image/png"}}}, slowProfile, Limits{}, ReasonError},
-		{"partial", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}, "Content-Range": {"bytes 0-10/100"}}}, slowProfile, Limits{}, ReasonNotApplicable},
-		{"bad js", Input{Bytes: []byte("function ( { ]]] " + strings.Repeat("x ", 100)), Header: http.Header{"Content-Type": {"text/javascript"}}}, Profile{Minify: true}, Limits{}, ReasonError},
+		{"zero profile", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}}}, Profile{}, testLimits, ReasonNotApplicable},
+		{"octet-stream", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"application/octet-stream"}}}, slowProfile, testLimits, ReasonNotApplicable},
+		{"corrupt image", Input{Bytes: append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"), jpeg[:2000]...), Header: http.Header{"Content-Type": {"image/png"}}}, slowProfile, testLimits, ReasonError},
+		{"partial", Input{Bytes: jpeg, Header: http.Header{"Content-Type": {"image/jpeg"}, "Content-Range": {"bytes 0-10/100"}}}, slowProfile, testLimits, ReasonNotApplicable},
+		{"bad js", Input{Bytes: []byte("function ( { ]]] " + strings.Repeat("x ", 100)), Header: http.Header{"Content-Type": {"text/javascript"}}}, Profile{Minify: true}, testLimits, ReasonError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +209,7 @@ func TestETagAndVary(t *testing.T) {
 		if etag != "" {
 			h.Set("ETag", etag)
 		}
-		out, err := Transcode(context.Background(), Input{Bytes: src, Header: h, Accept: accept}, p, Limits{})
+		out, err := Transcode(context.Background(), Input{Bytes: src, Header: h, Accept: accept}, p, testLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +294,7 @@ func TestTextCorpus(t *testing.T) {
 				orig := bytes.Clone(body)
 				p := slowProfile
 				p.Placeholders = strings.HasSuffix(name, ".html")
-				out, err := Transcode(context.Background(), Input{Body: bytes.NewReader(body), Header: h, AcceptEncoding: tc.ae}, p, Limits{})
+				out, err := Transcode(context.Background(), Input{Body: bytes.NewReader(body), Header: h, AcceptEncoding: tc.ae}, p, testLimits)
 				if !bytes.Equal(body, orig) {
 					t.Fatal("input modified")
 				}
@@ -353,7 +359,7 @@ func TestGzipBombOrigin(t *testing.T) {
 	w.Close()
 	bomb := buf.Bytes()
 	h := http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip"}}
-	out, err := Transcode(context.Background(), Input{Bytes: bomb, Header: h, AcceptEncoding: "br"}, slowProfile, Limits{})
+	out, err := Transcode(context.Background(), Input{Bytes: bomb, Header: h, AcceptEncoding: "br"}, slowProfile, testLimits)
 	var pe *PassError
 	if !errors.As(err, &pe) || pe.Reason != ReasonBomb || !errors.Is(err, compress.ErrBomb) {
 		t.Fatalf("err = %v, want %s", err, ReasonBomb)
@@ -380,7 +386,7 @@ func (e blockingEngine) Transcode(ctx context.Context, src []byte, info image.In
 func TestTimeoutAndSlots(t *testing.T) {
 	src := corpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	eng := blockingEngine{image.GoEngine{}, make(chan struct{}, 2), make(chan struct{})}
-	tr := &Transcoder{Engine: eng, Limits: Limits{MaxConcurrent: 1, Timeout: 50_000_000}}
+	tr := &Transcoder{Engine: eng, Limits: Limits{MaxConcurrent: 1, Timeout: 50 * time.Millisecond}}
 	in := Input{Bytes: src, Header: http.Header{"Content-Type": {"image/jpeg"}}}
 	// The first call takes the only slot and times out inside the engine.
 	_, err := tr.Transcode(context.Background(), in, slowProfile)
@@ -397,7 +403,7 @@ func TestTimeoutAndSlots(t *testing.T) {
 	}
 	close(eng.release)
 	// Once the engine finishes the slot is free again.
-	tr2 := &Transcoder{Engine: eng, Limits: Limits{MaxConcurrent: 1}}
+	tr2 := &Transcoder{Engine: eng, Limits: Limits{MaxConcurrent: 1, Timeout: testLimits.Timeout}}
 	go func() { <-eng.started }()
 	if _, err := tr2.Transcode(context.Background(), in, slowProfile); err != nil {
 		t.Fatalf("after release: %v", err)
@@ -425,7 +431,7 @@ func TestPreviewFile(t *testing.T) {
 		{"html", "sample_bbc.html", "text/html; charset=utf-8"},
 	} {
 		path := filepath.Join(testenv.Corpus(t, tt.sub), tt.name)
-		out, err := PreviewFile(context.Background(), path, slowProfile, "image/jpeg", "gzip", Limits{})
+		out, err := PreviewFile(context.Background(), path, slowProfile, "image/jpeg", "gzip", testLimits)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -433,7 +439,7 @@ func TestPreviewFile(t *testing.T) {
 			t.Errorf("%s: Content-Type %q, adapted %v, %d -> %d bytes", tt.name, got, out.Adapted, out.OriginalBytes, len(out.Body))
 		}
 	}
-	if _, err := PreviewFile(context.Background(), filepath.Join(t.TempDir(), "missing.jpg"), slowProfile, "", "", Limits{}); err == nil {
+	if _, err := PreviewFile(context.Background(), filepath.Join(t.TempDir(), "missing.jpg"), slowProfile, "", "", testLimits); err == nil {
 		t.Error("missing file: no error")
 	}
 }

@@ -128,7 +128,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	case l.n > l.lim.maxBytes():
 		l.err = &BombError{Decoded: l.n, Compressed: l.cr.n, Limit: "size"}
 		return 0, l.err
-	case l.n > ratioSlack && l.n > l.cr.n*l.lim.maxRatio():
+	case l.n > ratioSlack && l.n/max(l.cr.n, 1) > l.lim.maxRatio(): // divide: a product can overflow
 		l.err = &BombError{Decoded: l.n, Compressed: l.cr.n, Limit: "ratio"}
 		return 0, l.err
 	}

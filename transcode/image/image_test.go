@@ -110,7 +110,7 @@ var testProfiles = []testProfile{
 	{"800w-q40-jpeg", Options{MaxWidth: 800, Quality: 40, Formats: []Format{JPEG}, StripMetadata: true}},
 	{"800w-q40-webp", Options{MaxWidth: 800, Quality: 40, Formats: []Format{WebP, JPEG}, StripMetadata: true, Animation: AnimationKeep}},
 	{"400box-grey-first", Options{MaxWidth: 400, MaxHeight: 400, Quality: 50, Formats: []Format{JPEG}, Greyscale: true, Animation: AnimationFirstFrame}},
-	{"source-q75", Options{StripMetadata: true}},
+	{"2000w-source-q75", Options{MaxWidth: 2000, StripMetadata: true}}, // no resize for files up to 2000 px wide
 }
 
 // TestTranscodeCorpus runs every engine on every corpus file with every
