@@ -425,32 +425,7 @@ func (a *Aggregator) AddSamples(k Key, samples ...Sample) {
 }
 
 func (a *Aggregator) addSampleLocked(k Key, s Sample, now int64) {
-	t := &a.tables[k.Kind]
-	e := t.m[k]
-	if e == nil {
-		// Expire stale keys from the cold end first, then evict by LRU.
-		for range 2 {
-			back := t.lru.Back()
-			if back == nil {
-				break
-			}
-			old := back.Value.(*entry)
-			if now-old.newest <= int64(a.cfg.MaxAge) {
-				break
-			}
-			t.remove(old)
-			t.expired++
-		}
-		if len(t.m) >= a.cfg.MaxKeys {
-			t.remove(t.lru.Back().Value.(*entry))
-			t.evicted++
-		}
-		e = &entry{key: k, newest: math.MinInt64}
-		e.elem = t.lru.PushFront(e)
-		t.m[k] = e
-	} else {
-		t.lru.MoveToFront(e.elem)
-	}
+	e := a.entryLocked(k, now)
 	if len(e.samples) < a.cfg.MaxSamples {
 		e.samples = append(e.samples, s)
 	} else {
@@ -458,6 +433,58 @@ func (a *Aggregator) addSampleLocked(k Key, s Sample, now int64) {
 		e.next = (e.next + 1) % len(e.samples)
 	}
 	e.newest = max(e.newest, s.T)
+}
+
+// entryLocked returns k's entry, marked most recently updated, creating it
+// (after expiring or evicting from the cold end) when it is new.
+func (a *Aggregator) entryLocked(k Key, now int64) *entry {
+	t := &a.tables[k.Kind]
+	if e := t.m[k]; e != nil {
+		t.lru.MoveToFront(e.elem)
+		return e
+	}
+	// Expire stale keys from the cold end first, then evict by LRU.
+	for range 2 {
+		back := t.lru.Back()
+		if back == nil {
+			break
+		}
+		old := back.Value.(*entry)
+		if now-old.newest <= int64(a.cfg.MaxAge) {
+			break
+		}
+		t.remove(old)
+		t.expired++
+	}
+	if len(t.m) >= a.cfg.MaxKeys {
+		t.remove(t.lru.Back().Value.(*entry))
+		t.evicted++
+	}
+	e := &entry{key: k, newest: math.MinInt64}
+	e.elem = t.lru.PushFront(e)
+	t.m[k] = e
+	return e
+}
+
+// ReplaceSamples sets k's samples to the newest MaxSamples of samples
+// (given oldest first), dropping what k held. A shared store uses it to
+// keep a local copy of what it last read, to answer from while the shared
+// store is unreachable.
+func (a *Aggregator) ReplaceSamples(k Key, samples []Sample) {
+	if len(samples) == 0 {
+		return
+	}
+	samples = samples[max(0, len(samples)-a.cfg.MaxSamples):]
+	now := a.now().UnixNano()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.entryLocked(k, now)
+	e.samples = append(e.samples[:0], samples...)
+	e.next = 0 // the oldest goes first once the ring is full
+	e.newest = math.MinInt64
+	for _, s := range samples {
+		e.newest = max(e.newest, s.T)
+	}
 }
 
 func (t *table) remove(e *entry) {

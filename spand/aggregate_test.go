@@ -279,3 +279,23 @@ func TestEntriesManyKeys(t *testing.T) {
 		t.Fatalf("Entries(5) returned %d", len(top))
 	}
 }
+
+func TestReplaceSamples(t *testing.T) {
+	a, clk := newTestAggregator(Config{MaxSamples: 3})
+	k := Key{KindHost, netip.MustParsePrefix("192.0.2.1/32"), ClassBulk}
+	a.Add(rep("10.0.0.5", "192.0.2.1", ClassBulk, clk.Now(), 99)) // replaced below
+	var in []Sample
+	for i := range 5 { // oldest first; only the newest 3 are kept
+		in = append(in, Sample{T: clk.Now().Add(time.Duration(i-5) * time.Second).UnixNano(), Throughput: float32(1000 * (i + 1))})
+	}
+	a.ReplaceSamples(k, in)
+	p := a.Predict(netip.MustParseAddr("192.0.2.1"), ClassBulk)
+	if p.Source != "host" || p.Reports != 3 || p.ThroughputP25 != 3000 || p.Age != 1 {
+		t.Fatalf("after replace: %+v, want 3 reports 3000..5000, newest 1 s old", p)
+	}
+	// The ring then overwrites the oldest (3000) first.
+	a.Add(rep("10.0.0.5", "192.0.2.1", ClassBulk, clk.Now(), 6000))
+	if p := a.Predict(netip.MustParseAddr("192.0.2.1"), ClassBulk); p.ThroughputP25 != 4000 || p.Reports != 3 {
+		t.Fatalf("after one more report: %+v, want 4000..6000", p)
+	}
+}

@@ -17,9 +17,9 @@ const (
 // Reporter sends reports to a performance server in the background, so
 // that a proxy measuring its own transfers never waits on the server: Add
 // queues, Run sends every FlushInterval. Reports the server could not take
-// because it was unreachable stay queued and are retried; a batch it
-// rejected as invalid (400) is dropped and logged, since resending cannot
-// fix it. The queue holds at most MaxQueue reports; beyond that Add drops
+// because it was unreachable, busy (429, 5xx) or refused the token stay
+// queued and are retried; a batch it rejected as invalid or too large
+// (400, 413, 415) is dropped and logged, since resending cannot fix it. The queue holds at most MaxQueue reports; beyond that Add drops
 // the report and says so.
 type Reporter struct {
 	Client        *Client
@@ -81,7 +81,7 @@ func (rp *Reporter) Flush(ctx context.Context) error {
 		part := batch[:min(n, len(batch))]
 		err := rp.Client.post(ctx, part)
 		var ae *APIError
-		if errors.As(err, &ae) && ae.Status == 400 {
+		if errors.As(err, &ae) && permanent(ae.Status) {
 			rp.logger().Warn("spand: reports rejected by the server, dropped", "reports", len(part), "err", err)
 			err = nil
 		}
@@ -94,6 +94,17 @@ func (rp *Reporter) Flush(ctx context.Context) error {
 		batch = batch[len(part):]
 	}
 	return nil
+}
+
+// permanent reports whether a status says resending the same batch cannot
+// succeed (bad input, too large), as opposed to unauthorised (the token
+// may be fixed), rate-limited or a server error.
+func permanent(status int) bool {
+	switch status {
+	case 400, 413, 415, 422:
+		return true
+	}
+	return false
 }
 
 func (rp *Reporter) logger() *slog.Logger {

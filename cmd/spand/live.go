@@ -31,7 +31,7 @@ func openLive(o *options) (liveSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return capture.OpenLive(capture.LiveOptions{Interface: o.iface, Filter: f})
+	return capture.OpenLive(capture.LiveOptions{Interface: o.iface, Filter: f, SnapLen: o.snaplen})
 }
 
 // live runs a live capture until ctx is done, handing every record (final

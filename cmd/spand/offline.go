@@ -36,7 +36,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.idle, "idle", track.DefaultIdleTimeout, "idle timeout of a connection")
 	fs.DurationVar(&o.periodic, "periodic", track.DefaultPeriodic, "interval of interim records for long connections (live; negative: none)")
 	fs.BoolVar(&o.udp, "udp", false, "also output UDP flows (offline/live output; the server always gets them)")
-	fs.IntVar(&o.snaplen, "snaplen", capture.DefaultSnapLen, "live capture snap length")
+	fs.IntVar(&o.snaplen, "snaplen", 0, "live capture snap length in bytes (0: 256 with AF_PACKET, headers only, which is all spand reads; 262144 with libpcap)")
 	fs.BoolVar(&o.libpcap, "libpcap", false, "capture live with libpcap instead of AF_PACKET (builds with -tags libpcap)")
 	fs.DurationVar(&o.statsEvery, "stats", 0, "log capture statistics (packets, kernel drops, table) at this interval (live; 0: at the end only)")
 }

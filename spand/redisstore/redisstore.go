@@ -24,8 +24,9 @@
 // into a queue that a background goroutine writes to Redis, retrying
 // every RetryInterval while Redis is unreachable. Predict and Entries
 // answer from Redis and, when Redis does not answer within Timeout, from
-// the local aggregator (which holds what this node accepted, not what the
-// others sent); after a failure, reads skip Redis for RetryInterval or
+// the local aggregator, which holds what this node accepted and the keys
+// it last read from Redis (so a node that only answers keeps answering
+// for the hosts it was asked about); after a failure, reads skip Redis for RetryInterval or
 // until the writer gets through again, so a dead Redis costs one Timeout,
 // not one per request. The queue holds at most MaxPending reports; past that the
 // oldest are dropped and counted in spand_redis_dropped_total. Close
@@ -42,6 +43,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +85,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	pending []spand.Report
+	headSeq uint64 // reports ever removed from the head of pending
 	wake    chan struct{}
 	flushMu sync.Mutex // one writer at a time keeps the queue's order
 
@@ -154,7 +157,7 @@ func (s *Store) Add(_ context.Context, reports []spand.Report) error {
 	s.mu.Lock()
 	s.pending = append(s.pending, reports...)
 	if over := len(s.pending) - s.opts.MaxPending; over > 0 {
-		s.pending = append(s.pending[:0], s.pending[over:]...)
+		s.popLocked(uint64(over))
 		s.stats.Lock()
 		s.stats.dropped += uint64(over)
 		s.stats.Unlock()
@@ -171,15 +174,21 @@ func (s *Store) writer(ctx context.Context) {
 	defer close(s.done)
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
+	backingOff := false // after a failure, new reports wait for the retry
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+			if backingOff {
+				continue
+			}
 		case <-retry.C:
+			backingOff = false
 		}
 		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Warn("redisstore: write failed, reports kept in the queue", "pending", s.Pending(), "err", err)
+			backingOff = true
 			retry.Reset(s.opts.RetryInterval)
 		}
 	}
@@ -201,6 +210,7 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.mu.Lock()
 		n := min(len(s.pending), DefaultBatch)
 		batch := append([]spand.Report(nil), s.pending[:n]...)
+		first := s.headSeq // sequence number of batch[0]
 		s.mu.Unlock()
 		if n == 0 {
 			return nil
@@ -211,17 +221,29 @@ func (s *Store) Flush(ctx context.Context) error {
 			s.stats.Unlock()
 			return fmt.Errorf("redisstore: write %d reports: %w", n, err)
 		}
+		s.downUntil.Store(0) // Redis is back: read from it again
 		s.mu.Lock()
-		// Add may have dropped some of the batch meanwhile (overflow); drop
-		// only what is still at the head.
-		drop := min(n, len(s.pending))
-		s.pending = append(s.pending[:0], s.pending[drop:]...)
+		s.ackLocked(first, n)
 		s.mu.Unlock()
 		s.stats.Lock()
 		s.stats.written += uint64(n)
-		s.downUntil.Store(0) // Redis is back: read from it again
 		s.stats.Unlock()
 	}
+}
+
+// ackLocked removes the n reports from sequence number first on, which
+// were written. Add may have dropped some of them from the head meanwhile
+// (overflow): only what of them is still queued goes.
+func (s *Store) ackLocked(first uint64, n int) {
+	end := first + uint64(n)
+	s.popLocked(end - min(s.headSeq, end))
+}
+
+// popLocked removes n reports from the head of the queue.
+func (s *Store) popLocked(n uint64) {
+	n = min(n, uint64(len(s.pending)))
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	s.headSeq += n
 }
 
 func (s *Store) listKey(k spand.Key) string { return s.opts.Prefix + "k:" + k.String() }
@@ -314,8 +336,15 @@ func (s *Store) Predict(ctx context.Context, addr netip.Addr, class spand.Class)
 		return s.local.Predict(addr, class), nil
 	}
 	now := s.now()
+	var samples [len(keys)][]spand.Sample
+	for i := range keys {
+		samples[i] = decodeSamples(cmds[i].Val())
+		slices.Reverse(samples[i]) // oldest first, as the local ring keeps them
+		// Keep what was read, to answer from if Redis goes away.
+		s.local.ReplaceSamples(keys[i], samples[i])
+	}
 	for i, k := range keys {
-		if p, ok := s.cfg.Estimate(k, decodeSamples(cmds[i].Val()), now); ok {
+		if p, ok := s.cfg.Estimate(k, samples[i], now); ok {
 			p.Addr = addr
 			return p, nil
 		}

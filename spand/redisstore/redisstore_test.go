@@ -114,9 +114,21 @@ func TestTwoInstancesShareOneView(t *testing.T) {
 	if len(e1) != 8 || fmt.Sprint(e1) != fmt.Sprint(e2) {
 		t.Fatalf("hosts differ or wrong count (%d):\n %v\n %v", len(e1), e1, e2)
 	}
-	// Both agree with an in-memory aggregator fed the same reports.
 	if p.Throughput != 5000 && p.Throughput != 6000 {
 		t.Fatalf("prefix median %v, want the weighted median of 1000..10000", p.Throughput)
+	}
+
+	// A third node that never took a report answers from what it last
+	// read when Redis goes away.
+	s3 := newStoreRetry(t, rs.Addr(), clk, time.Hour)
+	want, _ := s3.Predict(ctx, netip.MustParseAddr("192.0.2.3"), spand.ClassBulk)
+	rs.Stop()
+	got, err := s3.Predict(ctx, netip.MustParseAddr("192.0.2.3"), spand.ClassBulk)
+	if err != nil || got != want || !got.Known() {
+		t.Fatalf("with Redis gone: %+v %v\nwant %+v", got, err, want)
+	}
+	if p, _ := s3.Predict(ctx, netip.MustParseAddr("192.0.2.1"), spand.ClassBulk); p.Source != "prefix" {
+		t.Fatalf("never-read host with Redis gone: %+v, want the prefix read before", p)
 	}
 }
 
@@ -240,5 +252,25 @@ func TestSampleEncoding(t *testing.T) {
 	got := decodeSamples([]string{string(encodeSample(s)), "short", `{"t":1}`})
 	if len(got) != 1 || got[0] != s {
 		t.Fatalf("decode(encode(%+v)) = %+v", s, got)
+	}
+}
+
+// TestAckAfterOverflow: reports dropped from the head by overflow while a
+// batch was being written must not make the flush drop unwritten ones.
+func TestAckAfterOverflow(t *testing.T) {
+	s := &Store{}
+	for i := range 10 {
+		s.pending = append(s.pending, spand.Report{Bytes: int64(i)})
+	}
+	first := s.headSeq // a batch of reports 0..4 is being written
+	s.popLocked(3)     // meanwhile overflow drops 0..2
+	s.ackLocked(first, 5)
+	if len(s.pending) != 5 || s.pending[0].Bytes != 5 {
+		t.Fatalf("queue after ack: %d reports from #%d, want 5 from #5", len(s.pending), s.pending[0].Bytes)
+	}
+	s.popLocked(8) // overflow beyond the whole batch
+	s.ackLocked(5, 3)
+	if len(s.pending) != 0 || s.headSeq != 10 {
+		t.Fatalf("queue %d, head %d", len(s.pending), s.headSeq)
 	}
 }
