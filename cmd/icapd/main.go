@@ -12,5 +12,8 @@ import (
 )
 
 func main() {
+	if code, ok := dispatch(os.Args[1:], os.Stdout, os.Stderr); ok {
+		os.Exit(code) // a tool: -check-policy, explain, transcode
+	}
 	os.Exit(icapd.Main(context.Background(), os.Args[1:], os.Stderr))
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// LogLevel is the minimum level of the daemon's own log (not the access
 	// log): debug, info, warn or error; "" means info.
 	LogLevel string
+	// Policy, Spand and MaxTranscodeBytes configure the adaptation
+	// pipeline (see PipelineConfig).
+	Policy, Spand     string
+	MaxTranscodeBytes int64
 }
 
 // ParseFlags parses icapd's command line into a Config. Errors and -h
@@ -67,6 +71,9 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight transactions may finish after SIGTERM/SIGINT")
 	fs.StringVar(&c.AccessLog, "access-log", "-", `access log: "-" for stderr, "off", or a file`)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "daemon log level: debug, info, warn, error")
+	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
+	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged (Squid 5.7 stalls bodies over 64 KB held by the ICAP server)")
+	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth, e.g. http://127.0.0.1:7070 (default none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: icapd [flags]\n\nicapd is an ICAP (RFC 3507) server with the services /echo, /reqmod and /respmod.\n\n")
 		fs.PrintDefaults()

@@ -32,6 +32,24 @@ type Metrics struct {
 	acceptedConns atomic.Int64
 	refusedConns  atomic.Int64
 	start         time.Time
+
+	extra atomic.Pointer[[]func(io.Writer) error] // AddWriter
+}
+
+// AddWriter adds f to what WriteTo writes, after the daemon's own
+// metrics (the adaptation pipeline's counters).
+func (m *Metrics) AddWriter(f func(io.Writer) error) {
+	for {
+		old := m.extra.Load()
+		var fs []func(io.Writer) error
+		if old != nil {
+			fs = append(fs, *old...)
+		}
+		fs = append(fs, f)
+		if m.extra.CompareAndSwap(old, &fs) {
+			return
+		}
+	}
 }
 
 type svcKey struct{ service, method string }
@@ -206,6 +224,11 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintf(&b, "# HELP icapd_connections_accepted_total ICAP connections accepted.\n# TYPE icapd_connections_accepted_total counter\nicapd_connections_accepted_total %d\n", m.acceptedConns.Load())
 	fmt.Fprintf(&b, "# HELP icapd_connections_refused_total ICAP connections refused by the client allow-list.\n# TYPE icapd_connections_refused_total counter\nicapd_connections_refused_total %d\n", m.refusedConns.Load())
 	fmt.Fprintf(&b, "# HELP icapd_uptime_seconds Seconds since icapd started.\n# TYPE icapd_uptime_seconds gauge\nicapd_uptime_seconds %s\n", fmtFloat(time.Since(m.start).Seconds()))
+	if fs := m.extra.Load(); fs != nil {
+		for _, f := range *fs {
+			f(&b)
+		}
+	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
 }

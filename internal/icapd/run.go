@@ -16,9 +16,8 @@ import (
 // Main is icapd's command line: it parses args, starts the daemon and runs
 // it until SIGTERM or SIGINT (or ctx is done), then shuts down gracefully:
 // stop accepting, let in-flight transactions finish within
-// -shutdown-timeout, exit. SIGHUP is reserved for reloading the
-// configuration (a later issue) and only logged for now. It returns the
-// exit status: 0 after a clean shutdown, 2 for bad flags, 1 otherwise.
+// -shutdown-timeout, exit. SIGHUP reloads the policy (Pipeline.Reload).
+// It returns the exit status: 0 after a clean shutdown, 2 for bad flags, 1 otherwise.
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := ParseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -43,6 +42,14 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("icapd: configuration", "err", err)
 		return 1
 	}
+	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, MaxTranscodeBytes: cfg.MaxTranscodeBytes}, logger)
+	if err != nil {
+		logger.Error("icapd: policy", "err", err)
+		return 1
+	}
+	defer pl.Close()
+	pl.Install(d)
+	go pl.Watch(ctx)
 	if err := d.Start(); err != nil {
 		logger.Error("icapd: start", "err", err)
 		return 1
@@ -57,7 +64,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 			logger.Error("icapd: listener failed; shutting down", "err", err)
 			status, running = 1, false
 		case <-hup:
-			logger.Warn("icapd: SIGHUP received; configuration reload is not implemented yet, ignoring")
+			logger.Info("icapd: SIGHUP received; reloading the policy")
+			pl.Reload() // a bad file is logged and the old policy kept
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout())

@@ -1,0 +1,161 @@
+package congestion
+
+import "time"
+
+// Controller keeps a macroflow's congestion window (RFC 3124 section 5.2).
+// The manager calls it with its macroflow's lock held, so implementations
+// need no locking of their own and must not block.
+type Controller interface {
+	// Window returns the congestion window in bytes.
+	Window() int
+	// OnFeedback applies one Update of the macroflow, after the
+	// manager capped it and folded its RTT sample into SRTT.
+	OnFeedback(fb Feedback)
+	// Age applies exponential aging up to now: the window halves for
+	// every srtt that passed without feedback. srtt is 0 before the
+	// first RTT sample.
+	Age(now time.Time, srtt time.Duration)
+	// State and SetState read and overwrite the window and ssthresh
+	// (temporal sharing and the manager's growth cap).
+	State() WindowState
+	SetState(WindowState)
+}
+
+// WindowState is the part of a controller's state the manager may read
+// and restore.
+type WindowState struct {
+	Window, SSThresh int // bytes
+}
+
+// ControllerConfig is what a controller needs from the manager's Config.
+type ControllerConfig struct {
+	MSS, InitialWindow, MinWindow, MaxWindow int
+	Now                                      time.Time // creation time
+}
+
+// Feedback is one Update as the controller sees it.
+type Feedback struct {
+	Now         time.Time
+	Acked, Lost int // bytes, capped at what was outstanding
+	Mode        LossMode
+	RTT         time.Duration // this sample, 0 if none
+	SRTT        time.Duration // after the sample; 0 before the first one
+	RTTVar      time.Duration
+	MinRTT      time.Duration
+	InFlight    int  // macroflow bytes outstanding after this update
+	HasFeedback bool // bytes were acked or lost, or ECN was echoed
+}
+
+// AIMD is the default Controller: window-based AIMD with slow start and
+// exponential aging (RFC 3124 section 5.2, RFC 5681):
+//
+//   - below ssthresh the window grows by the bytes acked (slow start);
+//   - above it by one MSS per window acked (additive increase);
+//   - LossFeedback and ExplicitCongestion halve it (ssthresh = window/2,
+//     not below MinWindow), at most once per srtt: the reports of other
+//     flows about the same congestion event do not halve it again;
+//   - NoFeedback (a timeout) sets it to one MSS, ssthresh to half;
+//   - without feedback it halves every srtt (after the first srtt, the
+//     normal wait for an ACK) down to MinWindow, keeping
+//     ssthresh at least 3/4 of the window it had (RFC 2861), so that slow
+//     start brings it back quickly when feedback resumes.
+type AIMD struct {
+	cfg          ControllerConfig
+	cwnd         int
+	ssthresh     int
+	acc          int // bytes acked towards the next additive increase
+	lastDecrease time.Time
+	agedUntil    time.Time // feedback or aging accounted up to here
+	aging        bool      // aged since the last feedback
+}
+
+var _ Controller = (*AIMD)(nil)
+
+// NewAIMD returns an AIMD controller starting at cfg.InitialWindow with an
+// unbounded ssthresh (cfg.MaxWindow).
+func NewAIMD(cfg ControllerConfig) *AIMD {
+	return &AIMD{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, agedUntil: cfg.Now}
+}
+
+// Window implements Controller.
+func (a *AIMD) Window() int { return a.cwnd }
+
+// State implements Controller.
+func (a *AIMD) State() WindowState { return WindowState{Window: a.cwnd, SSThresh: a.ssthresh} }
+
+// SetState implements Controller.
+func (a *AIMD) SetState(s WindowState) {
+	a.cwnd = min(max(s.Window, a.cfg.MSS), a.cfg.MaxWindow)
+	a.ssthresh = max(s.SSThresh, a.cfg.MinWindow)
+}
+
+// OnFeedback implements Controller.
+func (a *AIMD) OnFeedback(fb Feedback) {
+	if fb.HasFeedback || fb.Mode == NoFeedback {
+		a.agedUntil, a.aging = fb.Now, false
+	}
+	switch fb.Mode {
+	case LossFeedback, ExplicitCongestion:
+		if a.canDecrease(fb) {
+			a.ssthresh = max(a.cwnd/2, a.cfg.MinWindow)
+			a.cwnd = a.ssthresh
+			a.acc = 0
+			a.lastDecrease = fb.Now
+		}
+		return
+	case NoFeedback:
+		if a.canDecrease(fb) {
+			a.ssthresh = max(a.cwnd/2, a.cfg.MinWindow)
+			a.lastDecrease = fb.Now
+		}
+		a.cwnd = a.cfg.MSS
+		a.acc = 0
+		return
+	}
+	if fb.Acked <= 0 {
+		return
+	}
+	if a.cwnd < a.ssthresh {
+		a.cwnd = min(a.cwnd+fb.Acked, a.ssthresh, a.cfg.MaxWindow)
+		return
+	}
+	a.acc += fb.Acked
+	for a.acc >= a.cwnd {
+		a.acc -= a.cwnd
+		a.cwnd = min(a.cwnd+a.cfg.MSS, a.cfg.MaxWindow)
+	}
+}
+
+// canDecrease enforces one decrease per srtt (per macroflow, since the
+// controller is the macroflow's).
+func (a *AIMD) canDecrease(fb Feedback) bool {
+	return a.lastDecrease.IsZero() || fb.SRTT <= 0 || fb.Now.Sub(a.lastDecrease) >= fb.SRTT
+}
+
+// Age implements Controller.
+func (a *AIMD) Age(now time.Time, srtt time.Duration) {
+	if srtt <= 0 {
+		return
+	}
+	n := int(now.Sub(a.agedUntil) / srtt)
+	if !a.aging {
+		// The first srtt after feedback is the normal wait for the next
+		// ACK (a new window's first ACK comes one RTT after it was sent).
+		n--
+	}
+	if n <= 0 {
+		return
+	}
+	if !a.aging {
+		a.agedUntil, a.aging = a.agedUntil.Add(srtt), true
+	}
+	a.agedUntil = a.agedUntil.Add(time.Duration(n) * srtt)
+	if a.cwnd <= a.cfg.MinWindow {
+		return
+	}
+	a.ssthresh = max(a.ssthresh, a.cwnd*3/4)
+	for ; n > 0 && a.cwnd > a.cfg.MinWindow; n-- {
+		a.cwnd = max(a.cwnd/2, a.cfg.MinWindow)
+	}
+	a.acc = 0
+}

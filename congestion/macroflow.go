@@ -1,0 +1,350 @@
+package congestion
+
+import (
+	"sync"
+	"time"
+)
+
+// Macroflow is a group of flows that share one congestion window and one
+// RTT estimate: by default all flows to one destination address.
+type Macroflow struct {
+	m   *Manager
+	key string
+	seq uint64 // creation order, for lock ordering in SetMacroflow
+
+	mu    sync.Mutex
+	ctrl  Controller
+	sched Scheduler
+	flows map[*Flow]struct{}
+
+	srtt, rttvar, minRTT time.Duration
+	hasRTT               bool
+	outstanding          int // bytes notified sent, not yet acked or lost
+	granted              int // bytes granted, not yet notified
+
+	roundStart time.Time // start of the current srtt-long round
+	roundBase  int       // window at roundStart: growth cap within the round
+	lastUsed   time.Time // last open, close or update: LRU and RememberTTL
+	nextScan   time.Time // next scan for stale outstanding bytes
+
+	timer   Timer
+	timerAt time.Time // when timer fires; zero when not armed
+
+	stats MacroflowStats // counters
+}
+
+// MacroflowStats is a snapshot of a macroflow's state.
+type MacroflowStats struct {
+	Key              string
+	Flows            int
+	Window, SSThresh int // bytes
+	Outstanding      int // bytes sent and not yet acked or lost
+	Granted          int // bytes granted and not yet notified
+	Waiting          int // flows with a request pending
+	SRTT, RTTVar     time.Duration
+	Rate             float64 // Window/SRTT in bytes per second; 0 without an RTT sample
+	ExpiredGrants    int     // grants that expired unused
+	CappedUpdates    int     // updates whose nrecd/nlost or growth were capped
+	StaleReleased    int     // bytes released because their flow stopped updating
+}
+
+func newMacroflow(m *Manager, key string, now time.Time) *Macroflow {
+	c := m.cfg
+	m.nextID++
+	return &Macroflow{
+		m:   m,
+		key: key,
+		seq: m.nextID,
+		ctrl: c.NewController(ControllerConfig{
+			MSS: c.MSS, InitialWindow: c.InitialWindow, MinWindow: c.MinWindow,
+			MaxWindow: c.MaxWindow, Now: now,
+		}),
+		sched:    c.NewScheduler(c.MSS),
+		flows:    make(map[*Flow]struct{}),
+		lastUsed: now,
+	}
+}
+
+// Key returns the macroflow's name.
+func (mf *Macroflow) Key() string { return mf.key }
+
+// Stats returns a snapshot of the macroflow's state, aged to now.
+func (mf *Macroflow) Stats() MacroflowStats {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	mf.ctrl.Age(mf.m.cfg.Clock.Now(), mf.srtt)
+	s := mf.stats
+	st := mf.ctrl.State()
+	s.Key, s.Flows = mf.key, len(mf.flows)
+	s.Window, s.SSThresh = st.Window, st.SSThresh
+	s.Outstanding, s.Granted = mf.outstanding, mf.granted
+	for f := range mf.flows {
+		if f.pending > 0 {
+			s.Waiting++
+		}
+	}
+	s.SRTT, s.RTTVar = mf.srtt, mf.rttvar
+	s.Rate = mf.rateLocked()
+	return s
+}
+
+func (mf *Macroflow) rateLocked() float64 {
+	if !mf.hasRTT || mf.srtt <= 0 {
+		return 0
+	}
+	return float64(mf.ctrl.Window()) / mf.srtt.Seconds()
+}
+
+// idleSince reports whether the macroflow has no open flow, and since
+// when it was last used.
+func (mf *Macroflow) idleSince() (bool, time.Time) {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	return len(mf.flows) == 0, mf.lastUsed
+}
+
+// add puts f into the macroflow. m.mu is held.
+func (mf *Macroflow) add(f *Flow) error {
+	mf.mu.Lock()
+	defer mf.mu.Unlock()
+	c := &mf.m.cfg
+	if len(mf.flows) >= c.MaxFlowsPerMacroflow {
+		return ErrTooManyFlows
+	}
+	now := c.Clock.Now()
+	if len(mf.flows) == 0 {
+		mf.rejoinLocked(now)
+	}
+	mf.flows[f] = struct{}{}
+	mf.sched.Add(f)
+	f.mf.Store(mf)
+	f.lastFeedback = now
+	mf.lastUsed = now
+	return nil
+}
+
+// rejoinLocked prepares a remembered (flow-less) macroflow for a new flow
+// (RFC 9040 temporal sharing): past RememberTTL it starts afresh;
+// otherwise it keeps ssthresh, srtt and rttvar, and its window, aged for
+// the idle time, but never below the initial window.
+func (mf *Macroflow) rejoinLocked(now time.Time) {
+	c := &mf.m.cfg
+	if now.Sub(mf.lastUsed) > c.RememberTTL {
+		mf.ctrl = c.NewController(ControllerConfig{
+			MSS: c.MSS, InitialWindow: c.InitialWindow, MinWindow: c.MinWindow,
+			MaxWindow: c.MaxWindow, Now: now,
+		})
+		mf.srtt, mf.rttvar, mf.minRTT, mf.hasRTT = 0, 0, 0, false
+		mf.roundStart = time.Time{}
+		return
+	}
+	mf.ctrl.Age(now, mf.srtt)
+	if st := mf.ctrl.State(); st.Window < c.InitialWindow {
+		st.Window = c.InitialWindow
+		mf.ctrl.SetState(st)
+	}
+	mf.roundStart = time.Time{}
+}
+
+// remove takes f out of the macroflow, releasing its grant and its
+// outstanding bytes. mf.mu is held.
+func (mf *Macroflow) removeLocked(f *Flow) {
+	if _, ok := mf.flows[f]; !ok {
+		return
+	}
+	if f.grant.N > 0 {
+		mf.granted -= f.grant.N
+		f.grant = Grant{}
+	}
+	mf.outstanding -= f.outstanding
+	f.outstanding = 0
+	f.pending = 0
+	mf.sched.Remove(f)
+	delete(mf.flows, f)
+	mf.lastUsed = mf.m.cfg.Clock.Now()
+}
+
+// delivery is a grant to hand to a flow's callback once mf.mu is released.
+type delivery struct {
+	fn func(Grant)
+	g  Grant
+}
+
+// notice is a status to hand to a flow's subscriber once mf.mu is released.
+type notice struct {
+	fn func(Status)
+	s  Status
+}
+
+// outbox collects what must run after mf.mu is released. The fixed arrays
+// keep the common case free of allocations.
+type outbox struct {
+	dbuf    [8]delivery
+	nbuf    [4]notice
+	grants  []delivery
+	notices []notice
+}
+
+func (o *outbox) init() {
+	o.grants = o.dbuf[:0]
+	o.notices = o.nbuf[:0]
+}
+
+func (o *outbox) run() {
+	for _, d := range o.grants {
+		d.fn(d.g)
+	}
+	for _, n := range o.notices {
+		n.fn(n.s)
+	}
+}
+
+// grantTTL is how long a grant made now stays valid.
+func (mf *Macroflow) grantTTL() time.Duration {
+	return max(mf.srtt, mf.m.cfg.GrantTimeout)
+}
+
+// dispatchLocked expires overdue grants and stale bytes, then grants
+// window space to waiting flows in the scheduler's order.
+func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
+	c := &mf.m.cfg
+	mf.expireLocked(now)
+	w := mf.ctrl.Window()
+	for {
+		inUse := mf.outstanding + mf.granted
+		avail := w - inUse
+		if avail < c.MSS {
+			if inUse > 0 {
+				return
+			}
+			avail = c.MSS // never deadlock on a window below one MSS
+		}
+		f := mf.sched.Next()
+		if f == nil {
+			return
+		}
+		n := min(f.pending, avail, c.MaxGrant)
+		f.pending = 0
+		f.grant = Grant{N: n, Expires: now.Add(mf.grantTTL())}
+		mf.granted += n
+		mf.sched.Charge(f, n)
+		o.grants = append(o.grants, delivery{fn: f.sendFn, g: f.grant})
+		f.sendFn = nil
+		mf.armLocked(now, f.grant.Expires)
+	}
+}
+
+// expireLocked returns to the macroflow the grants past their expiry and
+// the outstanding bytes of flows silent for longer than StaleTimeout.
+func (mf *Macroflow) expireLocked(now time.Time) {
+	if mf.granted == 0 && (mf.outstanding == 0 || now.Before(mf.nextScan)) {
+		return
+	}
+	c := &mf.m.cfg
+	stale := max(c.StaleTimeout, 4*mf.srtt)
+	scanStale := mf.outstanding > 0 && !now.Before(mf.nextScan)
+	if scanStale {
+		mf.nextScan = now.Add(c.GrantTimeout)
+	}
+	for f := range mf.flows {
+		if f.grant.N > 0 && !now.Before(f.grant.Expires) {
+			mf.granted -= f.grant.N
+			mf.stats.ExpiredGrants++
+			mf.m.log.Debug("congestion: grant expired", "macroflow", mf.key, "flow", f.id, "bytes", f.grant.N)
+			f.grant = Grant{}
+		}
+		if scanStale && f.outstanding > 0 && now.Sub(f.lastFeedback) >= stale {
+			mf.m.log.Debug("congestion: releasing stale bytes", "macroflow", mf.key, "flow", f.id, "bytes", f.outstanding)
+			mf.stats.StaleReleased += f.outstanding
+			mf.outstanding -= f.outstanding
+			f.outstanding = 0
+		}
+	}
+}
+
+// armLocked makes sure the expiry timer fires no later than at.
+func (mf *Macroflow) armLocked(now, at time.Time) {
+	if !mf.timerAt.IsZero() && !mf.timerAt.After(at) {
+		return
+	}
+	mf.timerAt = at
+	d := at.Sub(now)
+	if mf.timer == nil {
+		mf.timer = mf.m.cfg.Clock.AfterFunc(d, mf.onTimer)
+		return
+	}
+	mf.timer.Reset(d)
+}
+
+// onTimer expires grants and hands their bytes to waiting flows.
+func (mf *Macroflow) onTimer() {
+	var o outbox
+	o.init()
+	mf.mu.Lock()
+	now := mf.m.cfg.Clock.Now()
+	mf.timerAt = time.Time{}
+	mf.dispatchLocked(now, &o)
+	// Re-arm for the earliest grant still live.
+	var next time.Time
+	for f := range mf.flows {
+		if f.grant.N > 0 && (next.IsZero() || f.grant.Expires.Before(next)) {
+			next = f.grant.Expires
+		}
+	}
+	if !next.IsZero() {
+		mf.armLocked(now, next)
+	}
+	mf.mu.Unlock()
+	o.run()
+}
+
+// sampleRTTLocked folds an RTT sample into srtt and rttvar (RFC 6298).
+func (mf *Macroflow) sampleRTTLocked(rtt time.Duration) {
+	if rtt <= 0 {
+		return
+	}
+	if !mf.hasRTT {
+		mf.srtt, mf.rttvar, mf.minRTT, mf.hasRTT = rtt, rtt/2, rtt, true
+		return
+	}
+	d := mf.srtt - rtt
+	if d < 0 {
+		d = -d
+	}
+	mf.rttvar = (3*mf.rttvar + d) / 4
+	mf.srtt = (7*mf.srtt + rtt) / 8
+	mf.minRTT = min(mf.minRTT, rtt)
+}
+
+// shareLocked returns the fraction of the macroflow's rate that belongs
+// to f: its weight over the weights of the flows in use (f included).
+func (mf *Macroflow) shareLocked(f *Flow) float64 {
+	total := 0
+	for g := range mf.flows {
+		if g == f || g.active() {
+			total += g.info.Weight
+		}
+	}
+	if total == 0 {
+		return 1
+	}
+	return float64(f.info.Weight) / float64(total)
+}
+
+// notifyLocked queues a status for every subscriber whose thresholds the
+// current rate or srtt crossed.
+func (mf *Macroflow) notifyLocked(o *outbox) {
+	if !mf.hasRTT {
+		return
+	}
+	for f := range mf.flows {
+		if f.sub == nil {
+			continue
+		}
+		s := f.statusLocked()
+		if f.sub.crossed(s) {
+			f.sub.last = s
+			o.notices = append(o.notices, notice{fn: f.sub.fn, s: s})
+		}
+	}
+}
