@@ -127,7 +127,6 @@ func (f *Flow) Request(n int, send func(Grant)) error {
 		return ErrInvalidRequest
 	}
 	var o outbox
-	o.init()
 	mf := f.lock()
 	if err := f.requestLocked(mf, n, send); err != nil {
 		mf.mu.Unlock()
@@ -207,7 +206,6 @@ func (f *Flow) Acquire(ctx context.Context, n int) (Grant, error) {
 // in the network.
 func (f *Flow) Notify(nsent int) {
 	var o outbox
-	o.init()
 	mf := f.lock()
 	if f.closed {
 		mf.mu.Unlock()
@@ -237,7 +235,6 @@ func (f *Flow) Notify(nsent int) {
 // so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	var o outbox
-	o.init()
 	mf := f.lock()
 	if f.closed {
 		mf.mu.Unlock()
@@ -248,8 +245,10 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	nrecd, nlost = max(nrecd, 0), max(nlost, 0)
 	if nrecd > f.outstanding || nlost > f.outstanding-min(nrecd, f.outstanding) {
 		mf.stats.CappedUpdates++
-		f.m.log.Debug("congestion: update capped", "macroflow", mf.key, "flow", f.id,
-			"nrecd", nrecd, "nlost", nlost, "outstanding", f.outstanding)
+		if f.m.debug() {
+			f.m.log.Debug("congestion: update capped", "macroflow", mf.key, "flow", f.id,
+				"nrecd", nrecd, "nlost", nlost, "outstanding", f.outstanding)
+		}
 		nrecd = min(nrecd, f.outstanding)
 		nlost = min(nlost, f.outstanding-nrecd)
 	}
@@ -277,7 +276,9 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 		st.Window = limit
 		mf.ctrl.SetState(st)
 		mf.stats.CappedUpdates++
-		f.m.log.Debug("congestion: window growth capped", "macroflow", mf.key, "flow", f.id, "window", limit)
+		if f.m.debug() {
+			f.m.log.Debug("congestion: window growth capped", "macroflow", mf.key, "flow", f.id, "window", limit)
+		}
 	}
 	mf.lastUsed = now
 	mf.dispatchLocked(now, &o)
@@ -316,12 +317,20 @@ func (f *Flow) Subscribe(t Thresholds, fn func(Status)) (cancel func()) {
 	}
 	sub := &subscription{t: t, fn: fn}
 	mf := f.lock()
-	f.sub = sub
+	if f.sub == nil && !f.closed {
+		mf.nsubs++
+	}
+	if !f.closed {
+		f.sub = sub
+	}
 	mf.mu.Unlock()
 	return func() {
 		mf := f.lock()
 		if f.sub == sub {
 			f.sub = nil
+			if !f.closed {
+				mf.nsubs--
+			}
 		}
 		mf.mu.Unlock()
 	}
@@ -361,8 +370,11 @@ func (f *Flow) SetMacroflow(name string) error {
 	if len(nw.flows) >= m.cfg.MaxFlowsPerMacroflow {
 		return fmt.Errorf("move flow %d to %s: %w", f.id, name, ErrTooManyFlows)
 	}
-	out := f.outstanding
+	out, sub := f.outstanding, f.sub
 	old.removeLocked(f)
+	if sub != nil {
+		nw.nsubs++
+	}
 	now := m.cfg.Clock.Now()
 	if len(nw.flows) == 0 {
 		nw.rejoinLocked(now)
@@ -382,7 +394,6 @@ func (f *Flow) SetMacroflow(name string) error {
 // remembered for Config.RememberTTL. Close is idempotent.
 func (f *Flow) Close() error {
 	var o outbox
-	o.init()
 	mf := f.lock()
 	if f.closed {
 		mf.mu.Unlock()

@@ -1,6 +1,7 @@
 package congestion
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -342,3 +343,7 @@ func (m *Manager) Macroflows() int {
 	defer m.mu.Unlock()
 	return len(m.macroflows)
 }
+
+// debug reports whether debug lines are wanted, so that hot paths build
+// their arguments only then.
+func (m *Manager) debug() bool { return m.log.Enabled(context.Background(), slog.LevelDebug) }
