@@ -322,3 +322,41 @@ func TestSimECN(t *testing.T) {
 		t.Errorf("utilisation %.1f%%", 100*u)
 	}
 }
+
+// TestSimOneDecreasePerSRTT: 8 flows of a macroflow all lose packets in
+// the same queue overflows; the shared window is halved at most once per
+// srtt, never once per flow.
+func TestSimOneDecreasePerSRTT(t *testing.T) {
+	h := newBench(t, congestion.Config{})
+	var ss []*sim.Sender
+	for range 8 {
+		ss = append(ss, h.sender(congestion.FlowInfo{}))
+	}
+	var drops []time.Duration
+	var srtts []time.Duration
+	prev := 0
+	h.every(time.Millisecond, func() {
+		st := h.stats(ss[0].Flow)
+		if prev > 0 && st.Window < prev*3/4 {
+			drops = append(drops, h.clock.Since())
+			srtts = append(srtts, st.SRTT)
+		}
+		prev = st.Window
+	})
+	h.clock.Advance(60 * time.Second)
+	flowsLosing := 0
+	for _, s := range ss {
+		if s.Lost > 0 {
+			flowsLosing++
+		}
+	}
+	if len(drops) < 3 || flowsLosing < 4 {
+		t.Fatalf("%d decreases, %d flows with losses: the test saw too little congestion", len(drops), flowsLosing)
+	}
+	for i := 1; i < len(drops); i++ {
+		if gap := drops[i] - drops[i-1]; gap < srtts[i]-time.Millisecond {
+			t.Errorf("decreases at %v and %v: %v apart, srtt %v", drops[i-1], drops[i], gap, srtts[i])
+		}
+	}
+	t.Logf("%d decreases in 60 s with %d of 8 flows losing packets (%d drops)", len(drops), flowsLosing, h.link.Dropped)
+}

@@ -1,0 +1,63 @@
+package congestion_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/edgeadapt/edgeadapt/congestion"
+	"github.com/edgeadapt/edgeadapt/congestion/internal/sim"
+)
+
+// runControllers runs 8 flows of one macroflow on the simulated bench for
+// 30 s with the given controller and returns the loss ratio, the median
+// srtt after the first 5 s, and the utilisation.
+func runControllers(t *testing.T, newCtrl func(congestion.ControllerConfig) congestion.Controller) (loss float64, srtt time.Duration, util float64, jainIdx float64) {
+	h := newBench(t, congestion.Config{NewController: newCtrl})
+	var ss []*sim.Sender
+	for range 8 {
+		ss = append(ss, h.sender(congestion.FlowInfo{}))
+	}
+	h.clock.Advance(5 * time.Second)
+	start := ackedOf(ss)
+	var lost0 int
+	for _, s := range ss {
+		lost0 += s.Lost
+	}
+	var srtts []time.Duration
+	h.every(10*time.Millisecond, func() { srtts = append(srtts, h.stats(ss[0].Flow).SRTT) })
+	h.clock.Advance(30 * time.Second)
+	d := sub(ackedOf(ss), start)
+	var lost int
+	for _, s := range ss {
+		lost += s.Lost
+	}
+	slices.Sort(srtts)
+	return float64(lost-lost0) / sum(d), srtts[len(srtts)/2], sum(d) / (benchRate * 30), jain(d)
+}
+
+// TestSimDelayAware compares the delay-aware controller with AIMD on the
+// same simulated bench (E4's rows): Vegas keeps the queue, and so srtt,
+// near the base RTT without loss, at the same utilisation and fairness.
+func TestSimDelayAware(t *testing.T) {
+	aLoss, aSRTT, aUtil, aJain := runControllers(t, nil)
+	vLoss, vSRTT, vUtil, vJain := runControllers(t, func(c congestion.ControllerConfig) congestion.Controller { return congestion.NewVegas(c) })
+	t.Logf("AIMD : loss %.3f%%, median srtt %v, utilisation %.1f%%, Jain %.4f", 100*aLoss, aSRTT, 100*aUtil, aJain)
+	t.Logf("Vegas: loss %.3f%%, median srtt %v, utilisation %.1f%%, Jain %.4f", 100*vLoss, vSRTT, 100*vUtil, vJain)
+	base := 2 * benchDelay
+	if aLoss > 0.01 {
+		t.Errorf("AIMD loss %.2f%% > 1%%", 100*aLoss)
+	}
+	if vLoss != 0 {
+		t.Errorf("Vegas lost %.3f%% in steady state, want none", 100*vLoss)
+	}
+	if vSRTT > base+15*time.Millisecond || vSRTT >= aSRTT {
+		t.Errorf("Vegas median srtt %v, want <= base %v + 15ms and below AIMD's %v", vSRTT, base, aSRTT)
+	}
+	if vUtil < 0.9 || aUtil < 0.9 {
+		t.Errorf("utilisation AIMD %.1f%%, Vegas %.1f%%, want >= 90%%", 100*aUtil, 100*vUtil)
+	}
+	if vJain < 0.98 || aJain < 0.98 {
+		t.Errorf("Jain AIMD %.4f, Vegas %.4f, want >= 0.98", aJain, vJain)
+	}
+}
