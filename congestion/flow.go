@@ -338,13 +338,16 @@ func (f *Flow) Subscribe(t Thresholds, fn func(Status)) (cancel func()) {
 
 // SetMacroflow moves the flow to the macroflow named name, creating it if
 // needed (RFC 3124 lets applications group flows explicitly). The flow's
-// outstanding bytes move with it; a pending request or live grant is
-// dropped (Acquire returns only after the move if the caller asks again).
+// outstanding bytes and a pending request (a blocked Acquire) move with
+// it; a live grant returns to the old macroflow, and the bytes of a later
+// Notify count in the new one.
 func (f *Flow) SetMacroflow(name string) error {
 	if name == "" {
 		return ErrInvalidMacroflowName
 	}
 	m := f.m
+	var o outbox
+	defer o.run() // last, after every unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := f.mf.Load()
@@ -370,7 +373,7 @@ func (f *Flow) SetMacroflow(name string) error {
 	if len(nw.flows) >= m.cfg.MaxFlowsPerMacroflow {
 		return fmt.Errorf("move flow %d to %s: %w", f.id, name, ErrTooManyFlows)
 	}
-	out, sub := f.outstanding, f.sub
+	out, sub, pending, send := f.outstanding, f.sub, f.pending, f.sendFn
 	old.removeLocked(f)
 	if sub != nil {
 		nw.nsubs++
@@ -385,6 +388,14 @@ func (f *Flow) SetMacroflow(name string) error {
 	nw.outstanding += out
 	nw.lastUsed = now
 	f.mf.Store(nw)
+	if pending > 0 {
+		// A waiting request (a blocked Acquire) waits in the new
+		// macroflow.
+		f.pending, f.sendFn = pending, send
+		nw.sched.Wait(f)
+	}
+	old.dispatchLocked(now, &o)
+	nw.dispatchLocked(now, &o)
 	return nil
 }
 

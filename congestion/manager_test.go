@@ -83,6 +83,35 @@ func TestSetMacroflowMovesOutstanding(t *testing.T) {
 	}
 }
 
+// TestSetMacroflowMovesWaitingAcquire: a flow blocked on a full window
+// moves to an empty macroflow and is granted there.
+func TestSetMacroflowMovesWaitingAcquire(t *testing.T) {
+	h := newHarness(t, congestion.Config{MaxGrant: 1 << 20})
+	hog := h.open(congestion.FlowInfo{})
+	hog.Notify(h.grantNow(hog, 1<<20).N)
+	f := h.open(congestion.FlowInfo{})
+	done := make(chan error)
+	go func() { _, err := f.Acquire(context.Background(), 1000); done <- err }()
+	waitFor(t, func() bool { return h.stats(f).Waiting == 1 })
+	if err := f.SetMacroflow("other"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Acquire still blocked after moving to an empty macroflow: %+v", h.stats(f))
+	}
+	if s := h.stats(f); s.Key != "other" || s.Granted != 1000 {
+		t.Fatalf("new macroflow: %+v", s)
+	}
+	if s := h.stats(hog); s.Waiting != 0 || s.Flows != 1 {
+		t.Fatalf("old macroflow: %+v", s)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	t.Run("flows per macroflow", func(t *testing.T) {
 		h := newHarness(t, congestion.Config{MaxFlowsPerMacroflow: 2})
