@@ -211,12 +211,16 @@ func (f *Flow) Notify(nsent int) {
 		mf.mu.Unlock()
 		return
 	}
-	now := f.m.cfg.Clock.Now()
+	c := &f.m.cfg
+	now := c.Clock.Now()
 	if f.grant.N > 0 {
 		mf.granted -= f.grant.N
 		f.grant = Grant{}
 	}
 	if nsent > 0 {
+		// More than MaxWindow in one go is a lie or a bug; clamped, it
+		// still blocks the macroflow but cannot overflow the counts.
+		nsent = min(nsent, c.MaxWindow)
 		if f.outstanding == 0 {
 			f.lastFeedback = now // the stale clock starts with the first byte
 		}
