@@ -55,7 +55,7 @@ func ExampleFlow_Subscribe() {
 	f.Notify(g.N)
 	f.Update(m.MSS(), 0, congestion.NoCongestion, 100*time.Millisecond) // first sample
 	f.Update(m.MSS(), 0, congestion.NoCongestion, 100*time.Millisecond) // +9%: quiet
-	f.Update(0, m.MSS(), congestion.LossFeedback, 0)                     // halved: told
+	f.Update(0, m.MSS(), congestion.LossFeedback, 0)                    // halved: told
 	// Output:
 	// rate 159 kB/s at srtt 100ms
 	// rate 87 kB/s at srtt 100ms
