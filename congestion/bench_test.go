@@ -20,15 +20,7 @@ func BenchmarkAcquireNotifyUpdate(b *testing.B) {
 			m := congestion.NewManager(congestion.Config{})
 			f := openN(b, m, flows)
 			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				g, err := f.Acquire(ctx, mss)
-				if err != nil {
-					b.Fatal(err)
-				}
-				f.Notify(g.N)
-				f.Update(g.N, 0, congestion.NoCongestion, 10*time.Millisecond)
-			}
+			sendCycles(b, f, func() (congestion.Grant, error) { return f.Acquire(ctx, mss) })
 		})
 	}
 }
@@ -38,9 +30,15 @@ func BenchmarkRequestNotifyUpdate(b *testing.B) {
 	f := openN(b, m, 1)
 	var g congestion.Grant
 	send := func(x congestion.Grant) { g = x }
+	sendCycles(b, f, func() (congestion.Grant, error) { return g, f.Request(mss, send) })
+}
+
+// sendCycles runs b.N cycles of ask (Acquire or Request), Notify, Update.
+func sendCycles(b *testing.B, f *congestion.Flow, ask func() (congestion.Grant, error)) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := f.Request(mss, send); err != nil {
+		g, err := ask()
+		if err != nil {
 			b.Fatal(err)
 		}
 		f.Notify(g.N)

@@ -113,6 +113,18 @@ func (f *Flow) lock() *Macroflow {
 	}
 }
 
+// lockOpen locks the flow's macroflow and returns it with the config and
+// the time, or returns a nil macroflow (and holds no lock) if the flow is
+// closed.
+func (f *Flow) lockOpen() (*Macroflow, *Config, time.Time) {
+	mf := f.lock()
+	if f.closed {
+		mf.mu.Unlock()
+		return nil, nil, time.Time{}
+	}
+	return mf, &f.m.cfg, f.m.cfg.Clock.Now()
+}
+
 // deliver is the callback Acquire passes to Request.
 func (f *Flow) deliver(g Grant) { f.grantCh <- g }
 
@@ -206,13 +218,10 @@ func (f *Flow) Acquire(ctx context.Context, n int) (Grant, error) {
 // in the network.
 func (f *Flow) Notify(nsent int) {
 	var o outbox
-	mf := f.lock()
-	if f.closed {
-		mf.mu.Unlock()
+	mf, c, now := f.lockOpen()
+	if mf == nil {
 		return
 	}
-	c := &f.m.cfg
-	now := c.Clock.Now()
 	if f.grant.N > 0 {
 		mf.granted -= f.grant.N
 		f.grant = Grant{}
@@ -239,13 +248,10 @@ func (f *Flow) Notify(nsent int) {
 // so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	var o outbox
-	mf := f.lock()
-	if f.closed {
-		mf.mu.Unlock()
+	mf, c, now := f.lockOpen()
+	if mf == nil {
 		return
 	}
-	c := &f.m.cfg
-	now := c.Clock.Now()
 	nrecd, nlost = max(nrecd, 0), max(nlost, 0)
 	if nrecd > f.outstanding || nlost > f.outstanding-min(nrecd, f.outstanding) {
 		mf.stats.CappedUpdates++

@@ -185,44 +185,40 @@ type notice struct {
 // keep the common case free of allocations (an outbox lives on its
 // caller's stack: it must not point into itself).
 type outbox struct {
-	dbuf  [4]delivery
-	nd    int
-	dmore []delivery
-	nbuf  [2]notice
-	nn    int
-	nmore []notice
+	grants  smallBuf[delivery]
+	notices smallBuf[notice]
 }
 
-func (o *outbox) grant(d delivery) {
-	if o.nd < len(o.dbuf) {
-		o.dbuf[o.nd] = d
-		o.nd++
-		return
-	}
-	o.dmore = append(o.dmore, d)
-}
-
-func (o *outbox) notice(n notice) {
-	if o.nn < len(o.nbuf) {
-		o.nbuf[o.nn] = n
-		o.nn++
-		return
-	}
-	o.nmore = append(o.nmore, n)
-}
+func (o *outbox) grant(d delivery) { o.grants.add(d) }
+func (o *outbox) notice(n notice)  { o.notices.add(n) }
 
 func (o *outbox) run() {
-	for i := range o.nd {
-		o.dbuf[i].fn(o.dbuf[i].g)
+	o.grants.each(func(d delivery) { d.fn(d.g) })
+	o.notices.each(func(n notice) { n.fn(n.s) })
+}
+
+// smallBuf is a list held in an array until it overflows into more.
+type smallBuf[T any] struct {
+	a    [4]T
+	n    int
+	more []T
+}
+
+func (b *smallBuf[T]) add(x T) {
+	if b.n < len(b.a) {
+		b.a[b.n] = x
+		b.n++
+		return
 	}
-	for _, d := range o.dmore {
-		d.fn(d.g)
+	b.more = append(b.more, x)
+}
+
+func (b *smallBuf[T]) each(fn func(T)) {
+	for i := range b.n {
+		fn(b.a[i])
 	}
-	for i := range o.nn {
-		o.nbuf[i].fn(o.nbuf[i].s)
-	}
-	for _, n := range o.nmore {
-		n.fn(n.s)
+	for _, x := range b.more {
+		fn(x)
 	}
 }
 

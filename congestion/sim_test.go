@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
+	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
 	"github.com/edgeadapt/edgeadapt/congestion/internal/sim"
 )
 
@@ -42,14 +43,6 @@ func sub(a, b []float64) []float64 {
 		d[i] = a[i] - b[i]
 	}
 	return d
-}
-
-func sum(xs []float64) float64 {
-	s := 0.0
-	for _, x := range xs {
-		s += x
-	}
-	return s
 }
 
 // TestSimSlowStartThenAdditiveIncrease follows one flow's window: it
@@ -135,10 +128,7 @@ func TestSimSlowStartThenAdditiveIncrease(t *testing.T) {
 // get equal shares, Jain's index >= 0.98 in every 10 s window.
 func TestSimEqualShares(t *testing.T) {
 	h := newBench(t, congestion.Config{})
-	var ss []*sim.Sender
-	for range 8 {
-		ss = append(ss, h.sender(congestion.FlowInfo{}))
-	}
+	ss := h.senders(8)
 	h.clock.Advance(2 * time.Second)
 	prev := ackedOf(ss)
 	var total float64
@@ -147,8 +137,8 @@ func TestSimEqualShares(t *testing.T) {
 		cur := ackedOf(ss)
 		d := sub(cur, prev)
 		prev = cur
-		total += sum(d)
-		if j := jain(d); j < 0.98 {
+		total += metric.Sum(d)
+		if j := metric.Jain(d); j < 0.98 {
 			t.Errorf("window %d: Jain %.4f < 0.98 (bytes %v)", w, j, d)
 		}
 	}
@@ -189,7 +179,7 @@ func checkShares(t *testing.T, h *harness, ss []*sim.Sender, want []float64) {
 	start := ackedOf(ss)
 	h.clock.Advance(30 * time.Second)
 	d := sub(ackedOf(ss), start)
-	tot := sum(d)
+	tot := metric.Sum(d)
 	for i := range d {
 		got := d[i] / tot
 		t.Logf("flow %d: share %.3f, want %.3f", i, got, want[i])
@@ -310,15 +300,12 @@ func TestSimQueryTracksRate(t *testing.T) {
 func TestSimECN(t *testing.T) {
 	h := newBench(t, congestion.Config{})
 	h.link.ECNBytes = benchQueue / 4
-	var ss []*sim.Sender
-	for range 4 {
-		ss = append(ss, h.sender(congestion.FlowInfo{}))
-	}
+	ss := h.senders(4)
 	h.clock.Advance(30 * time.Second)
 	if h.link.Dropped != 0 {
 		t.Errorf("%d packets dropped with ECN", h.link.Dropped)
 	}
-	if u := sum(ackedOf(ss)) / (benchRate * 30); u < 0.9 {
+	if u := metric.Sum(ackedOf(ss)) / (benchRate * 30); u < 0.9 {
 		t.Errorf("utilisation %.1f%%", 100*u)
 	}
 }
@@ -328,10 +315,7 @@ func TestSimECN(t *testing.T) {
 // srtt, never once per flow.
 func TestSimOneDecreasePerSRTT(t *testing.T) {
 	h := newBench(t, congestion.Config{})
-	var ss []*sim.Sender
-	for range 8 {
-		ss = append(ss, h.sender(congestion.FlowInfo{}))
-	}
+	ss := h.senders(8)
 	var drops []time.Duration
 	var srtts []time.Duration
 	prev := 0

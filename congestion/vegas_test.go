@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
-	"github.com/edgeadapt/edgeadapt/congestion/internal/sim"
+	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
 )
 
 // runControllers runs 8 flows of one macroflow on the simulated bench for
@@ -14,10 +14,7 @@ import (
 // srtt after the first 5 s, and the utilisation.
 func runControllers(t *testing.T, newCtrl func(congestion.ControllerConfig) congestion.Controller) (loss float64, srtt time.Duration, util float64, jainIdx float64) {
 	h := newBench(t, congestion.Config{NewController: newCtrl})
-	var ss []*sim.Sender
-	for range 8 {
-		ss = append(ss, h.sender(congestion.FlowInfo{}))
-	}
+	ss := h.senders(8)
 	h.clock.Advance(5 * time.Second)
 	start := ackedOf(ss)
 	var lost0 int
@@ -33,7 +30,7 @@ func runControllers(t *testing.T, newCtrl func(congestion.ControllerConfig) cong
 		lost += s.Lost
 	}
 	slices.Sort(srtts)
-	return float64(lost-lost0) / sum(d), srtts[len(srtts)/2], sum(d) / (benchRate * 30), jain(d)
+	return float64(lost-lost0) / metric.Sum(d), srtts[len(srtts)/2], metric.Sum(d) / (benchRate * 30), metric.Jain(d)
 }
 
 // TestSimDelayAware compares the delay-aware controller with AIMD on the
