@@ -53,6 +53,7 @@ const (
 	NoFeedback
 )
 
+// String returns the mode's Go name.
 func (m LossMode) String() string {
 	switch m {
 	case NoCongestion:
