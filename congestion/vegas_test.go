@@ -58,3 +58,61 @@ func TestSimDelayAware(t *testing.T) {
 		t.Errorf("Jain AIMD %.4f, Vegas %.4f, want >= 0.98", aJain, vJain)
 	}
 }
+
+// TestVegasRules drives the controller alone, one srtt-long round at a
+// time, with the round's RTT samples showing a given backlog.
+func TestVegasRules(t *testing.T) {
+	const base = 40 * time.Millisecond
+	newV := func(window, ssthresh int) *congestion.Vegas {
+		v := congestion.NewVegas(congestion.ControllerConfig{
+			MSS: mss, InitialWindow: 10 * mss, MinWindow: 2 * mss, MaxWindow: 1 << 30, Now: at(0),
+		})
+		v.SetState(congestion.WindowState{Window: window, SSThresh: ssthresh})
+		return v
+	}
+	// round feeds one round of acks whose RTT puts `queued` segments of
+	// the window in the bottleneck queue: queued = w*(rtt-base)/rtt.
+	round := func(v *congestion.Vegas, start time.Duration, queued float64) {
+		w := float64(v.Window())
+		rtt := time.Duration(float64(base) * w / (w - queued*mss))
+		for i := range 2 {
+			v.OnFeedback(congestion.Feedback{
+				Now: at(start + time.Duration(i)*rtt), Acked: mss, RTT: rtt,
+				SRTT: rtt, MinRTT: base, HasFeedback: true,
+			})
+		}
+	}
+	tests := []struct {
+		name     string
+		queued   float64 // segments
+		start    int     // window, MSS; ssthresh below it: congestion avoidance
+		wantDiff int     // window change after one round, MSS
+	}{
+		{"short queue: +1 MSS", 1, 30, +1},
+		{"queue between alpha and beta: hold", 3, 30, 0},
+		{"long queue: -1 MSS", 6, 30, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newV(tt.start*mss, tt.start*mss)
+			round(v, 0, tt.queued)
+			if got := (v.Window() - tt.start*mss) / mss; got != tt.wantDiff {
+				t.Fatalf("window changed by %d MSS, want %d", got, tt.wantDiff)
+			}
+		})
+	}
+	t.Run("slow start ends past gamma", func(t *testing.T) {
+		v := newV(10*mss, 1<<30)
+		round(v, 0, 3)
+		if st := v.State(); st.SSThresh > st.Window {
+			t.Fatalf("still in slow start with %.1f segments queued: %+v", 3.0, st)
+		}
+	})
+	t.Run("loss halves as AIMD", func(t *testing.T) {
+		v := newV(40*mss, 20*mss)
+		v.OnFeedback(congestion.Feedback{Now: at(0), Lost: mss, Mode: congestion.LossFeedback, SRTT: base, HasFeedback: true})
+		if v.Window() != 20*mss {
+			t.Fatalf("window %s after loss, want 20 MSS", mssf(v.Window()))
+		}
+	})
+}
