@@ -420,9 +420,7 @@ func (f *Flow) Close() error {
 		mf.mu.Unlock()
 		return nil
 	}
-	f.closed = true
-	close(f.closedCh)
-	mf.removeLocked(f)
+	mf.closeLocked(f)
 	mf.dispatchLocked(f.m.cfg.Clock.Now(), &o)
 	mf.notifyLocked(&o)
 	mf.mu.Unlock()

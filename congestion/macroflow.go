@@ -148,6 +148,13 @@ func (mf *Macroflow) rejoinLocked(now time.Time) {
 	mf.roundStart = time.Time{}
 }
 
+// closeLocked marks f closed, wakes its blocked Acquire and removes it.
+func (mf *Macroflow) closeLocked(f *Flow) {
+	f.closed = true
+	close(f.closedCh)
+	mf.removeLocked(f)
+}
+
 // remove takes f out of the macroflow, releasing its grant and its
 // outstanding bytes. mf.mu is held.
 func (mf *Macroflow) removeLocked(f *Flow) {

@@ -348,3 +348,24 @@ func (m *Manager) Macroflows() int {
 // debug reports whether debug lines are wanted, so that hot paths build
 // their arguments only then.
 func (m *Manager) debug() bool { return m.log.Enabled(context.Background(), slog.LevelDebug) }
+
+// Close closes every open flow (blocked Acquires return ErrClosed, and
+// no grant is made meanwhile) and forgets all macroflows. Flows opened
+// afterwards start afresh.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mf := range m.macroflows {
+		mf.mu.Lock()
+		for f := range mf.flows {
+			mf.closeLocked(f)
+		}
+		if mf.timer != nil {
+			mf.timer.Stop()
+			mf.timerAt = time.Time{}
+		}
+		mf.mu.Unlock()
+	}
+	clear(m.macroflows)
+	return nil
+}

@@ -508,3 +508,23 @@ func TestSubscribeThresholds(t *testing.T) {
 		t.Fatal("notice after cancel")
 	}
 }
+
+func TestManagerClose(t *testing.T) {
+	h := newHarness(t, congestion.Config{MaxGrant: 1 << 20})
+	hog := h.open(congestion.FlowInfo{})
+	hog.Notify(h.grantNow(hog, 1<<20).N)
+	f := h.open(congestion.FlowInfo{Dst: host(1)})
+	errc := make(chan error)
+	go func() { _, err := f.Acquire(context.Background(), 1000); errc <- err }()
+	waitFor(t, func() bool { return h.stats(f).Waiting == 1 })
+	h.m.Close()
+	if err := <-errc; !errors.Is(err, congestion.ErrClosed) {
+		t.Fatalf("Acquire during Manager.Close = %v", err)
+	}
+	if n := h.m.Macroflows(); n != 0 {
+		t.Fatalf("%d macroflows after Close", n)
+	}
+	if g := h.open(congestion.FlowInfo{}); h.stats(g).Window != h.m.Config().InitialWindow {
+		t.Fatal("flow opened after Close does not start afresh")
+	}
+}
