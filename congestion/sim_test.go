@@ -1,6 +1,7 @@
 package congestion_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -343,4 +344,46 @@ func TestSimOneDecreasePerSRTT(t *testing.T) {
 		}
 	}
 	t.Logf("%d decreases in 60 s with %d of 8 flows losing packets (%d drops)", len(drops), flowsLosing, h.link.Dropped)
+}
+
+// TestSimMacroflowVsOneFlow is E1 on the simulator: 4 flows to one host
+// share one window, so against one flow to another host (its own
+// macroflow, as an ordinary TCP) on the same bottleneck they take about
+// half, not four fifths.
+func TestSimMacroflowVsOneFlow(t *testing.T) {
+	// run returns the share of the 4 flows; shared puts them in one
+	// macroflow, otherwise each is its own (the baseline without CM).
+	run := func(shared bool) (share, jainIdx, util float64) {
+		h := newBench(t, congestion.Config{})
+		var four []*sim.Sender
+		for i := range 4 {
+			info := congestion.FlowInfo{}
+			if !shared {
+				info.Macroflow = fmt.Sprintf("alone-%d", i)
+			}
+			four = append(four, h.sender(info))
+		}
+		other := h.sender(congestion.FlowInfo{Dst: host(2)})
+		h.clock.Advance(5 * time.Second)
+		a0, b0 := metric.Sum(ackedOf(four)), float64(other.Acked)
+		h.clock.Advance(60 * time.Second)
+		a, b := metric.Sum(ackedOf(four))-a0, float64(other.Acked)-b0
+		return a / (a + b), metric.Jain([]float64{a, b}), (a + b) / (benchRate * 60)
+	}
+	share, j, u := run(true)
+	base, _, _ := run(false)
+	t.Logf("4 flows in one macroflow: %.1f%% against one flow (Jain %.3f, utilisation %.1f%%); as 4 macroflows: %.1f%%",
+		100*share, j, 100*u, 100*base)
+	if share < 0.4 || share > 0.6 {
+		t.Errorf("macroflow share %.1f%%, want 50 ± 10%%", 100*share)
+	}
+	if j < 0.95 {
+		t.Errorf("Jain %.3f < 0.95", j)
+	}
+	if u < 0.95 {
+		t.Errorf("utilisation %.1f%% < 95%%", 100*u)
+	}
+	if base < 0.7 {
+		t.Errorf("baseline: 4 separate flows took only %.1f%%; the bench does not show what CM fixes", 100*base)
+	}
 }
