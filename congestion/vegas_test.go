@@ -1,20 +1,30 @@
 package congestion_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
 	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
+	"github.com/edgeadapt/edgeadapt/congestion/internal/sim"
 )
 
-// runControllers runs 8 flows of one macroflow on the simulated bench for
-// 30 s with the given controller and returns the loss ratio, the median
-// srtt after the first 5 s, and the utilisation.
-func runControllers(t *testing.T, newCtrl func(congestion.ControllerConfig) congestion.Controller) (loss float64, srtt time.Duration, util float64, jainIdx float64) {
+// runControllers runs 8 flows of one macroflow (or, separate, each in its
+// own: the baseline without CM) on the simulated bench for 30 s with the
+// given controller and returns the loss ratio, the median srtt after the
+// first 5 s, the utilisation and Jain's index.
+func runControllers(t *testing.T, newCtrl func(congestion.ControllerConfig) congestion.Controller, separate bool) (loss float64, srtt time.Duration, util float64, jainIdx float64) {
 	h := newBench(t, congestion.Config{NewController: newCtrl})
-	ss := h.senders(8)
+	ss := make([]*sim.Sender, 8)
+	for i := range ss {
+		info := congestion.FlowInfo{}
+		if separate {
+			info.Macroflow = fmt.Sprintf("alone-%d", i)
+		}
+		ss[i] = h.sender(info)
+	}
 	h.clock.Advance(5 * time.Second)
 	start := ackedOf(ss)
 	var lost0 int
@@ -37,13 +47,15 @@ func runControllers(t *testing.T, newCtrl func(congestion.ControllerConfig) cong
 // same simulated bench (E4's rows): Vegas keeps the queue, and so srtt,
 // near the base RTT without loss, at the same utilisation and fairness.
 func TestSimDelayAware(t *testing.T) {
-	aLoss, aSRTT, aUtil, aJain := runControllers(t, nil)
-	vLoss, vSRTT, vUtil, vJain := runControllers(t, func(c congestion.ControllerConfig) congestion.Controller { return congestion.NewVegas(c) })
+	aLoss, aSRTT, aUtil, aJain := runControllers(t, nil, false)
+	vLoss, vSRTT, vUtil, vJain := runControllers(t, func(c congestion.ControllerConfig) congestion.Controller { return congestion.NewVegas(c) }, false)
+	bLoss, bSRTT, bUtil, bJain := runControllers(t, nil, true)
+	t.Logf("no CM: loss %.3f%%, median srtt %v, utilisation %.1f%%, Jain %.4f (8 separate AIMD flows)", 100*bLoss, bSRTT, 100*bUtil, bJain)
 	t.Logf("AIMD : loss %.3f%%, median srtt %v, utilisation %.1f%%, Jain %.4f", 100*aLoss, aSRTT, 100*aUtil, aJain)
 	t.Logf("Vegas: loss %.3f%%, median srtt %v, utilisation %.1f%%, Jain %.4f", 100*vLoss, vSRTT, 100*vUtil, vJain)
 	base := 2 * benchDelay
-	if aLoss > 0.01 {
-		t.Errorf("AIMD loss %.2f%% > 1%%", 100*aLoss)
+	if aLoss > 0.01 || aLoss >= bLoss {
+		t.Errorf("AIMD loss %.2f%%, want <= 1%% and below the baseline's %.2f%%", 100*aLoss, 100*bLoss)
 	}
 	if vLoss != 0 {
 		t.Errorf("Vegas lost %.3f%% in steady state, want none", 100*vLoss)
