@@ -77,6 +77,7 @@ type Flow struct {
 	sendFn       func(Grant) // callback of the pending request
 	grant        Grant       // live grant, N == 0 when none
 	outstanding  int         // bytes notified and not yet acked or lost
+	preacked     int         // bytes of the current grant acked before Notify
 	lastFeedback time.Time   // last Update with feedback, or last Notify into an empty pipe
 	sub          *subscription
 	closed       bool
@@ -226,6 +227,10 @@ func (f *Flow) Notify(nsent int) {
 		mf.granted -= f.grant.N
 		f.grant = Grant{}
 	}
+	// Bytes already acknowledged (see Update) are not outstanding.
+	pre := min(max(nsent, 0), f.preacked)
+	nsent -= pre
+	f.preacked = 0
 	if nsent > 0 {
 		// More than MaxWindow in one go is a lie or a bug; clamped, it
 		// still blocks the macroflow but cannot overflow the counts.
@@ -244,8 +249,10 @@ func (f *Flow) Notify(nsent int) {
 // Update reports feedback from the receiver (cm_update): nrecd bytes
 // arrived, nlost were lost, mode is the congestion signal, and rtt an RTT
 // sample (0 if none). nrecd and nlost are capped at the flow's outstanding
-// bytes, and the window's growth within one srtt is capped at doubling,
-// so bogus updates cannot inflate the macroflow's window.
+// bytes, plus, for nrecd, the bytes of its current grant (feedback read
+// concurrently with a write may run ahead of Notify; Notify then counts
+// only the rest). The window's growth within one srtt is capped at
+// doubling, so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	var o outbox
 	mf, c, now := f.lockOpen()
@@ -253,6 +260,15 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 		return
 	}
 	nrecd, nlost = max(nrecd, 0), max(nlost, 0)
+	// Feedback read concurrently with a write (TCP_INFO polled while the
+	// writer has not yet called Notify) may acknowledge bytes of the
+	// current grant: they are credited against the grant, never beyond.
+	credit := 0
+	if excess := nrecd - f.outstanding; excess > 0 && f.grant.N > f.preacked {
+		credit = min(excess, f.grant.N-f.preacked)
+		f.preacked += credit
+		nrecd -= credit
+	}
 	if nrecd > f.outstanding || nlost > f.outstanding-min(nrecd, f.outstanding) {
 		mf.stats.CappedUpdates++
 		if f.m.debug() {
@@ -264,6 +280,7 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	}
 	f.outstanding -= nrecd + nlost
 	mf.outstanding -= nrecd + nlost
+	nrecd += credit
 	feedback := nrecd+nlost > 0 || mode == ExplicitCongestion
 	if feedback || mode == NoFeedback {
 		f.lastFeedback = now

@@ -167,6 +167,7 @@ func (mf *Macroflow) removeLocked(f *Flow) {
 	}
 	mf.outstanding -= f.outstanding
 	f.outstanding = 0
+	f.preacked = 0
 	f.pending = 0
 	mf.sched.Remove(f)
 	if f.sub != nil {

@@ -332,6 +332,36 @@ func TestBogusUpdatesCapped(t *testing.T) {
 	}
 }
 
+// TestUpdateBeforeNotify: feedback polled while the writer has not yet
+// notified may acknowledge bytes of its grant; they count, Notify adds only
+// the rest, and nothing stays outstanding. Beyond the grant the cap holds.
+func TestUpdateBeforeNotify(t *testing.T) {
+	h := newHarness(t, congestion.Config{})
+	f := h.open(congestion.FlowInfo{})
+	iw := h.stats(f).Window
+	g := h.grantNow(f, 10000)
+	f.Update(4000, 0, congestion.NoCongestion, 10*time.Millisecond)
+	if s := h.stats(f); s.Window != iw+4000 || s.CappedUpdates != 0 {
+		t.Fatalf("early ack: %+v, want window %d and nothing capped", s, iw+4000)
+	}
+	f.Update(9000, 0, congestion.NoCongestion, 10*time.Millisecond) // 3000 beyond the grant
+	if s := h.stats(f); s.Window != iw+g.N || s.CappedUpdates != 1 {
+		t.Fatalf("ack beyond the grant: %+v, want window %d and one capped update", s, iw+g.N)
+	}
+	f.Notify(g.N)
+	if s := h.stats(f); s.Outstanding != 0 || s.Granted != 0 {
+		t.Fatalf("after Notify of acked bytes: %+v, want nothing outstanding", s)
+	}
+	h.clock.Advance(10 * time.Millisecond) // a new round: no growth cap
+	g = h.grantNow(f, 10000)
+	f.Update(2000, 0, congestion.NoCongestion, 10*time.Millisecond)
+	f.Notify(g.N)
+	f.Update(g.N-2000, 0, congestion.NoCongestion, 10*time.Millisecond)
+	if s := h.stats(f); s.Outstanding != 0 || s.CappedUpdates != 1 {
+		t.Fatalf("ack split around Notify: %+v", s)
+	}
+}
+
 // TestHalvingOncePerSRTTAcrossFlows: the four flows of a macroflow all see
 // the same loss; the shared window halves once, not four times.
 func TestHalvingOncePerSRTTAcrossFlows(t *testing.T) {
