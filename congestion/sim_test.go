@@ -139,6 +139,7 @@ func TestSimEqualShares(t *testing.T) {
 		d := sub(cur, prev)
 		prev = cur
 		total += metric.Sum(d)
+		t.Logf("window %d: Jain %.4f", w, metric.Jain(d))
 		if j := metric.Jain(d); j < 0.98 {
 			t.Errorf("window %d: Jain %.4f < 0.98 (bytes %v)", w, j, d)
 		}
