@@ -36,6 +36,7 @@ var (
 	ErrGrantOutstanding     = errors.New("congestion: previous grant not yet notified")
 	ErrInvalidRequest       = errors.New("congestion: request size must be > 0")
 	ErrInvalidMacroflowName = errors.New("congestion: empty macroflow name")
+	ErrNoDestination        = errors.New("congestion: flow has neither a destination address nor a macroflow name")
 )
 
 // LossMode says what kind of congestion signal an [Flow.Update] carries
@@ -266,8 +267,9 @@ func (m *Manager) MacroflowKey(info FlowInfo) string {
 }
 
 // Open opens a flow (cm_open) in the macroflow named by
-// [Manager.MacroflowKey]. It fails with ErrTooManyMacroflows or
-// ErrTooManyFlows at the configured limits.
+// [Manager.MacroflowKey]. It fails with ErrNoDestination when info names
+// neither a destination address nor a macroflow, and with
+// ErrTooManyMacroflows or ErrTooManyFlows at the configured limits.
 func (m *Manager) Open(info FlowInfo) (*Flow, error) {
 	if info.Weight <= 0 {
 		info.Weight = 1
@@ -275,6 +277,9 @@ func (m *Manager) Open(info FlowInfo) (*Flow, error) {
 	info.Priority = min(max(info.Priority, 0), 7)
 	f := &Flow{m: m, info: info, grantCh: make(chan Grant, 1), closedCh: make(chan struct{})}
 	f.acquireFn = f.deliver
+	if !info.Dst.Addr().IsValid() && info.Macroflow == "" {
+		return nil, ErrNoDestination
+	}
 	key := m.MacroflowKey(info)
 	m.mu.Lock()
 	defer m.mu.Unlock()

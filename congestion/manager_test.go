@@ -139,6 +139,18 @@ func TestLimits(t *testing.T) {
 	})
 }
 
+func TestOpenWithoutDestination(t *testing.T) {
+	m := congestion.NewManager(congestion.Config{})
+	if _, err := m.Open(congestion.FlowInfo{Protocol: "tcp"}); !errors.Is(err, congestion.ErrNoDestination) {
+		t.Fatalf("Open without Dst = %v, want ErrNoDestination", err)
+	}
+	f, err := m.Open(congestion.FlowInfo{Macroflow: "named"})
+	if err != nil || f.Macroflow().Key() != "named" {
+		t.Fatalf("Open with only a macroflow name: %v", err)
+	}
+	f.Close()
+}
+
 func TestRequestErrors(t *testing.T) {
 	h := newHarness(t, congestion.Config{})
 	f := h.open(congestion.FlowInfo{})
