@@ -151,6 +151,7 @@ type ConnStats struct {
 	Retrans  int64         // bytes retransmitted (tcpi_bytes_retrans delta)
 	Lost     int64         // bytes reported lost (retransmitted minus DSACK'd)
 	Received int64         // bytes reported received (nrecd)
+	Losses   int           // LossFeedback updates (one per loss episode)
 	Timeouts int           // NoFeedback updates (retransmission timeouts)
 	ECN      int           // ExplicitCongestion updates
 	Updates  int           // Update calls
@@ -253,7 +254,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, c.writeError(err)
 		}
-		k, err := c.tc.Write(p[:min(g.N, len(p))])
+		// At most NotSentLowat per write(2): the kernel checks the low
+		// water mark only before it takes data, so a larger write would
+		// park the rest of the grant unsent in the socket.
+		k, err := c.tc.Write(p[:min(g.N, len(p), c.cfg.NotSentLowat)])
 		c.flow.Notify(k)
 		n += k
 		p = p[k:]
@@ -363,6 +367,8 @@ func (c *Conn) pollOnce() time.Duration {
 	if fb.report() {
 		c.stats.Updates++
 		switch fb.mode {
+		case LossFeedback:
+			c.stats.Losses++
 		case NoFeedback:
 			c.stats.Timeouts++
 		case ExplicitCongestion:
