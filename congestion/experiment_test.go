@@ -245,8 +245,16 @@ func TestExperimentE4LossAndDelay(t *testing.T) {
 			name string
 			n    int
 			cm   bool
-		}{{"cm8", 8, true}, {"plain8", 8, false}, {"plain1", 1, false}} {
-			b := newBench(t, 1, Config{})
+			ctrl func(ControllerConfig) Controller
+		}{
+			{"cm8", 8, true, nil},
+			// The delay-aware controller behind the same interface,
+			// reported as a row of its own.
+			{"cm8vegas", 8, true, func(c ControllerConfig) Controller { return ValidateWindow(NewVegas(c), c.MSS) }},
+			{"plain8", 8, false, nil},
+			{"plain1", 1, false, nil},
+		} {
+			b := newBench(t, 1, Config{NewController: c.ctrl})
 			var info *FlowInfo
 			if c.cm {
 				info = &FlowInfo{}
