@@ -112,17 +112,20 @@ func (a *AIMD) OnFeedback(fb Feedback) {
 		a.acc = 0
 		return
 	}
-	if fb.Acked <= 0 {
+	// Clamped so that no arithmetic below can overflow.
+	acked := min(fb.Acked, a.cfg.MaxWindow)
+	if acked <= 0 {
 		return
 	}
 	if a.cwnd < a.ssthresh {
-		a.cwnd = min(a.cwnd+fb.Acked, a.ssthresh, a.cfg.MaxWindow)
+		a.cwnd = min(a.cwnd+acked, a.ssthresh, a.cfg.MaxWindow)
 		return
 	}
-	a.acc += fb.Acked
-	for a.acc >= a.cwnd {
-		a.acc -= a.cwnd
-		a.cwnd = min(a.cwnd+a.cfg.MSS, a.cfg.MaxWindow)
+	a.acc += acked
+	if a.acc >= a.cwnd {
+		n := a.acc / a.cwnd
+		a.acc -= n * a.cwnd
+		a.cwnd = min(a.cwnd+n*a.cfg.MSS, a.cfg.MaxWindow)
 	}
 }
 

@@ -114,3 +114,18 @@ func TestAIMDAgingHalvesPerSRTTToFloor(t *testing.T) {
 		t.Fatalf("after feedback resumed: window %d MSS, want 4 (slow start)", a.Window()/mss)
 	}
 }
+
+// TestAIMDHugeAck: an absurd acknowledgement neither loops nor overflows.
+func TestAIMDHugeAck(t *testing.T) {
+	a := newAIMD()
+	a.SetState(congestion.WindowState{Window: 20 * mss, SSThresh: 10 * mss})
+	a.OnFeedback(congestion.Feedback{Now: at(0), Acked: 1 << 62, SRTT: time.Millisecond, HasFeedback: true})
+	if w := a.Window(); w <= 20*mss || w > 1<<30 {
+		t.Fatalf("window %d after a huge ack in congestion avoidance", w)
+	}
+	b := newAIMD()
+	b.OnFeedback(congestion.Feedback{Now: at(0), Acked: 1<<63 - 1, SRTT: time.Millisecond, HasFeedback: true})
+	if w := b.Window(); w != 1<<30 {
+		t.Fatalf("window %d after a huge ack in slow start, want MaxWindow", w)
+	}
+}

@@ -38,9 +38,11 @@
 // Notify cannot stall its macroflow (RFC 3124 section 3.3). Bytes a flow
 // reported as sent but never acknowledged nor reported lost for
 // [Config.StaleTimeout] are released as well. Updates are checked: nrecd and
-// nlost are capped at the bytes the flow has outstanding, and the window
-// cannot grow by more than it would in slow start (doubling) within one
-// srtt, so a flow cannot inflate the shared window with bogus updates.
+// nlost are capped at the bytes the flow has outstanding (nrecd may also
+// cover its current grant, for feedback read while the write is under
+// way), and the window cannot grow by more than it would in slow start
+// (doubling) within one srtt, so a flow cannot inflate the shared window
+// with bogus updates.
 //
 // # Controller rules (AIMD)
 //

@@ -77,6 +77,7 @@ type Flow struct {
 	sendFn       func(Grant) // callback of the pending request
 	grant        Grant       // live grant, N == 0 when none
 	outstanding  int         // bytes notified and not yet acked or lost
+	preacked     int         // bytes of the current grant acked before Notify
 	lastFeedback time.Time   // last Update with feedback, or last Notify into an empty pipe
 	sub          *subscription
 	closed       bool
@@ -113,6 +114,18 @@ func (f *Flow) lock() *Macroflow {
 	}
 }
 
+// lockOpen locks the flow's macroflow and returns it with the config and
+// the time, or returns a nil macroflow (and holds no lock) if the flow is
+// closed.
+func (f *Flow) lockOpen() (*Macroflow, *Config, time.Time) {
+	mf := f.lock()
+	if f.closed {
+		mf.mu.Unlock()
+		return nil, nil, time.Time{}
+	}
+	return mf, &f.m.cfg, f.m.cfg.Clock.Now()
+}
+
 // deliver is the callback Acquire passes to Request.
 func (f *Flow) deliver(g Grant) { f.grantCh <- g }
 
@@ -127,7 +140,6 @@ func (f *Flow) Request(n int, send func(Grant)) error {
 		return ErrInvalidRequest
 	}
 	var o outbox
-	o.init()
 	mf := f.lock()
 	if err := f.requestLocked(mf, n, send); err != nil {
 		mf.mu.Unlock()
@@ -207,18 +219,22 @@ func (f *Flow) Acquire(ctx context.Context, n int) (Grant, error) {
 // in the network.
 func (f *Flow) Notify(nsent int) {
 	var o outbox
-	o.init()
-	mf := f.lock()
-	if f.closed {
-		mf.mu.Unlock()
+	mf, c, now := f.lockOpen()
+	if mf == nil {
 		return
 	}
-	now := f.m.cfg.Clock.Now()
 	if f.grant.N > 0 {
 		mf.granted -= f.grant.N
 		f.grant = Grant{}
 	}
+	// Bytes already acknowledged (see Update) are not outstanding.
+	pre := min(max(nsent, 0), f.preacked)
+	nsent -= pre
+	f.preacked = 0
 	if nsent > 0 {
+		// More than MaxWindow in one go is a lie or a bug; clamped, it
+		// still blocks the macroflow but cannot overflow the counts.
+		nsent = min(nsent, c.MaxWindow)
 		if f.outstanding == 0 {
 			f.lastFeedback = now // the stale clock starts with the first byte
 		}
@@ -233,28 +249,38 @@ func (f *Flow) Notify(nsent int) {
 // Update reports feedback from the receiver (cm_update): nrecd bytes
 // arrived, nlost were lost, mode is the congestion signal, and rtt an RTT
 // sample (0 if none). nrecd and nlost are capped at the flow's outstanding
-// bytes, and the window's growth within one srtt is capped at doubling,
-// so bogus updates cannot inflate the macroflow's window.
+// bytes, plus, for nrecd, the bytes of its current grant (feedback read
+// concurrently with a write may run ahead of Notify; Notify then counts
+// only the rest). The window's growth within one srtt is capped at
+// doubling, so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	var o outbox
-	o.init()
-	mf := f.lock()
-	if f.closed {
-		mf.mu.Unlock()
+	mf, c, now := f.lockOpen()
+	if mf == nil {
 		return
 	}
-	c := &f.m.cfg
-	now := c.Clock.Now()
 	nrecd, nlost = max(nrecd, 0), max(nlost, 0)
+	// Feedback read concurrently with a write (TCP_INFO polled while the
+	// writer has not yet called Notify) may acknowledge bytes of the
+	// current grant: they are credited against the grant, never beyond.
+	credit := 0
+	if excess := nrecd - f.outstanding; excess > 0 && f.grant.N > f.preacked {
+		credit = min(excess, f.grant.N-f.preacked)
+		f.preacked += credit
+		nrecd -= credit
+	}
 	if nrecd > f.outstanding || nlost > f.outstanding-min(nrecd, f.outstanding) {
 		mf.stats.CappedUpdates++
-		f.m.log.Debug("congestion: update capped", "macroflow", mf.key, "flow", f.id,
-			"nrecd", nrecd, "nlost", nlost, "outstanding", f.outstanding)
+		if f.m.debug() {
+			f.m.log.Debug("congestion: update capped", "macroflow", mf.key, "flow", f.id,
+				"nrecd", nrecd, "nlost", nlost, "outstanding", f.outstanding)
+		}
 		nrecd = min(nrecd, f.outstanding)
 		nlost = min(nlost, f.outstanding-nrecd)
 	}
 	f.outstanding -= nrecd + nlost
 	mf.outstanding -= nrecd + nlost
+	nrecd += credit
 	feedback := nrecd+nlost > 0 || mode == ExplicitCongestion
 	if feedback || mode == NoFeedback {
 		f.lastFeedback = now
@@ -277,7 +303,9 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 		st.Window = limit
 		mf.ctrl.SetState(st)
 		mf.stats.CappedUpdates++
-		f.m.log.Debug("congestion: window growth capped", "macroflow", mf.key, "flow", f.id, "window", limit)
+		if f.m.debug() {
+			f.m.log.Debug("congestion: window growth capped", "macroflow", mf.key, "flow", f.id, "window", limit)
+		}
 	}
 	mf.lastUsed = now
 	mf.dispatchLocked(now, &o)
@@ -316,12 +344,20 @@ func (f *Flow) Subscribe(t Thresholds, fn func(Status)) (cancel func()) {
 	}
 	sub := &subscription{t: t, fn: fn}
 	mf := f.lock()
-	f.sub = sub
+	if f.sub == nil && !f.closed {
+		mf.nsubs++
+	}
+	if !f.closed {
+		f.sub = sub
+	}
 	mf.mu.Unlock()
 	return func() {
 		mf := f.lock()
 		if f.sub == sub {
 			f.sub = nil
+			if !f.closed {
+				mf.nsubs--
+			}
 		}
 		mf.mu.Unlock()
 	}
@@ -329,13 +365,16 @@ func (f *Flow) Subscribe(t Thresholds, fn func(Status)) (cancel func()) {
 
 // SetMacroflow moves the flow to the macroflow named name, creating it if
 // needed (RFC 3124 lets applications group flows explicitly). The flow's
-// outstanding bytes move with it; a pending request or live grant is
-// dropped (Acquire returns only after the move if the caller asks again).
+// outstanding bytes and a pending request (a blocked Acquire) move with
+// it; a live grant returns to the old macroflow, and the bytes of a later
+// Notify count in the new one.
 func (f *Flow) SetMacroflow(name string) error {
 	if name == "" {
 		return ErrInvalidMacroflowName
 	}
 	m := f.m
+	var o outbox
+	defer o.run() // last, after every unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := f.mf.Load()
@@ -361,8 +400,11 @@ func (f *Flow) SetMacroflow(name string) error {
 	if len(nw.flows) >= m.cfg.MaxFlowsPerMacroflow {
 		return fmt.Errorf("move flow %d to %s: %w", f.id, name, ErrTooManyFlows)
 	}
-	out := f.outstanding
+	out, sub, pending, send := f.outstanding, f.sub, f.pending, f.sendFn
 	old.removeLocked(f)
+	if sub != nil {
+		nw.nsubs++
+	}
 	now := m.cfg.Clock.Now()
 	if len(nw.flows) == 0 {
 		nw.rejoinLocked(now)
@@ -373,6 +415,14 @@ func (f *Flow) SetMacroflow(name string) error {
 	nw.outstanding += out
 	nw.lastUsed = now
 	f.mf.Store(nw)
+	if pending > 0 {
+		// A waiting request (a blocked Acquire) waits in the new
+		// macroflow.
+		f.pending, f.sendFn = pending, send
+		nw.sched.Wait(f)
+	}
+	old.dispatchLocked(now, &o)
+	nw.dispatchLocked(now, &o)
 	return nil
 }
 
@@ -382,15 +432,12 @@ func (f *Flow) SetMacroflow(name string) error {
 // remembered for Config.RememberTTL. Close is idempotent.
 func (f *Flow) Close() error {
 	var o outbox
-	o.init()
 	mf := f.lock()
 	if f.closed {
 		mf.mu.Unlock()
 		return nil
 	}
-	f.closed = true
-	close(f.closedCh)
-	mf.removeLocked(f)
+	mf.closeLocked(f)
 	mf.dispatchLocked(f.m.cfg.Clock.Now(), &o)
 	mf.notifyLocked(&o)
 	mf.mu.Unlock()

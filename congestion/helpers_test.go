@@ -55,6 +55,15 @@ func (h *harness) sender(info congestion.FlowInfo) *sim.Sender {
 	return s
 }
 
+// senders starts n equal backlogged senders in one macroflow.
+func (h *harness) senders(n int) []*sim.Sender {
+	ss := make([]*sim.Sender, n)
+	for i := range ss {
+		ss[i] = h.sender(congestion.FlowInfo{})
+	}
+	return ss
+}
+
 func (h *harness) stats(f *congestion.Flow) congestion.MacroflowStats {
 	return f.Macroflow().Stats()
 }
@@ -71,19 +80,6 @@ func (h *harness) grantNow(f *congestion.Flow, n int) congestion.Grant {
 		h.t.Fatalf("Request(%d) not granted at once (stats %+v)", n, h.stats(f))
 	}
 	return *got
-}
-
-// jain returns Jain's fairness index of xs.
-func jain(xs []float64) float64 {
-	var s, s2 float64
-	for _, x := range xs {
-		s += x
-		s2 += x * x
-	}
-	if s2 == 0 {
-		return 0
-	}
-	return s * s / (float64(len(xs)) * s2)
 }
 
 func mssf(n int) string { return fmt.Sprintf("%.1f MSS", float64(n)/mss) }

@@ -27,8 +27,10 @@ type Macroflow struct {
 	lastUsed   time.Time // last open, close or update: LRU and RememberTTL
 	nextScan   time.Time // next scan for stale outstanding bytes
 
-	timer   Timer
-	timerAt time.Time // when timer fires; zero when not armed
+	timer      Timer
+	timerAt    time.Time // when timer fires; zero when not armed
+	nextExpiry time.Time // no grant expires before this; zero: no grant
+	nsubs      int       // flows with a subscription
 
 	stats MacroflowStats // counters
 }
@@ -146,6 +148,13 @@ func (mf *Macroflow) rejoinLocked(now time.Time) {
 	mf.roundStart = time.Time{}
 }
 
+// closeLocked marks f closed, wakes its blocked Acquire and removes it.
+func (mf *Macroflow) closeLocked(f *Flow) {
+	f.closed = true
+	close(f.closedCh)
+	mf.removeLocked(f)
+}
+
 // remove takes f out of the macroflow, releasing its grant and its
 // outstanding bytes. mf.mu is held.
 func (mf *Macroflow) removeLocked(f *Flow) {
@@ -158,8 +167,12 @@ func (mf *Macroflow) removeLocked(f *Flow) {
 	}
 	mf.outstanding -= f.outstanding
 	f.outstanding = 0
+	f.preacked = 0
 	f.pending = 0
 	mf.sched.Remove(f)
+	if f.sub != nil {
+		mf.nsubs--
+	}
 	delete(mf.flows, f)
 	mf.lastUsed = mf.m.cfg.Clock.Now()
 }
@@ -176,26 +189,44 @@ type notice struct {
 	s  Status
 }
 
-// outbox collects what must run after mf.mu is released. The fixed arrays
-// keep the common case free of allocations.
+// outbox collects what must run after mf.mu is released. Fixed arrays
+// keep the common case free of allocations (an outbox lives on its
+// caller's stack: it must not point into itself).
 type outbox struct {
-	dbuf    [8]delivery
-	nbuf    [4]notice
-	grants  []delivery
-	notices []notice
+	grants  smallBuf[delivery]
+	notices smallBuf[notice]
 }
 
-func (o *outbox) init() {
-	o.grants = o.dbuf[:0]
-	o.notices = o.nbuf[:0]
-}
+func (o *outbox) grant(d delivery) { o.grants.add(d) }
+func (o *outbox) notice(n notice)  { o.notices.add(n) }
 
 func (o *outbox) run() {
-	for _, d := range o.grants {
-		d.fn(d.g)
+	o.grants.each(func(d delivery) { d.fn(d.g) })
+	o.notices.each(func(n notice) { n.fn(n.s) })
+}
+
+// smallBuf is a list held in an array until it overflows into more.
+type smallBuf[T any] struct {
+	a    [4]T
+	n    int
+	more []T
+}
+
+func (b *smallBuf[T]) add(x T) {
+	if b.n < len(b.a) {
+		b.a[b.n] = x
+		b.n++
+		return
 	}
-	for _, n := range o.notices {
-		n.fn(n.s)
+	b.more = append(b.more, x)
+}
+
+func (b *smallBuf[T]) each(fn func(T)) {
+	for i := range b.n {
+		fn(b.a[i])
+	}
+	for _, x := range b.more {
+		fn(x)
 	}
 }
 
@@ -228,7 +259,10 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 		f.grant = Grant{N: n, Expires: now.Add(mf.grantTTL())}
 		mf.granted += n
 		mf.sched.Charge(f, n)
-		o.grants = append(o.grants, delivery{fn: f.sendFn, g: f.grant})
+		if mf.nextExpiry.IsZero() || f.grant.Expires.Before(mf.nextExpiry) {
+			mf.nextExpiry = f.grant.Expires
+		}
+		o.grant(delivery{fn: f.sendFn, g: f.grant})
 		f.sendFn = nil
 		mf.armLocked(now, f.grant.Expires)
 	}
@@ -237,24 +271,35 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 // expireLocked returns to the macroflow the grants past their expiry and
 // the outstanding bytes of flows silent for longer than StaleTimeout.
 func (mf *Macroflow) expireLocked(now time.Time) {
-	if mf.granted == 0 && (mf.outstanding == 0 || now.Before(mf.nextScan)) {
+	scanGrants := !mf.nextExpiry.IsZero() && !now.Before(mf.nextExpiry)
+	scanStale := mf.outstanding > 0 && !now.Before(mf.nextScan)
+	if !scanGrants && !scanStale {
 		return
 	}
 	c := &mf.m.cfg
 	stale := max(c.StaleTimeout, 4*mf.srtt)
-	scanStale := mf.outstanding > 0 && !now.Before(mf.nextScan)
 	if scanStale {
 		mf.nextScan = now.Add(c.GrantTimeout)
 	}
+	if scanGrants {
+		mf.nextExpiry = time.Time{}
+	}
 	for f := range mf.flows {
-		if f.grant.N > 0 && !now.Before(f.grant.Expires) {
+		if scanGrants && f.grant.N > 0 && !now.Before(f.grant.Expires) {
 			mf.granted -= f.grant.N
 			mf.stats.ExpiredGrants++
-			mf.m.log.Debug("congestion: grant expired", "macroflow", mf.key, "flow", f.id, "bytes", f.grant.N)
+			if mf.m.debug() {
+				mf.m.log.Debug("congestion: grant expired", "macroflow", mf.key, "flow", f.id, "bytes", f.grant.N)
+			}
 			f.grant = Grant{}
 		}
+		if scanGrants && f.grant.N > 0 && (mf.nextExpiry.IsZero() || f.grant.Expires.Before(mf.nextExpiry)) {
+			mf.nextExpiry = f.grant.Expires
+		}
 		if scanStale && f.outstanding > 0 && now.Sub(f.lastFeedback) >= stale {
-			mf.m.log.Debug("congestion: releasing stale bytes", "macroflow", mf.key, "flow", f.id, "bytes", f.outstanding)
+			if mf.m.debug() {
+				mf.m.log.Debug("congestion: releasing stale bytes", "macroflow", mf.key, "flow", f.id, "bytes", f.outstanding)
+			}
 			mf.stats.StaleReleased += f.outstanding
 			mf.outstanding -= f.outstanding
 			f.outstanding = 0
@@ -279,7 +324,6 @@ func (mf *Macroflow) armLocked(now, at time.Time) {
 // onTimer expires grants and hands their bytes to waiting flows.
 func (mf *Macroflow) onTimer() {
 	var o outbox
-	o.init()
 	mf.mu.Lock()
 	now := mf.m.cfg.Clock.Now()
 	mf.timerAt = time.Time{}
@@ -319,32 +363,47 @@ func (mf *Macroflow) sampleRTTLocked(rtt time.Duration) {
 // shareLocked returns the fraction of the macroflow's rate that belongs
 // to f: its weight over the weights of the flows in use (f included).
 func (mf *Macroflow) shareLocked(f *Flow) float64 {
+	return share(f, mf.activeWeightLocked())
+}
+
+// activeWeightLocked sums the weights of the flows in use.
+func (mf *Macroflow) activeWeightLocked() int {
 	total := 0
 	for g := range mf.flows {
-		if g == f || g.active() {
+		if g.active() {
 			total += g.info.Weight
 		}
 	}
-	if total == 0 {
+	return total
+}
+
+// share is f's part of a macroflow whose flows in use weigh active.
+func share(f *Flow, active int) float64 {
+	if !f.active() {
+		active += f.info.Weight
+	}
+	if active <= 0 {
 		return 1
 	}
-	return float64(f.info.Weight) / float64(total)
+	return float64(f.info.Weight) / float64(active)
 }
 
 // notifyLocked queues a status for every subscriber whose thresholds the
 // current rate or srtt crossed.
 func (mf *Macroflow) notifyLocked(o *outbox) {
-	if !mf.hasRTT {
+	if !mf.hasRTT || mf.nsubs == 0 {
 		return
 	}
+	active := mf.activeWeightLocked()
+	rate := mf.rateLocked()
 	for f := range mf.flows {
 		if f.sub == nil {
 			continue
 		}
-		s := f.statusLocked()
+		s := Status{Rate: rate * share(f, active), SRTT: mf.srtt, RTTVar: mf.rttvar}
 		if f.sub.crossed(s) {
 			f.sub.last = s
-			o.notices = append(o.notices, notice{fn: f.sub.fn, s: s})
+			o.notice(notice{fn: f.sub.fn, s: s})
 		}
 	}
 }

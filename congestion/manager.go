@@ -1,6 +1,7 @@
 package congestion
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ var (
 	ErrGrantOutstanding     = errors.New("congestion: previous grant not yet notified")
 	ErrInvalidRequest       = errors.New("congestion: request size must be > 0")
 	ErrInvalidMacroflowName = errors.New("congestion: empty macroflow name")
+	ErrNoDestination        = errors.New("congestion: flow has neither a destination address nor a macroflow name")
 )
 
 // LossMode says what kind of congestion signal an [Flow.Update] carries
@@ -52,6 +54,7 @@ const (
 	NoFeedback
 )
 
+// String returns the mode's Go name.
 func (m LossMode) String() string {
 	switch m {
 	case NoCongestion:
@@ -264,8 +267,9 @@ func (m *Manager) MacroflowKey(info FlowInfo) string {
 }
 
 // Open opens a flow (cm_open) in the macroflow named by
-// [Manager.MacroflowKey]. It fails with ErrTooManyMacroflows or
-// ErrTooManyFlows at the configured limits.
+// [Manager.MacroflowKey]. It fails with ErrNoDestination when info names
+// neither a destination address nor a macroflow, and with
+// ErrTooManyMacroflows or ErrTooManyFlows at the configured limits.
 func (m *Manager) Open(info FlowInfo) (*Flow, error) {
 	if info.Weight <= 0 {
 		info.Weight = 1
@@ -273,6 +277,9 @@ func (m *Manager) Open(info FlowInfo) (*Flow, error) {
 	info.Priority = min(max(info.Priority, 0), 7)
 	f := &Flow{m: m, info: info, grantCh: make(chan Grant, 1), closedCh: make(chan struct{})}
 	f.acquireFn = f.deliver
+	if !info.Dst.Addr().IsValid() && info.Macroflow == "" {
+		return nil, ErrNoDestination
+	}
 	key := m.MacroflowKey(info)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -341,4 +348,29 @@ func (m *Manager) Macroflows() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.macroflows)
+}
+
+// debug reports whether debug lines are wanted, so that hot paths build
+// their arguments only then.
+func (m *Manager) debug() bool { return m.log.Enabled(context.Background(), slog.LevelDebug) }
+
+// Close closes every open flow (blocked Acquires return ErrClosed, and
+// no grant is made meanwhile) and forgets all macroflows. Flows opened
+// afterwards start afresh.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mf := range m.macroflows {
+		mf.mu.Lock()
+		for f := range mf.flows {
+			mf.closeLocked(f)
+		}
+		if mf.timer != nil {
+			mf.timer.Stop()
+			mf.timerAt = time.Time{}
+		}
+		mf.mu.Unlock()
+	}
+	clear(m.macroflows)
+	return nil
 }

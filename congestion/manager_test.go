@@ -83,6 +83,35 @@ func TestSetMacroflowMovesOutstanding(t *testing.T) {
 	}
 }
 
+// TestSetMacroflowMovesWaitingAcquire: a flow blocked on a full window
+// moves to an empty macroflow and is granted there.
+func TestSetMacroflowMovesWaitingAcquire(t *testing.T) {
+	h := newHarness(t, congestion.Config{MaxGrant: 1 << 20})
+	hog := h.open(congestion.FlowInfo{})
+	hog.Notify(h.grantNow(hog, 1<<20).N)
+	f := h.open(congestion.FlowInfo{})
+	done := make(chan error)
+	go func() { _, err := f.Acquire(context.Background(), 1000); done <- err }()
+	waitFor(t, func() bool { return h.stats(f).Waiting == 1 })
+	if err := f.SetMacroflow("other"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Acquire still blocked after moving to an empty macroflow: %+v", h.stats(f))
+	}
+	if s := h.stats(f); s.Key != "other" || s.Granted != 1000 {
+		t.Fatalf("new macroflow: %+v", s)
+	}
+	if s := h.stats(hog); s.Waiting != 0 || s.Flows != 1 {
+		t.Fatalf("old macroflow: %+v", s)
+	}
+}
+
 func TestLimits(t *testing.T) {
 	t.Run("flows per macroflow", func(t *testing.T) {
 		h := newHarness(t, congestion.Config{MaxFlowsPerMacroflow: 2})
@@ -108,6 +137,18 @@ func TestLimits(t *testing.T) {
 			t.Fatal("remembered macroflow of host 1 not evicted")
 		}
 	})
+}
+
+func TestOpenWithoutDestination(t *testing.T) {
+	m := congestion.NewManager(congestion.Config{})
+	if _, err := m.Open(congestion.FlowInfo{Protocol: "tcp"}); !errors.Is(err, congestion.ErrNoDestination) {
+		t.Fatalf("Open without Dst = %v, want ErrNoDestination", err)
+	}
+	f, err := m.Open(congestion.FlowInfo{Macroflow: "named"})
+	if err != nil || f.Macroflow().Key() != "named" {
+		t.Fatalf("Open with only a macroflow name: %v", err)
+	}
+	f.Close()
 }
 
 func TestRequestErrors(t *testing.T) {
@@ -303,6 +344,36 @@ func TestBogusUpdatesCapped(t *testing.T) {
 	}
 }
 
+// TestUpdateBeforeNotify: feedback polled while the writer has not yet
+// notified may acknowledge bytes of its grant; they count, Notify adds only
+// the rest, and nothing stays outstanding. Beyond the grant the cap holds.
+func TestUpdateBeforeNotify(t *testing.T) {
+	h := newHarness(t, congestion.Config{})
+	f := h.open(congestion.FlowInfo{})
+	iw := h.stats(f).Window
+	g := h.grantNow(f, 10000)
+	f.Update(4000, 0, congestion.NoCongestion, 10*time.Millisecond)
+	if s := h.stats(f); s.Window != iw+4000 || s.CappedUpdates != 0 {
+		t.Fatalf("early ack: %+v, want window %d and nothing capped", s, iw+4000)
+	}
+	f.Update(9000, 0, congestion.NoCongestion, 10*time.Millisecond) // 3000 beyond the grant
+	if s := h.stats(f); s.Window != iw+g.N || s.CappedUpdates != 1 {
+		t.Fatalf("ack beyond the grant: %+v, want window %d and one capped update", s, iw+g.N)
+	}
+	f.Notify(g.N)
+	if s := h.stats(f); s.Outstanding != 0 || s.Granted != 0 {
+		t.Fatalf("after Notify of acked bytes: %+v, want nothing outstanding", s)
+	}
+	h.clock.Advance(10 * time.Millisecond) // a new round: no growth cap
+	g = h.grantNow(f, 10000)
+	f.Update(2000, 0, congestion.NoCongestion, 10*time.Millisecond)
+	f.Notify(g.N)
+	f.Update(g.N-2000, 0, congestion.NoCongestion, 10*time.Millisecond)
+	if s := h.stats(f); s.Outstanding != 0 || s.CappedUpdates != 1 {
+		t.Fatalf("ack split around Notify: %+v", s)
+	}
+}
+
 // TestHalvingOncePerSRTTAcrossFlows: the four flows of a macroflow all see
 // the same loss; the shared window halves once, not four times.
 func TestHalvingOncePerSRTTAcrossFlows(t *testing.T) {
@@ -477,5 +548,25 @@ func TestSubscribeThresholds(t *testing.T) {
 	f.Update(mss, 0, congestion.NoFeedback, 0)
 	if len(got) != 2 {
 		t.Fatal("notice after cancel")
+	}
+}
+
+func TestManagerClose(t *testing.T) {
+	h := newHarness(t, congestion.Config{MaxGrant: 1 << 20})
+	hog := h.open(congestion.FlowInfo{})
+	hog.Notify(h.grantNow(hog, 1<<20).N)
+	f := h.open(congestion.FlowInfo{Dst: host(1)})
+	errc := make(chan error)
+	go func() { _, err := f.Acquire(context.Background(), 1000); errc <- err }()
+	waitFor(t, func() bool { return h.stats(f).Waiting == 1 })
+	h.m.Close()
+	if err := <-errc; !errors.Is(err, congestion.ErrClosed) {
+		t.Fatalf("Acquire during Manager.Close = %v", err)
+	}
+	if n := h.m.Macroflows(); n != 0 {
+		t.Fatalf("%d macroflows after Close", n)
+	}
+	if g := h.open(congestion.FlowInfo{}); h.stats(g).Window != h.m.Config().InitialWindow {
+		t.Fatal("flow opened after Close does not start afresh")
 	}
 }

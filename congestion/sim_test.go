@@ -1,11 +1,13 @@
 package congestion_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
+	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
 	"github.com/edgeadapt/edgeadapt/congestion/internal/sim"
 )
 
@@ -42,14 +44,6 @@ func sub(a, b []float64) []float64 {
 		d[i] = a[i] - b[i]
 	}
 	return d
-}
-
-func sum(xs []float64) float64 {
-	s := 0.0
-	for _, x := range xs {
-		s += x
-	}
-	return s
 }
 
 // TestSimSlowStartThenAdditiveIncrease follows one flow's window: it
@@ -135,10 +129,7 @@ func TestSimSlowStartThenAdditiveIncrease(t *testing.T) {
 // get equal shares, Jain's index >= 0.98 in every 10 s window.
 func TestSimEqualShares(t *testing.T) {
 	h := newBench(t, congestion.Config{})
-	var ss []*sim.Sender
-	for range 8 {
-		ss = append(ss, h.sender(congestion.FlowInfo{}))
-	}
+	ss := h.senders(8)
 	h.clock.Advance(2 * time.Second)
 	prev := ackedOf(ss)
 	var total float64
@@ -147,8 +138,9 @@ func TestSimEqualShares(t *testing.T) {
 		cur := ackedOf(ss)
 		d := sub(cur, prev)
 		prev = cur
-		total += sum(d)
-		if j := jain(d); j < 0.98 {
+		total += metric.Sum(d)
+		t.Logf("window %d: Jain %.4f", w, metric.Jain(d))
+		if j := metric.Jain(d); j < 0.98 {
 			t.Errorf("window %d: Jain %.4f < 0.98 (bytes %v)", w, j, d)
 		}
 	}
@@ -189,7 +181,7 @@ func checkShares(t *testing.T, h *harness, ss []*sim.Sender, want []float64) {
 	start := ackedOf(ss)
 	h.clock.Advance(30 * time.Second)
 	d := sub(ackedOf(ss), start)
-	tot := sum(d)
+	tot := metric.Sum(d)
 	for i := range d {
 		got := d[i] / tot
 		t.Logf("flow %d: share %.3f, want %.3f", i, got, want[i])
@@ -203,39 +195,54 @@ func checkShares(t *testing.T, h *harness, ss []*sim.Sender, want []float64) {
 // active macroflow of 3 gets >= 90% of its quarter within 1 s, without
 // slow start of its own.
 func TestSimJoinGetsShareAtOnce(t *testing.T) {
-	h := newBench(t, congestion.Config{})
-	for range 3 {
-		h.sender(congestion.FlowInfo{})
+	// join returns the bytes per 100 ms of a flow joining 3 running ones
+	// in their macroflow, or (the baseline without CM) of 4 flows each in
+	// its own macroflow.
+	join := func(shared bool) []int {
+		h := newBench(t, congestion.Config{})
+		info := func(i int) congestion.FlowInfo {
+			if shared {
+				return congestion.FlowInfo{}
+			}
+			return congestion.FlowInfo{Macroflow: fmt.Sprintf("alone-%d", i)}
+		}
+		for i := range 3 {
+			h.sender(info(i))
+		}
+		h.clock.Advance(20 * time.Second)
+		late := h.sender(info(3))
+		var bins []int
+		prev := 0
+		for range 20 {
+			h.clock.Advance(100 * time.Millisecond)
+			bins = append(bins, late.Acked-prev)
+			prev = late.Acked
+		}
+		return bins
 	}
-	h.clock.Advance(20 * time.Second)
-	late := h.sender(congestion.FlowInfo{})
-	// Its first 100 ms bins: the share is reached in the first few.
-	var bins []int
-	prev := 0
-	for range 20 {
-		h.clock.Advance(100 * time.Millisecond)
-		bins = append(bins, late.Acked-prev)
-		prev = late.Acked
-	}
+	bins, alone := join(true), join(false)
 	share := benchRate / 4 * 0.1 // bytes per 100 ms bin
 	t.Logf("joined flow, bytes per 100 ms: %v (share %.0f)", bins, share)
+	t.Logf("baseline, 4 macroflows:        %v", alone)
+	// Within 1 s: from some bin k < 10 on, 300 ms hold >= 90% of the
+	// share, and so does the whole second after.
+	reached := func(bins []int) bool {
+		for k := 0; k+3 <= 10; k++ {
+			if float64(bins[k]+bins[k+1]+bins[k+2]) >= 0.9*3*share {
+				return true
+			}
+		}
+		return false
+	}
 	var second int
 	for _, b := range bins[10:] {
 		second += b
 	}
-	if float64(second) < 0.9*share*10 {
-		t.Errorf("second 1 s after joining: %d bytes, want >= 90%% of %.0f", second, share*10)
+	if !reached(bins) || float64(second) < 0.9*share*10 {
+		t.Errorf("share not reached within 1 s, or not held: %v", bins)
 	}
-	// Within 1 s: from some bin k < 10 on, every 300 ms run holds >= 90%.
-	reached := -1
-	for k := 0; k+3 <= 10; k++ {
-		if float64(bins[k]+bins[k+1]+bins[k+2]) >= 0.9*3*share {
-			reached = k
-			break
-		}
-	}
-	if reached < 0 {
-		t.Errorf("share not reached within 1 s: %v", bins[:10])
+	if reached(alone) {
+		t.Errorf("baseline without sharing reached its share within 1 s too (%v): the bench does not show what CM fixes", alone)
 	}
 }
 
@@ -310,15 +317,89 @@ func TestSimQueryTracksRate(t *testing.T) {
 func TestSimECN(t *testing.T) {
 	h := newBench(t, congestion.Config{})
 	h.link.ECNBytes = benchQueue / 4
-	var ss []*sim.Sender
-	for range 4 {
-		ss = append(ss, h.sender(congestion.FlowInfo{}))
-	}
+	ss := h.senders(4)
 	h.clock.Advance(30 * time.Second)
 	if h.link.Dropped != 0 {
 		t.Errorf("%d packets dropped with ECN", h.link.Dropped)
 	}
-	if u := sum(ackedOf(ss)) / (benchRate * 30); u < 0.9 {
+	if u := metric.Sum(ackedOf(ss)) / (benchRate * 30); u < 0.9 {
 		t.Errorf("utilisation %.1f%%", 100*u)
+	}
+}
+
+// TestSimOneDecreasePerSRTT: 8 flows of a macroflow all lose packets in
+// the same queue overflows; the shared window is halved at most once per
+// srtt, never once per flow.
+func TestSimOneDecreasePerSRTT(t *testing.T) {
+	h := newBench(t, congestion.Config{})
+	ss := h.senders(8)
+	var drops []time.Duration
+	var srtts []time.Duration
+	prev := 0
+	h.every(time.Millisecond, func() {
+		st := h.stats(ss[0].Flow)
+		if prev > 0 && st.Window < prev*3/4 {
+			drops = append(drops, h.clock.Since())
+			srtts = append(srtts, st.SRTT)
+		}
+		prev = st.Window
+	})
+	h.clock.Advance(60 * time.Second)
+	flowsLosing := 0
+	for _, s := range ss {
+		if s.Lost > 0 {
+			flowsLosing++
+		}
+	}
+	if len(drops) < 3 || flowsLosing < 4 {
+		t.Fatalf("%d decreases, %d flows with losses: the test saw too little congestion", len(drops), flowsLosing)
+	}
+	for i := 1; i < len(drops); i++ {
+		if gap := drops[i] - drops[i-1]; gap < srtts[i]-time.Millisecond {
+			t.Errorf("decreases at %v and %v: %v apart, srtt %v", drops[i-1], drops[i], gap, srtts[i])
+		}
+	}
+	t.Logf("%d decreases in 60 s with %d of 8 flows losing packets (%d drops)", len(drops), flowsLosing, h.link.Dropped)
+}
+
+// TestSimMacroflowVsOneFlow is E1 on the simulator: 4 flows to one host
+// share one window, so against one flow to another host (its own
+// macroflow, as an ordinary TCP) on the same bottleneck they take about
+// half, not four fifths.
+func TestSimMacroflowVsOneFlow(t *testing.T) {
+	// run returns the share of the 4 flows; shared puts them in one
+	// macroflow, otherwise each is its own (the baseline without CM).
+	run := func(shared bool) (share, jainIdx, util float64) {
+		h := newBench(t, congestion.Config{})
+		var four []*sim.Sender
+		for i := range 4 {
+			info := congestion.FlowInfo{}
+			if !shared {
+				info.Macroflow = fmt.Sprintf("alone-%d", i)
+			}
+			four = append(four, h.sender(info))
+		}
+		other := h.sender(congestion.FlowInfo{Dst: host(2)})
+		h.clock.Advance(5 * time.Second)
+		a0, b0 := metric.Sum(ackedOf(four)), float64(other.Acked)
+		h.clock.Advance(60 * time.Second)
+		a, b := metric.Sum(ackedOf(four))-a0, float64(other.Acked)-b0
+		return a / (a + b), metric.Jain([]float64{a, b}), (a + b) / (benchRate * 60)
+	}
+	share, j, u := run(true)
+	base, _, _ := run(false)
+	t.Logf("4 flows in one macroflow: %.1f%% against one flow (Jain %.3f, utilisation %.1f%%); as 4 macroflows: %.1f%%",
+		100*share, j, 100*u, 100*base)
+	if share < 0.4 || share > 0.6 {
+		t.Errorf("macroflow share %.1f%%, want 50 ± 10%%", 100*share)
+	}
+	if j < 0.95 {
+		t.Errorf("Jain %.3f < 0.95", j)
+	}
+	if u < 0.95 {
+		t.Errorf("utilisation %.1f%% < 95%%", 100*u)
+	}
+	if base < 0.7 {
+		t.Errorf("baseline: 4 separate flows took only %.1f%%; the bench does not show what CM fixes", 100*base)
 	}
 }
