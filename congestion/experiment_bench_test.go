@@ -317,9 +317,6 @@ func (fs *figures) add(name string, v float64) {
 // med returns the median of the named figure over the runs.
 func (fs *figures) med(name string) float64 { return median(fs.vals[name]) }
 
-// min and max return the extremes of the named figure over the runs.
-func (fs *figures) min(name string) float64 { return slices.Min(fs.vals[name]) }
-func (fs *figures) max(name string) float64 { return slices.Max(fs.vals[name]) }
 
 // report prints the EXPERIMENT line and fails the test when a check fails.
 func report(t *testing.T, id string, fs *figures, cfg expConfig, target string, checks map[string]bool) {
