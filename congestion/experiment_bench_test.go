@@ -317,7 +317,6 @@ func (fs *figures) add(name string, v float64) {
 // med returns the median of the named figure over the runs.
 func (fs *figures) med(name string) float64 { return median(fs.vals[name]) }
 
-
 // report prints the EXPERIMENT line and fails the test when a check fails.
 func report(t *testing.T, id string, fs *figures, cfg expConfig, target string, checks map[string]bool) {
 	t.Helper()
