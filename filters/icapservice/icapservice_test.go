@@ -247,8 +247,8 @@ func TestRespmod(t *testing.T) {
 		big := "<p>" + strings.Repeat("x", DefaultEarlyCommitBytes) + "</p>"
 		for _, tc := range []struct {
 			name, body, length string // length "": unknown
-			fail, noEarly          bool
-			want, outcome          string
+			fail, noEarly      bool
+			want, outcome      string
 		}{
 			{"over EarlyCommitBytes", big, strconv.Itoa(len(big)), false, false, strings.ToUpper(big), "adapted"},
 			{"unknown length", page, "", false, false, strings.ToUpper(page), "adapted"},
