@@ -294,13 +294,31 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 		s.stream(w, r, resp, r.Body)
 		return
 	}
+	limit := s.maxBodyBytes()
+	var first []byte
+	if r.InPreview() {
+		// Read past the preview first, which asks for the rest (100
+		// Continue), and answer only once the rest has begun to arrive.
+		// Squid parses one ICAP response head per read from the ICAP
+		// server: a 200 that arrives in the same read as the 100 Continue
+		// stays unparsed in its buffer while Squid waits for more bytes
+		// and the server for the body, until the ICAP timeout.
+		var err error
+		first, err = io.ReadAll(io.LimitReader(r.Body, int64(r.Preview)+1))
+		if err != nil {
+			s.Counters.early("read-error")
+			s.logger().Warn("icapservice: reading body to transcode", "rule", d.Rule, "err", err)
+			icap.NoModification(w, r)
+			return
+		}
+	}
 	resp.Header = e.Header
 	d.ApplyResponse(resp.Header, true)
 	resp.ContentLength = -1
 	w.WriteHeader(icap.StatusOK, resp, true)
 
-	limit := s.maxBodyBytes()
-	held, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	rest, err := io.ReadAll(io.LimitReader(r.Body, limit+1-int64(len(first))))
+	held := append(first, rest...)
 	if err != nil {
 		// The answer has begun: it cannot be turned into anything
 		// correct. The server leaves it unterminated and closes the
@@ -315,8 +333,8 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 		s.write(w, d, io.MultiReader(bytes.NewReader(held), r.Body))
 		return
 	}
-	out, err := e.Transcode(r.Context(), held)
-	if err != nil {
+	out, terr := e.Transcode(r.Context(), held)
+	if err = terr; err != nil {
 		s.Counters.early(passReason(err))
 		s.logPass(r, d, "icapservice: early-committed transcode sends the original", err)
 		out = held
