@@ -120,8 +120,10 @@ func TestPipelineRespmod(t *testing.T) {
 	page := corpusFile(t, "html", "sample_wikipedia.html")
 	broken := append(append([]byte{}, photo[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 4096)...)
 	// icap.Client keeps sending a body while icapd holds it (unlike Squid
-	// 5.7), so the corpus photo can be transcoded whole.
+	// 5.7), so the corpus photo can be held whole before the answer and
+	// get the full header (TestPipelineThroughSquid tests early commits).
 	d, pl, _ := startPipeline(t, repoPolicy(t), 8<<20)
+	pl.Service.EarlyCommitBytes = 8 << 20 // before the first message
 	const origETag = `"origin-etag-1"`
 
 	tests := []struct {
