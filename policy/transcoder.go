@@ -19,6 +19,20 @@ type Transcoder interface {
 	Transcode(ctx context.Context, d *Decision, contentType string, body io.Reader) (out io.Reader, outType string, err error)
 }
 
+// ResponseTranscoder is an optional interface of a Transcoder (checked
+// at run time) that transforms a whole HTTP response: it sees the request
+// (Accept, Accept-Encoding) and the response header (ETag, encoding), and
+// returns the header that describes its output.
+type ResponseTranscoder interface {
+	Transcoder
+	// TranscodeResponse transforms body, the whole body of resp, answering
+	// req. It returns the new body and the complete response header
+	// describing it (Content-Type, Content-Length, Content-Encoding, ETag,
+	// Vary, ...), made from resp's; resp is not modified. On any error the
+	// caller passes the original unchanged.
+	TranscodeResponse(ctx context.Context, d *Decision, req *http.Request, resp *http.Response, body []byte) ([]byte, http.Header, error)
+}
+
 // EarlyTranscoder is an optional interface of a Transcoder (checked at
 // run time, like net/http's optional interfaces) for transcodes whose
 // response header can be decided before the body is read. The ICAP

@@ -28,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/edgeadapt/edgeadapt/icap"
@@ -245,6 +246,23 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 		s.stream(w, r, resp, original)
 		return true
 	}
+	if rt, ok := s.Transcoder.(policy.ResponseTranscoder); ok {
+		out, h, err := rt.TranscodeResponse(r.Context(), d, requestOf(r), resp, held)
+		if err != nil {
+			s.logPass(r, d, "icapservice: transcode passed the original", err)
+			d.ApplyResponse(resp.Header, false)
+			s.stream(w, r, resp, original)
+			return true
+		}
+		// The transcode's header describes the new body; the decision's
+		// edits apply on top.
+		resp.Header = h
+		d.ApplyResponse(resp.Header, true)
+		resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+		resp.ContentLength = int64(len(out))
+		s.stream(w, r, resp, bytes.NewReader(out))
+		return true
+	}
 	out, outType, err := s.Transcoder.Transcode(r.Context(), d, m.ContentType, bytes.NewReader(held))
 	if err != nil {
 		s.logPass(r, d, "icapservice: transcode passed the original", err)
@@ -278,13 +296,9 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 // Transcoder that cannot commit early passes the body unchanged at once.
 func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *policy.Decision) {
 	resp := r.Response
-	req := r.Request
-	if req == nil {
-		req = &http.Request{Method: http.MethodGet, Header: http.Header{}}
-	}
 	var e *policy.EarlyTranscode
 	if et, ok := s.Transcoder.(policy.EarlyTranscoder); ok {
-		e = et.Early(d, req, resp)
+		e = et.Early(d, requestOf(r), resp)
 	}
 	if e == nil {
 		s.Counters.early("not-committed")
@@ -342,6 +356,15 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 		s.Counters.early("adapted")
 	}
 	s.write(w, d, bytes.NewReader(out))
+}
+
+// requestOf returns the encapsulated HTTP request of r, or an empty GET
+// for a RESPMOD without one.
+func requestOf(r *icap.Request) *http.Request {
+	if r.Request != nil {
+		return r.Request
+	}
+	return &http.Request{Method: http.MethodGet, Header: http.Header{}}
 }
 
 // write copies body into the response already begun.

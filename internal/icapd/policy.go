@@ -158,8 +158,7 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 }
 
 // Services returns the /reqmod and /respmod services of the policy,
-// their ISTag the policy's version. RESPMOD goes through the
-// transcoder's Wrap, so transcoded responses carry their real header.
+// their ISTag the policy's version.
 func (pl *Pipeline) Services() []Service {
 	istag := icapservice.ISTag(pl.Holder.Policy())
 	req := serviceOptions("reqmod", icap.MethodREQMOD)
@@ -168,7 +167,7 @@ func (pl *Pipeline) Services() []Service {
 	resp.ISTag = istag
 	return []Service{
 		{Path: ReqmodPath, Handler: pl.Service, Options: req},
-		{Path: RespmodPath, Handler: pl.Transcoder.Wrap(pl.Service), Options: resp},
+		{Path: RespmodPath, Handler: pl.Service, Options: resp},
 	}
 }
 
