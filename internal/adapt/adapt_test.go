@@ -99,9 +99,9 @@ func TestMediaMatch(t *testing.T) {
 	}
 }
 
-// TestTranscoder runs decisions of the profiles above on corpus files
-// knowing nothing of the request: the body and content type come back, or an error that
-// makes the caller pass the original.
+// TestTranscoder runs decisions of the profiles above on corpus files,
+// knowing nothing of the request: the body and content type come back,
+// or an error that makes the caller pass the original.
 func TestTranscoder(t *testing.T) {
 	p := loadProfiles(t)
 	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
