@@ -88,18 +88,15 @@ type Service struct {
 // for every successful load (policy.Policy.Version).
 func ISTag(p *policy.Policy) string { return `"pol-` + p.Version + `"` }
 
-func (s *Service) maxBodyBytes() int64 {
-	if s.MaxBodyBytes > 0 {
-		return s.MaxBodyBytes
-	}
-	return DefaultMaxBodyBytes
-}
+func (s *Service) maxBodyBytes() int64     { return orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes) }
+func (s *Service) earlyCommitBytes() int64 { return orDefault(s.EarlyCommitBytes, DefaultEarlyCommitBytes) }
 
-func (s *Service) earlyCommitBytes() int64 {
-	if s.EarlyCommitBytes > 0 {
-		return s.EarlyCommitBytes
+// orDefault returns v, or def when v is zero or negative.
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
 	}
-	return DefaultEarlyCommitBytes
+	return def
 }
 
 func (s *Service) logger() *slog.Logger {
