@@ -88,8 +88,10 @@ type Service struct {
 // for every successful load (policy.Policy.Version).
 func ISTag(p *policy.Policy) string { return `"pol-` + p.Version + `"` }
 
-func (s *Service) maxBodyBytes() int64     { return orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes) }
-func (s *Service) earlyCommitBytes() int64 { return orDefault(s.EarlyCommitBytes, DefaultEarlyCommitBytes) }
+func (s *Service) maxBodyBytes() int64 { return orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes) }
+func (s *Service) earlyCommitBytes() int64 {
+	return orDefault(s.EarlyCommitBytes, DefaultEarlyCommitBytes)
+}
 
 // orDefault returns v, or def when v is zero or negative.
 func orDefault(v, def int64) int64 {
