@@ -1,8 +1,11 @@
 package adapt
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -92,5 +95,42 @@ func TestEarly(t *testing.T) {
 	}
 	if e1, e2 := tr.Early(decide("keep"), req, jpeg()), tr.Early(decide("webp"), req, jpeg()); e1.Header.Get("ETag") == e2.Header.Get("ETag") {
 		t.Errorf("two profiles, one ETag %q", e1.Header.Get("ETag"))
+	}
+}
+
+// TestEarlyHTML commits early to a gzip-encoded page: the minified page
+// comes back gzip-encoded, as the header sent before it said.
+func TestEarlyHTML(t *testing.T) {
+	p := loadProfiles(t)
+	page, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_wikipedia.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(page)
+	zw.Close()
+	resp := &http.Response{StatusCode: 200, ContentLength: -1, Header: http.Header{
+		"Content-Type": {"text/html; charset=utf-8"}, "Content-Encoding": {"gzip"}, "Etag": {`"w1"`}}}
+	req := &http.Request{Header: http.Header{"Accept-Encoding": {"br, gzip"}}}
+	tr := &Transcoder{}
+	e := tr.Early(&policy.Decision{Action: policy.Transcode, Profile: p.Profile("page")}, req, resp)
+	if e == nil {
+		t.Fatal("not committed early")
+	}
+	if e.Header.Get("Content-Encoding") != "gzip" || e.Header.Get("X-Adapted") != "text/html profile=page early" {
+		t.Errorf("header %v", e.Header)
+	}
+	out, err := e.Transcode(context.Background(), gz.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("output is not gzip: %v", err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil || len(plain) == 0 || len(plain) >= len(page) || len(out) >= gz.Len() {
+		t.Errorf("minified page: %d bytes (%d gzipped), from %d (%d gzipped), %v", len(plain), len(out), len(page), gz.Len(), err)
 	}
 }
