@@ -390,7 +390,7 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 // client gets a smaller JPEG of the profile's size, with the original's
 // type, a weak ETag and no stall (the HTTP client's timeout is far below
 // Squid's ICAP timeout); a fast client (Downlink: 10) gets the identical
-// bytes.
+// bytes. A broken JPEG committed early arrives as its original bytes.
 func TestPipelineThroughSquid(t *testing.T) {
 	big := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
 	// A generous timeout: this is set-up, on a busy machine perhaps.
@@ -406,6 +406,8 @@ func TestPipelineThroughSquid(t *testing.T) {
 		t.Fatalf("web-sized photo is %d bytes, want < %d (held, not committed early)", len(photo), icapservice.DefaultEarlyCommitBytes)
 	}
 	people := corpusFile(t, "images", "imagor__people.jpg") // 882 KB, 2000x2950
+	// A JPEG that fails to decode after its header has been committed.
+	broken := append(append([]byte{}, big[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 64<<10)...)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Header().Set("ETag", `"bird-1"`)
@@ -416,6 +418,8 @@ func TestPipelineThroughSquid(t *testing.T) {
 			b = big
 		case "/people.jpg":
 			b = people
+		case "/broken.jpg":
+			b = broken
 		}
 		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.Write(b)
@@ -514,6 +518,14 @@ func TestPipelineThroughSquid(t *testing.T) {
 			t.Errorf("%s, fast client: %d bytes, header %v; want the original %d bytes", tc.path, len(body), resp.Header, len(tc.orig))
 		}
 		t.Logf("%s through Squid, fast client: %d bytes in %v", tc.path, len(body), time.Since(start).Round(time.Millisecond))
+	}
+	// Committed early, then the transcode fails: the original bytes follow.
+	resp, body = get("/broken.jpg", true)
+	if !bytes.Equal(body, broken) || resp.Header.Get("X-Adapted") == "" {
+		t.Errorf("broken photo, slow client: %d bytes, header %v; want the original %d bytes after an early commit", len(body), resp.Header, len(broken))
+	}
+	if n := pl.Service.Counters.Early("error"); n != 1 {
+		t.Errorf("early commits that sent the original after an error: %d, want 1", n)
 	}
 	if n := pl.Service.Counters.Early("adapted"); n != 2 {
 		t.Errorf("early commits adapted: %d, want 2\n%s", n, logBuf.String())
