@@ -13,7 +13,10 @@
 //   - redirect: an HTTP redirect response;
 //   - transcode: the body through the Transcoder, held in memory up to
 //     MaxBodyBytes; on any failure, or over the limit, the original body
-//     passes unchanged (fail open) and the failure is logged.
+//     passes unchanged (fail open) and the failure is logged. Bodies over
+//     EarlyCommitBytes are answered before they are read (early commit,
+//     policy.EarlyTranscoder), because Squid waits for the answer before
+//     it sends more than 64 KB of a body.
 //
 // Every response carries the policy's ISTag, which changes on every
 // successful reload, so Squid knows adapted content it cached is stale.
@@ -25,16 +28,25 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/policy"
+	"github.com/edgeadapt/edgeadapt/transcode"
 )
 
 // DefaultMaxBodyBytes is how much of a body to transcode the service
 // holds in memory when Service.MaxBodyBytes is zero; larger bodies pass
 // unchanged.
 const DefaultMaxBodyBytes = 8 << 20
+
+// DefaultEarlyCommitBytes is the largest body of known length the
+// service holds before answering a transcode when
+// Service.EarlyCommitBytes is zero; larger bodies, and bodies of unknown
+// length, are committed early (see Service.EarlyCommitBytes). It is under
+// the 64 KB Squid sends of a body before the ICAP server answers.
+const DefaultEarlyCommitBytes = 48 << 10
 
 // Service is the policy's ICAP handler. Policy is required; the other
 // fields have working zero values.
@@ -50,6 +62,19 @@ type Service struct {
 	// MaxBodyBytes caps the body held for transcoding; zero means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// EarlyCommitBytes is the largest body (by its Content-Length) held
+	// before the answer starts; zero means DefaultEarlyCommitBytes. A
+	// larger body, or one of unknown length, is transcoded with an
+	// "early commit" if the Transcoder implements
+	// policy.EarlyTranscoder: the header is sent first, keeping the
+	// original Content-Type and Content-Encoding (no format change), then
+	// the transcoded body or, if the transcode fails, the original one.
+	// Otherwise it passes unchanged. Smaller bodies are held first and
+	// their answer has the new body's Content-Length, and may change
+	// format (WebP). Squid 5.7 stops sending a RESPMOD body after 64 KB
+	// until the ICAP server answers, so this must stay below 65535 behind
+	// Squid.
+	EarlyCommitBytes int64
 	// Logger receives decisions that fail open; nil means slog.Default().
 	Logger *slog.Logger
 	// LogDecisions logs every decision at Info level with the rule name,
@@ -62,6 +87,19 @@ type Service struct {
 // ISTag returns the quoted ISTag of policy p: at most 32 bytes, different
 // for every successful load (policy.Policy.Version).
 func ISTag(p *policy.Policy) string { return `"pol-` + p.Version + `"` }
+
+func (s *Service) maxBodyBytes() int64 { return orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes) }
+func (s *Service) earlyCommitBytes() int64 {
+	return orDefault(s.EarlyCommitBytes, DefaultEarlyCommitBytes)
+}
+
+// orDefault returns v, or def when v is zero or negative.
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}
 
 func (s *Service) logger() *slog.Logger {
 	if s.Logger != nil {
@@ -175,8 +213,9 @@ func (s *Service) stream(w icap.ResponseWriter, r *icap.Request, msg any, body i
 
 // transcode carries out a Transcode decision. It reports false, having
 // written nothing, when the message should be handled as a pass (with the
-// decision's header edits): no body, no transcoder, a body over the
-// limit is handled here, unchanged.
+// decision's header edits): no body, or no transcoder. A body over the
+// limit is handled here, unchanged. A body larger than EarlyCommitBytes
+// (or of unknown length) goes through transcodeEarly.
 func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.Decision, m *policy.Message) bool {
 	resp := r.Response
 	if resp == nil || !r.HasBody() {
@@ -187,10 +226,11 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 		policy.NoopTranscoder{Logger: s.Logger}.Transcode(r.Context(), d, m.ContentType, nil)
 		return false
 	}
-	limit := s.MaxBodyBytes
-	if limit <= 0 {
-		limit = DefaultMaxBodyBytes
+	if resp.ContentLength < 0 || resp.ContentLength > s.earlyCommitBytes() {
+		s.transcodeEarly(w, r, d)
+		return true
 	}
+	limit := s.maxBodyBytes()
 	held, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		// The client's body broke: nothing sensible can be sent back.
@@ -205,11 +245,26 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 		s.stream(w, r, resp, original)
 		return true
 	}
+	if rt, ok := s.Transcoder.(policy.ResponseTranscoder); ok {
+		out, h, err := rt.TranscodeResponse(r.Context(), d, requestOf(r), resp, held)
+		if err != nil {
+			s.logPass(r, d, "icapservice: transcode passed the original", err)
+			d.ApplyResponse(resp.Header, false)
+			s.stream(w, r, resp, original)
+			return true
+		}
+		// The transcode's header describes the new body; the decision's
+		// edits apply on top.
+		resp.Header = h
+		d.ApplyResponse(resp.Header, true)
+		resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+		resp.ContentLength = int64(len(out))
+		s.stream(w, r, resp, bytes.NewReader(out))
+		return true
+	}
 	out, outType, err := s.Transcoder.Transcode(r.Context(), d, m.ContentType, bytes.NewReader(held))
 	if err != nil {
-		if !errors.Is(err, policy.ErrNotWired) {
-			s.logger().Warn("icapservice: transcode failed; passing the original", "rule", d.Rule, "profile", d.Profile.Name, "err", err)
-		}
+		s.logPass(r, d, "icapservice: transcode passed the original", err)
 		d.ApplyResponse(resp.Header, false)
 		s.stream(w, r, resp, original)
 		return true
@@ -226,6 +281,126 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 	}
 	s.stream(w, r, resp, out)
 	return true
+}
+
+// transcodeEarly transcodes a body too large to hold before answering
+// ("early commit"). Squid keeps, and stops reading, a RESPMOD body of
+// more than 64 KB until the ICAP server starts answering (it may have to
+// send the body again, or echo it after a 204), so the answer starts
+// first: the ICAP 200 and the HTTP header of policy.EarlyTranscode, which
+// holds for the transcoded and the original body alike; the server
+// flushes them as soon as the body is read. Then the whole body is read
+// (up to MaxBodyBytes) and the transcoded body sent, or the original
+// bytes if the transcode fails, times out or is not smaller. A
+// Transcoder that cannot commit early passes the body unchanged at once.
+func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *policy.Decision) {
+	resp := r.Response
+	var e *policy.EarlyTranscode
+	if et, ok := s.Transcoder.(policy.EarlyTranscoder); ok {
+		e = et.Early(d, requestOf(r), resp)
+	}
+	if e == nil {
+		s.Counters.early("not-committed")
+		s.logger().Debug("icapservice: body too large to hold before answering and the transcode cannot be committed early; passing unchanged",
+			"rule", d.Rule, "content_length", resp.ContentLength, "early_commit_bytes", s.earlyCommitBytes())
+		d.ApplyResponse(resp.Header, false)
+		s.stream(w, r, resp, r.Body)
+		return
+	}
+	limit := s.maxBodyBytes()
+	var first []byte
+	if r.InPreview() {
+		// Read past the preview first, which asks for the rest (100
+		// Continue), and answer only once the rest has begun to arrive.
+		// Squid parses one ICAP response head per read from the ICAP
+		// server: a 200 that arrives in the same read as the 100 Continue
+		// stays unparsed in its buffer while Squid waits for more bytes
+		// and the server for the body, until the ICAP timeout.
+		var err error
+		first, err = io.ReadAll(io.LimitReader(r.Body, int64(r.Preview)+1))
+		if err != nil {
+			s.Counters.early("read-error")
+			s.logger().Warn("icapservice: reading body to transcode", "rule", d.Rule, "err", err)
+			icap.NoModification(w, r)
+			return
+		}
+	}
+	resp.Header = e.Header
+	d.ApplyResponse(resp.Header, true)
+	resp.ContentLength = -1
+	w.WriteHeader(icap.StatusOK, resp, true)
+
+	rest, err := io.ReadAll(io.LimitReader(r.Body, limit+1-int64(len(first))))
+	held := append(first, rest...)
+	if err != nil {
+		// The answer has begun: it cannot be turned into anything
+		// correct. The server leaves it unterminated and closes the
+		// connection, so the ICAP client sees an error, not a short body.
+		s.Counters.early("read-error")
+		s.logger().Warn("icapservice: reading body to transcode after committing early", "rule", d.Rule, "err", err)
+		return
+	}
+	if int64(len(held)) > limit {
+		s.Counters.early(transcode.ReasonTooBig)
+		s.logger().Debug("icapservice: body over max_body_bytes after committing early; sending the original", "rule", d.Rule, "limit", limit)
+		s.write(w, d, io.MultiReader(bytes.NewReader(held), r.Body))
+		return
+	}
+	out, terr := e.Transcode(r.Context(), held)
+	if err = terr; err != nil {
+		s.Counters.early(passReason(err))
+		s.logPass(r, d, "icapservice: early-committed transcode sends the original", err)
+		out = held
+	} else {
+		s.Counters.early("adapted")
+	}
+	s.write(w, d, bytes.NewReader(out))
+}
+
+// requestOf returns the encapsulated HTTP request of r, or an empty GET
+// for a RESPMOD without one.
+func requestOf(r *icap.Request) *http.Request {
+	if r.Request != nil {
+		return r.Request
+	}
+	return &http.Request{Method: http.MethodGet, Header: http.Header{}}
+}
+
+// write copies body into the response already begun.
+func (s *Service) write(w icap.ResponseWriter, d *policy.Decision, body io.Reader) {
+	if _, err := io.Copy(w, body); err != nil {
+		s.logger().Warn("icapservice: writing body", "rule", d.Rule, "err", err)
+	}
+}
+
+// logPass logs why a transcode kept the original: at Debug level for a
+// *transcode.PassError (the expected outcomes: not smaller, too many
+// pixels, timeout...; transcode logs those itself) and ErrNotWired, at
+// Warn for anything else.
+func (s *Service) logPass(r *icap.Request, d *policy.Decision, msg string, err error) {
+	if errors.Is(err, policy.ErrNotWired) {
+		return
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, transcode.ErrPass) {
+		level = slog.LevelDebug
+	}
+	profile := ""
+	if d.Profile != nil {
+		profile = d.Profile.Name
+	}
+	s.logger().LogAttrs(r.Context(), level, msg, slog.String("rule", d.Rule), slog.String("profile", profile),
+		slog.String("reason", passReason(err)), slog.Any("err", err))
+}
+
+// passReason names why a transcode kept the original, for metrics: the
+// *transcode.PassError's reason, else "error".
+func passReason(err error) string {
+	var pe *transcode.PassError
+	if errors.As(err, &pe) {
+		return pe.Reason
+	}
+	return transcode.ReasonError
 }
 
 var _ icap.Handler = (*Service)(nil)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,26 @@ func (u upperTranscoder) Transcode(_ context.Context, d *policy.Decision, ct str
 		return nil, "", err
 	}
 	return bytes.NewReader(bytes.ToUpper(b)), "text/html; charset=utf-8", nil
+}
+
+// earlyUpper is upperTranscoder with early commits: the header it
+// commits to says X-Early, and fail makes the committed transcode fail.
+type earlyUpper struct{ upperTranscoder }
+
+func (u earlyUpper) Early(d *policy.Decision, req *http.Request, resp *http.Response) *policy.EarlyTranscode {
+	if resp.Header.Get("X-No-Early") != "" {
+		return nil
+	}
+	h := resp.Header.Clone()
+	h.Del("Content-Length")
+	h.Set("X-Early", "yes")
+	return &policy.EarlyTranscode{Header: h, Transcode: func(ctx context.Context, body []byte) ([]byte, error) {
+		out, _, err := u.Transcode(ctx, d, "", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		return io.ReadAll(out)
+	}}
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -97,6 +118,13 @@ func (f *fixture) do(t *testing.T, method, rawURL string, reqHdr http.Header, re
 		if body != "" {
 			resp.Body = io.NopCloser(strings.NewReader(body))
 			resp.ContentLength = int64(len(body))
+			if _, ok := resp.Header["Content-Length"]; !ok {
+				resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+			} else if resp.Header.Get("Content-Length") == "" {
+				// An explicit empty value: send no length (unknown).
+				resp.Header.Del("Content-Length")
+				resp.ContentLength = -1
+			}
 		}
 	}
 	ir, err := icap.NewRequest(method, f.srv.ServiceURL(path), req, resp)
@@ -213,6 +241,43 @@ func TestRespmod(t *testing.T) {
 		}
 		if !strings.Contains(f.logs.String(), "over max_body_bytes") {
 			t.Errorf("not logged: %s", f.logs.String())
+		}
+	})
+	t.Run("early commit", func(t *testing.T) {
+		big := "<p>" + strings.Repeat("x", DefaultEarlyCommitBytes) + "</p>"
+		for _, tc := range []struct {
+			name, body, length string // length "": unknown
+			fail, noEarly      bool
+			want, outcome      string
+		}{
+			{"over EarlyCommitBytes", big, strconv.Itoa(len(big)), false, false, strings.ToUpper(big), "adapted"},
+			{"unknown length", page, "", false, false, strings.ToUpper(page), "adapted"},
+			{"failure sends the original", big, "", true, false, big, "error"},
+			{"not committed passes unchanged", big, "", false, true, big, "not-committed"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f := newFixture(t, earlyUpper{upperTranscoder{fail: tc.fail}})
+				f.svc.MaxBodyBytes = 1 << 20
+				f.svc.Counters = &Counters{}
+				h := http.Header{"Content-Length": {tc.length}}
+				if tc.noEarly {
+					h.Set("X-No-Early", "1")
+				}
+				r, body := f.do(t, icap.MethodRESPMOD, "http://s.example/", slow, htmlResponse(h), tc.body)
+				if r.StatusCode != 200 || body != tc.want {
+					t.Errorf("ICAP %d, body of %d bytes (%.20q), want %d bytes", r.StatusCode, len(body), body, len(tc.want))
+				}
+				rh := r.Response.Header
+				if rh.Get("X-Edge-Profile") != "upper" || rh.Get("Content-Length") != "" && rh.Get("Content-Length") != strconv.Itoa(len(tc.body)) {
+					t.Errorf("header %v", rh)
+				}
+				if committed := rh.Get("X-Early") != ""; committed == tc.noEarly {
+					t.Errorf("committed early: %v, header %v", committed, rh)
+				}
+				if n := f.svc.Counters.Early(tc.outcome); n != 1 {
+					t.Errorf("early commits with outcome %q: %d, want 1", tc.outcome, n)
+				}
+			})
 		}
 	})
 	t.Run("no transcoder: logged no-op", func(t *testing.T) {

@@ -19,6 +19,32 @@ import (
 type Counters struct {
 	mu sync.RWMutex
 	m  map[counterKey]*atomic.Uint64
+
+	earlyMu sync.Mutex
+	earlyN  map[string]uint64 // early commits by outcome
+}
+
+// early counts an early commit (or a body too large to hold that could
+// not be committed early) by outcome. A nil Counters counts nothing.
+func (c *Counters) early(outcome string) {
+	if c == nil {
+		return
+	}
+	c.earlyMu.Lock()
+	if c.earlyN == nil {
+		c.earlyN = map[string]uint64{}
+	}
+	c.earlyN[outcome]++
+	c.earlyMu.Unlock()
+}
+
+// Early returns the number of early commits with outcome: "adapted", a
+// transcode.Reason... constant or "error" (the original was sent),
+// "read-error", or "not-committed" (the body passed unchanged).
+func (c *Counters) Early(outcome string) uint64 {
+	c.earlyMu.Lock()
+	defer c.earlyMu.Unlock()
+	return c.earlyN[outcome]
 }
 
 type counterKey struct {
@@ -92,6 +118,20 @@ func (c *Counters) WriteMetrics(w io.Writer) error {
 		fmt.Fprintf(&b, "icapd_policy_decisions_total{rule=%s,action=%q,skipped=\"%t\"} %d\n", labelValue(k.rule), k.action.String(), k.skipped, c.m[k].Load())
 	}
 	c.mu.RUnlock()
+	c.earlyMu.Lock()
+	outcomes := make([]string, 0, len(c.earlyN))
+	for o := range c.earlyN {
+		outcomes = append(outcomes, o)
+	}
+	slices.Sort(outcomes)
+	if len(outcomes) > 0 {
+		b.WriteString("# HELP icapd_early_commit_total Transcodes of bodies too large to hold before answering, by outcome: adapted, the reason the original was sent instead, or not-committed (passed unchanged).\n")
+		b.WriteString("# TYPE icapd_early_commit_total counter\n")
+	}
+	for _, o := range outcomes {
+		fmt.Fprintf(&b, "icapd_early_commit_total{outcome=%s} %d\n", labelValue(o), c.earlyN[o])
+	}
+	c.earlyMu.Unlock()
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -99,9 +99,9 @@ func TestMediaMatch(t *testing.T) {
 	}
 }
 
-// TestTranscoder runs decisions of the profiles above on corpus files
-// without Wrap: the body and content type come back, or an error that
-// makes the caller pass the original.
+// TestTranscoder runs decisions of the profiles above on corpus files,
+// knowing nothing of the request: the body and content type come back,
+// or an error that makes the caller pass the original.
 func TestTranscoder(t *testing.T) {
 	p := loadProfiles(t)
 	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
@@ -128,7 +128,7 @@ func TestTranscoder(t *testing.T) {
 		t.Errorf("photo: %s %+v (%v), %d bytes from %d", ct, info, err, len(b), len(photo))
 	}
 
-	// No Accept-Encoding without Wrap: compression has nothing to offer.
+	// No Accept-Encoding through Transcode: compression has nothing to offer.
 	if _, _, err := tr.Transcode(ctx, decide("page"), "text/css", bytes.NewReader(css)); !errors.Is(err, transcode.ErrPass) {
 		t.Errorf("css without Accept-Encoding: %v, want a pass", err)
 	}

@@ -2,10 +2,11 @@
 // decides what to do with a message) and the libraries that do it:
 //
 //   - Transcoder implements policy.Transcoder with package transcode,
-//     mapping each policy.Profile to a transcode.Profile (Profile), and
-//     Wrap gives the ICAP response of a transcoded body the header
-//     transcode computed (Content-Length, Content-Type, Content-Encoding,
-//     a strong ETag, Vary, X-Adapted);
+//     mapping each policy.Profile to a transcode.Profile (Profile); as a
+//     policy.ResponseTranscoder it also returns the header transcode
+//     computed (Content-Length, Content-Type, Content-Encoding, a strong
+//     ETag, Vary, X-Adapted), and as a policy.EarlyTranscoder it commits
+//     to a header before reading a body too large to hold first;
 //   - Spand implements policy.Predictor with a spand prediction source:
 //     a spand.Client (the spand daemon over HTTP) or a spand.Store in
 //     the same process (spand.MemoryStore), for tests and single-process

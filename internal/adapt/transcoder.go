@@ -8,11 +8,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/transcode"
 	"github.com/edgeadapt/edgeadapt/transcode/image"
@@ -22,12 +20,9 @@ import (
 // zero value uses a zero transcode.Transcoder: the build's default image
 // engine and transcode's default limits. Safe for concurrent use.
 //
-// policy.Transcoder returns only a body and a content type, so on its own
-// the ICAP answer of a transcoded response lacks the header transcode
-// computed. Wrap the policy's ICAP handler with Wrap to send it: then the
-// response carries the new body's Content-Length, Content-Type and
-// Content-Encoding, a strong ETag derived from the original's and the
-// profile, the Vary of the decision and of the transcode, and X-Adapted.
+// Besides policy.Transcoder it implements policy.ResponseTranscoder,
+// which gives the ICAP service the header transcode computed, and
+// policy.EarlyTranscoder, for bodies answered before they are read.
 type Transcoder struct {
 	// T runs the transcodes (its limits and engine apply); nil means a
 	// zero transcode.Transcoder made on first use.
@@ -52,47 +47,54 @@ func (t *Transcoder) Stats() transcode.Stats { return t.tr().Stats() }
 var ErrNoProfile = errors.New("adapt: transcode decision without a profile")
 
 // Transcode implements policy.Transcoder: it transforms body (of media
-// type contentType) with the decision's profile. Any error, including a
+// type contentType) with the decision's profile, knowing nothing of the
+// request (so no WebP and no compression). Any error, including a
 // *transcode.PassError saying why the original must be kept (not
 // smaller, too many pixels, no-transform...), means the caller passes the
 // original unchanged.
 func (t *Transcoder) Transcode(ctx context.Context, d *policy.Decision, contentType string, body io.Reader) (io.Reader, string, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return nil, "", fmt.Errorf("adapt: read body: %w", err)
+	}
+	resp := &http.Response{Header: http.Header{"Content-Type": {contentType}}}
+	out, h, err := t.TranscodeResponse(ctx, d, nil, resp, b)
+	if err != nil {
+		return nil, "", err
+	}
+	return bytes.NewReader(out), h.Get("Content-Type"), nil
+}
+
+// TranscodeResponse implements policy.ResponseTranscoder: it transforms
+// body, the whole body of resp, with the decision's profile, for req (nil
+// means a request without Accept headers). The header it returns carries
+// the new body's Content-Length, Content-Type and Content-Encoding, a
+// strong ETag derived from the original's and the profile, Vary merged
+// with the transcode's (Accept, Accept-Encoding), and X-Adapted.
+func (t *Transcoder) TranscodeResponse(ctx context.Context, d *policy.Decision, req *http.Request, resp *http.Response, body []byte) ([]byte, http.Header, error) {
 	if d.Profile == nil {
-		return nil, "", ErrNoProfile
+		return nil, nil, ErrNoProfile
 	}
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	in := transcode.Input{Body: body, Header: http.Header{}}
-	if ex != nil && ex.resp != nil {
-		in.Header = ex.resp.Header.Clone()
+	in := transcode.Input{Bytes: body, Header: resp.Header.Clone()}
+	if in.Header == nil {
+		in.Header = http.Header{}
 	}
-	if in.Header.Get("Content-Type") == "" {
-		in.Header.Set("Content-Type", contentType)
+	if req != nil {
+		in.Accept = req.Header.Get("Accept")
+		in.AcceptEncoding = req.Header.Get("Accept-Encoding")
+		in.CacheControl = req.Header.Get("Cache-Control")
 	}
-	if ex != nil && ex.req != nil {
-		in.Accept = ex.req.Header.Get("Accept")
-		in.AcceptEncoding = ex.req.Header.Get("Accept-Encoding")
-	}
-	prof := Profile(d.Profile, contentType)
-	if c := d.Profile.Compression; prof.Compress && c.MinBytes > 0 {
-		// min_bytes: a body this small is not worth compressing. The
-		// body must be read to know; it is held anyway.
-		b, err := io.ReadAll(body)
-		if err != nil {
-			return nil, "", fmt.Errorf("adapt: read body: %w", err)
-		}
-		in.Body, in.Bytes = nil, b
-		if int64(len(b)) < c.MinBytes {
-			prof.Compress, prof.Encodings = false, nil
-		}
+	mt := MediaType(in.Header.Get("Content-Type"))
+	prof := Profile(d.Profile, mt)
+	if c := d.Profile.Compression; prof.Compress && c.MinBytes > 0 && int64(len(body)) < c.MinBytes {
+		// min_bytes: a body this small is not worth compressing.
+		prof.Compress, prof.Encodings = false, nil
 	}
 	out, err := t.tr().Transcode(ctx, in, prof)
 	if err != nil {
-		return nil, "", fmt.Errorf("adapt: profile %q: %w", d.Profile.Name, err)
+		return nil, nil, fmt.Errorf("adapt: profile %q: %w", d.Profile.Name, err)
 	}
-	if ex != nil {
-		ex.set(out)
-	}
-	return bytes.NewReader(out.Body), out.Header.Get("Content-Type"), nil
+	return out.Body, out.Header, nil
 }
 
 // Profile maps the policy profile p to the transcode.Profile for a body
@@ -171,90 +173,4 @@ func MediaType(v string) string {
 	return mt
 }
 
-// exchange is one RESPMOD transaction seen by Wrap: the encapsulated
-// messages the transcode reads, and its output, which the response
-// writer puts into the ICAP answer.
-type exchange struct {
-	req  *http.Request
-	resp *http.Response
-
-	mu  sync.Mutex
-	out *transcode.Output
-}
-
-type exchangeKey struct{}
-
-func (ex *exchange) set(out *transcode.Output) {
-	ex.mu.Lock()
-	ex.out = out
-	ex.mu.Unlock()
-}
-
-func (ex *exchange) output() *transcode.Output {
-	ex.mu.Lock()
-	defer ex.mu.Unlock()
-	return ex.out
-}
-
-// Wrap returns next (the policy's ICAP handler, filters/icapservice)
-// wrapped so that a RESPMOD it answers with a body transcoded by t
-// carries the header of the transcode's output: Content-Length of the
-// new body, Content-Type, Content-Encoding, the strong ETag transcode
-// derived (replacing the weak one the handler made), X-Adapted, and Vary
-// merged from the decision's and the transcode's. Other transactions go
-// to next untouched.
-func (t *Transcoder) Wrap(next icap.Handler) icap.Handler {
-	return icap.HandlerFunc(func(w icap.ResponseWriter, r *icap.Request) {
-		if r.Method != icap.MethodRESPMOD || r.Response == nil {
-			next.ServeICAP(w, r)
-			return
-		}
-		ex := &exchange{req: r.Request, resp: r.Response}
-		next.ServeICAP(&headerWriter{ResponseWriter: w, ex: ex}, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex)))
-	})
-}
-
-// headerWriter fixes the header of the transcoded response as it is
-// written.
-type headerWriter struct {
-	icap.ResponseWriter
-	ex *exchange
-}
-
-func (w *headerWriter) WriteHeader(code int, msg any, hasBody bool) {
-	if resp, ok := msg.(*http.Response); ok && resp == w.ex.resp && code == icap.StatusOK {
-		if out := w.ex.output(); out != nil && out.Adapted {
-			SetHeader(resp, out)
-		}
-	}
-	w.ResponseWriter.WriteHeader(code, msg, hasBody)
-}
-
-// SetHeader gives resp, whose body is being replaced by out.Body, the
-// header fields that describe out: those transcode set, and Vary merged
-// with what resp already lists. Other fields of resp (the policy's
-// header edits) are kept.
-func SetHeader(resp *http.Response, out *transcode.Output) {
-	h := resp.Header
-	for _, k := range []string{"Content-Type", "Content-Encoding", "ETag", "X-Adapted",
-		"Content-Md5", "Digest", "Repr-Digest", "Content-Digest", "Content-Range"} {
-		if v := out.Header.Values(k); len(v) > 0 {
-			h[http.CanonicalHeaderKey(k)] = v
-		} else {
-			h.Del(k)
-		}
-	}
-	h.Set("Content-Length", strconv.Itoa(len(out.Body)))
-	resp.ContentLength = int64(len(out.Body))
-	var vary []string
-	for _, v := range out.Header.Values("Vary") {
-		for _, n := range strings.Split(v, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				vary = append(vary, n)
-			}
-		}
-	}
-	policy.AddVary(h, vary)
-}
-
-var _ policy.Transcoder = (*Transcoder)(nil)
+var _ policy.ResponseTranscoder = (*Transcoder)(nil)

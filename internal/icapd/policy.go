@@ -29,14 +29,12 @@ import (
 const DefaultPolicyFile = "policy.toml"
 
 // DefaultMaxTranscodeBytes is the largest response body the pipeline
-// holds to transcode when PipelineConfig.MaxTranscodeBytes is zero;
-// larger bodies pass unchanged. It is this small because Squid 5.7
-// (Debian bookworm) sends at most 64 KB (65535 bytes) of a RESPMOD body
-// until the ICAP server starts answering, and a transcode needs the whole
-// body before it can answer: a bigger limit makes larger bodies wait for
-// the ICAP timeout behind such a Squid. Raise it (-max-transcode-bytes)
-// for ICAP clients that keep sending.
-const DefaultMaxTranscodeBytes = 60000
+// holds to transcode when PipelineConfig.MaxTranscodeBytes is zero
+// (transcode's own default, 32 MB); larger bodies pass unchanged. Bodies
+// over PipelineConfig.EarlyCommitBytes are answered before they are read
+// (icapservice's early commit), so that Squid, which sends only 64 KB of
+// a body until the ICAP server answers, never stalls on them.
+const DefaultMaxTranscodeBytes = transcode.DefaultMaxInputBytes
 
 // PipelineConfig configures the adaptation pipeline. The zero value is
 // valid: ./policy.toml (else the built-in default), no spand.
@@ -55,6 +53,13 @@ type PipelineConfig struct {
 	// MaxTranscodeBytes caps the response body held to transcode; zero
 	// means DefaultMaxTranscodeBytes. Larger bodies pass unchanged.
 	MaxTranscodeBytes int64
+	// EarlyCommitBytes is the largest response body (by Content-Length)
+	// held before the answer to a transcode starts; zero means
+	// icapservice.DefaultEarlyCommitBytes (48 KiB). Larger ones keep
+	// their format and are answered early: see
+	// icapservice.Service.EarlyCommitBytes. Keep it under 64 KB behind
+	// Squid.
+	EarlyCommitBytes int64
 }
 
 // Pipeline is icapd's adaptation pipeline: the policy (policy.toml) held
@@ -88,7 +93,8 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 	}
 	pl := &Pipeline{cfg: cfg, log: logger, Transcoder: &adapt.Transcoder{}}
 	// Passes are logged by transcode at debug level (warn for errors and
-	// timeouts), besides icapservice's line for each.
+	// timeouts), besides icapservice's line for each. Its input limit is
+	// set to MaxTranscodeBytes below.
 	pl.Transcoder.T = &transcode.Transcoder{Logger: logger}
 	path := cfg.PolicyFile
 	if path == "" {
@@ -137,21 +143,22 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxTranscodeBytes
 	}
+	pl.Transcoder.T.Limits.MaxInputBytes = maxBody
 	pl.Service = &icapservice.Service{
-		Policy:       h,
-		Predictor:    pred,
-		Transcoder:   pl.Transcoder,
-		MaxBodyBytes: maxBody,
-		Logger:       logger,
-		Counters:     &icapservice.Counters{},
+		Policy:           h,
+		Predictor:        pred,
+		Transcoder:       pl.Transcoder,
+		MaxBodyBytes:     maxBody,
+		EarlyCommitBytes: cfg.EarlyCommitBytes,
+		Logger:           logger,
+		Counters:         &icapservice.Counters{},
 	}
 	logger.Info("policy loaded", "file", h.Path(), "version", h.Version(), "rules", len(h.Policy().Rules()), "spand", cfg.Spand)
 	return pl, nil
 }
 
 // Services returns the /reqmod and /respmod services of the policy,
-// their ISTag the policy's version. RESPMOD goes through the
-// transcoder's Wrap, so transcoded responses carry their real header.
+// their ISTag the policy's version.
 func (pl *Pipeline) Services() []Service {
 	istag := icapservice.ISTag(pl.Holder.Policy())
 	req := serviceOptions("reqmod", icap.MethodREQMOD)
@@ -160,7 +167,7 @@ func (pl *Pipeline) Services() []Service {
 	resp.ISTag = istag
 	return []Service{
 		{Path: ReqmodPath, Handler: pl.Service, Options: req},
-		{Path: RespmodPath, Handler: pl.Transcoder.Wrap(pl.Service), Options: resp},
+		{Path: RespmodPath, Handler: pl.Service, Options: resp},
 	}
 }
 

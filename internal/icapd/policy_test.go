@@ -20,6 +20,7 @@ import (
 	"time"
 
 	edgeadapt "github.com/edgeadapt/edgeadapt"
+	"github.com/edgeadapt/edgeadapt/filters/icapservice"
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/squidtest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
@@ -119,8 +120,10 @@ func TestPipelineRespmod(t *testing.T) {
 	page := corpusFile(t, "html", "sample_wikipedia.html")
 	broken := append(append([]byte{}, photo[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 4096)...)
 	// icap.Client keeps sending a body while icapd holds it (unlike Squid
-	// 5.7), so the corpus photo can be transcoded whole.
+	// 5.7), so the corpus photo can be held whole before the answer and
+	// get the full header (TestPipelineThroughSquid tests early commits).
 	d, pl, _ := startPipeline(t, repoPolicy(t), 8<<20)
+	pl.Service.EarlyCommitBytes = 8 << 20 // before the first message
 	const origETag = `"origin-etag-1"`
 
 	tests := []struct {
@@ -381,46 +384,64 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 // icapd's services with the repository's policy and the default limits:
 // with Save-Data the client receives a smaller, valid JPEG whose header
 // describes it (and Squid logs an ICAP_MOD), without it the original
-// bytes (no rule matches a client of unknown speed: ICAP_ECHO). A photo
-// over DefaultMaxTranscodeBytes arrives unchanged and at once: Squid 5.7
-// sends only 64 KB of a body until the ICAP server answers, so holding
-// it whole would stall until the ICAP timeout.
+// bytes (no rule matches a client of unknown speed: ICAP_ECHO). Photos
+// of 829 and 882 KB (2000x2950), larger than the 64 KB Squid 5.7 sends of
+// a body before the ICAP server answers, are committed early: a slow
+// client gets a smaller JPEG of the profile's size, with the original's
+// type, a weak ETag and no stall (the HTTP client's timeout is far below
+// Squid's ICAP timeout); a fast client (Downlink: 10) gets the identical
+// bytes. A broken JPEG committed early arrives as its original bytes.
 func TestPipelineThroughSquid(t *testing.T) {
 	big := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
 	// A generous timeout: this is set-up, on a busy machine perhaps.
 	web, err := (&transcode.Transcoder{Limits: transcode.Limits{Timeout: 2 * time.Minute}}).Transcode(context.Background(), transcode.Input{
 		Bytes:  big,
 		Header: http.Header{"Content-Type": {"image/jpeg"}},
-	}, transcode.Profile{MaxWidth: 640, Quality: 80})
+	}, transcode.Profile{MaxWidth: 640, Quality: 70})
 	if err != nil {
 		t.Fatal(err)
 	}
 	photo := web.Body
-	if len(photo) >= DefaultMaxTranscodeBytes {
-		t.Fatalf("web-sized photo is %d bytes, want < %d", len(photo), DefaultMaxTranscodeBytes)
+	if len(photo) >= icapservice.DefaultEarlyCommitBytes {
+		t.Fatalf("web-sized photo is %d bytes, want < %d (held, not committed early)", len(photo), icapservice.DefaultEarlyCommitBytes)
 	}
+	people := corpusFile(t, "images", "imagor__people.jpg") // 882 KB, 2000x2950
+	// A JPEG that fails to decode after its header has been committed.
+	broken := append(append([]byte{}, big[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 64<<10)...)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "image/jpeg")
 		w.Header().Set("ETag", `"bird-1"`)
 		w.Header().Set("Cache-Control", "no-store")
-		if r.URL.Path == "/big.jpg" {
-			w.Write(big)
-			return
+		b := photo
+		switch r.URL.Path {
+		case "/big.jpg":
+			b = big
+		case "/people.jpg":
+			b = people
+		case "/broken.jpg":
+			b = broken
 		}
-		w.Write(photo)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b)
 	}))
 	t.Cleanup(origin.Close)
-	d, _, logBuf := startPipeline(t, repoPolicy(t), 0)
+	d, pl, logBuf := startPipeline(t, repoPolicy(t), 0)
 	sq := squidtest.Start(t, squidtest.Config{Services: []squidtest.Service{
 		{Name: "edge_req", Point: squidtest.ReqmodPrecache, URL: icapURL(d, ReqmodPath)},
 		{Name: "edge_resp", Point: squidtest.RespmodPrecache, URL: icapURL(d, RespmodPath)},
 	}})
 	client := sq.Client()
-	get := func(path string, saveData bool) (*http.Response, []byte) {
+	// A stalled body waits for Squid's ICAP timeout (15 minutes); a
+	// transcode, even on a busy machine or with -race, takes seconds.
+	client.Timeout = 100 * time.Second
+	get := func(path string, saveData bool, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", origin.URL+path, nil)
 		if saveData {
 			req.Header.Set("Save-Data", "on")
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
 		}
 		resp, err := client.Do(req)
 		if err != nil {
@@ -467,13 +488,46 @@ func TestPipelineThroughSquid(t *testing.T) {
 		t.Errorf("Squid's RESPMOD outcomes %q, want ICAP_MOD then ICAP_ECHO", outcomes)
 	}
 
-	// The 829 KB photo for a slow client: over the limit, unchanged.
-	// (With a limit above 64 KB this GET would wait for the ICAP timeout.)
-	resp, body = get("/big.jpg", true)
-	if !bytes.Equal(body, big) || resp.Header.Get("X-Adapted") != "" || resp.Header.Get("ETag") != `"bird-1"` {
-		t.Errorf("big photo: %d bytes, header %v; want the original %d bytes", len(body), resp.Header, len(big))
+	// Photos over the 64 KB Squid sends before an answer: committed
+	// early for a slow client, untouched for a fast one.
+	for _, tc := range []struct {
+		path string
+		orig []byte
+	}{{"/big.jpg", big}, {"/people.jpg", people}} {
+		start := time.Now()
+		resp, body := get(tc.path, true)
+		took := time.Since(start)
+		img, format, err := image.Decode(bytes.NewReader(body))
+		if err != nil || format != "jpeg" || len(body) >= len(tc.orig) {
+			t.Fatalf("%s, slow client: %d bytes (%s, %v), original %d", tc.path, len(body), format, err, len(tc.orig))
+		}
+		b := img.Bounds()
+		if max(b.Dx(), b.Dy()) != 320 {
+			t.Errorf("%s, slow client: %dx%d, want 320 px on the longer side", tc.path, b.Dx(), b.Dy())
+		}
+		h := resp.Header
+		if h.Get("Content-Type") != "image/jpeg" || !strings.HasPrefix(h.Get("ETag"), `W/"ea-`) ||
+			!strings.Contains(h.Get("X-Adapted"), "profile=tiny early") || !strings.Contains(h.Get("Vary"), "Save-Data") {
+			t.Errorf("%s, slow client: header %v", tc.path, h)
+		}
+		t.Logf("%s through Squid, slow client: %d -> %d bytes (%dx%d) in %v", tc.path, len(tc.orig), len(body), b.Dx(), b.Dy(), took.Round(time.Millisecond))
+
+		start = time.Now()
+		resp, body = get(tc.path, false, "Downlink", "10")
+		if !bytes.Equal(body, tc.orig) || resp.Header.Get("ETag") != `"bird-1"` || resp.Header.Get("X-Adapted") != "" {
+			t.Errorf("%s, fast client: %d bytes, header %v; want the original %d bytes", tc.path, len(body), resp.Header, len(tc.orig))
+		}
+		t.Logf("%s through Squid, fast client: %d bytes in %v", tc.path, len(body), time.Since(start).Round(time.Millisecond))
 	}
-	if !strings.Contains(logBuf.String(), "body over max_body_bytes; passing unchanged") {
-		t.Errorf("big photo: no log line saying why it passed:\n%s", logBuf.String())
+	// Committed early, then the transcode fails: the original bytes follow.
+	resp, body = get("/broken.jpg", true)
+	if !bytes.Equal(body, broken) || resp.Header.Get("X-Adapted") == "" {
+		t.Errorf("broken photo, slow client: %d bytes, header %v; want the original %d bytes after an early commit", len(body), resp.Header, len(broken))
+	}
+	if n := pl.Service.Counters.Early("error"); n != 1 {
+		t.Errorf("early commits that sent the original after an error: %d, want 1", n)
+	}
+	if n := pl.Service.Counters.Early("adapted"); n != 2 {
+		t.Errorf("early commits adapted: %d, want 2\n%s", n, logBuf.String())
 	}
 }

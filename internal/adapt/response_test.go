@@ -18,12 +18,14 @@ import (
 	"github.com/edgeadapt/edgeadapt/policy"
 )
 
-// TestWrap runs icapservice with the Transcoder, wrapped, on a RESPMOD of
-// CSS for a client accepting gzip: the answer carries the compressed
-// body with its own Content-Length, Content-Encoding, strong ETag, Vary
-// and X-Adapted, and keeps the policy's header edits. A body under the
-// profile's min_bytes passes unchanged.
-func TestWrap(t *testing.T) {
+// TestTranscodeResponse runs icapservice with the Transcoder (as a
+// policy.ResponseTranscoder) on a RESPMOD of CSS for a client accepting
+// gzip, held whole: the answer carries the compressed body with its own
+// Content-Length, Content-Encoding, strong ETag, Vary and X-Adapted, and
+// keeps the policy's header edits. A body under the profile's min_bytes
+// passes unchanged. Committed early (a body over EarlyCommitBytes), the
+// CSS passes unchanged: compression would change its Content-Encoding.
+func TestTranscodeResponse(t *testing.T) {
 	css, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_bootstrap.css"))
 	if err != nil {
 		t.Fatal(err)
@@ -45,15 +47,15 @@ response_headers.set = { "X-Edited" = "yes" }
 		t.Fatal(err)
 	}
 	tr := &Transcoder{}
-	handler := tr.Wrap(&icapservice.Service{Policy: h, Transcoder: tr})
+	svc := &icapservice.Service{Policy: h, Transcoder: tr, EarlyCommitBytes: 1 << 20, Counters: &icapservice.Counters{}}
 
 	serve := func(body []byte) (*icaptest.ResponseRecorder, *http.Response) {
 		hreq, _ := http.NewRequest("GET", "http://origin.test/site.css", nil)
 		hreq.Header.Set("Accept-Encoding", "gzip")
-		hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", Header: http.Header{
+		hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ContentLength: int64(len(body)), Header: http.Header{
 			"Content-Type": {"text/css"}, "Etag": {`"v1"`}, "Content-Length": {strconv.Itoa(len(body))}}}
 		rec := icaptest.NewRecorder()
-		handler.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, bytes.NewReader(body)))
+		svc.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, bytes.NewReader(body)))
 		resp, _ := rec.Msg.(*http.Response)
 		if rec.Code != icap.StatusOK || resp == nil {
 			t.Fatalf("ICAP %d, message %T", rec.Code, rec.Msg)
@@ -99,5 +101,14 @@ response_headers.set = { "X-Edited" = "yes" }
 	if !bytes.Equal(rec.Body.Bytes(), small) || resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("X-Adapted") != "" ||
 		resp.Header.Get("ETag") != `"v1"` || resp.Header.Get("Content-Length") != strconv.Itoa(len(small)) {
 		t.Errorf("a body under min_bytes was changed: %q %v", rec.Body.Bytes(), resp.Header)
+	}
+
+	svc.EarlyCommitBytes = 1 << 10
+	rec, resp = serve(css)
+	if !bytes.Equal(rec.Body.Bytes(), css) || resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("ETag") != `"v1"` {
+		t.Errorf("CSS over EarlyCommitBytes: %d bytes, header %v; want the original", rec.Body.Len(), resp.Header)
+	}
+	if n := svc.Counters.Early("not-committed"); n != 1 {
+		t.Errorf("early commits not made: %d, want 1", n)
 	}
 }
