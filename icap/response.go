@@ -52,9 +52,12 @@ type ResponseWriter interface {
 
 // response is the server's ResponseWriter, reused per connection.
 type response struct {
-	c           *conn
-	req         *Request
-	header      http.Header
+	c      *conn
+	req    *Request
+	header http.Header
+	// wireHeader, if set, is header already serialised (without the
+	// fields the server writes itself): a service's OPTIONS answer.
+	wireHeader  []byte
 	trailer     http.Header
 	istag       string
 	via         string // service's Via text, added to modified messages
@@ -213,8 +216,12 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 		if hasToken(w.header["Connection"], "close") {
 			w.closeAfter = true
 		}
-		c.scratch = appendFields(c.scratch[:0], w.header, skipICAP)
-		bw.Write(c.scratch)
+		if w.wireHeader != nil {
+			bw.Write(w.wireHeader)
+		} else {
+			c.scratch = appendFields(c.scratch[:0], w.header, skipICAP)
+			bw.Write(c.scratch)
+		}
 	}
 	if w.closeAfter {
 		bw.WriteString("Connection: close\r\n")
