@@ -1,7 +1,9 @@
 package icap
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -326,6 +328,36 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 
 // writerOnly hides ReadFrom from io.Copy to avoid recursion.
 type writerOnly struct{ io.Writer }
+
+// spliceMax bounds one splice, so that the inactivity deadlines are
+// extended at least every spliceMax bytes.
+const spliceMax = 1 << 20
+
+// SpliceChunk implements chunked.Splicer for io.Copy(w, r.Body) (Echo):
+// it sends up to n bytes of the request body's current chunk from the
+// connection back to it as one response chunk with splice(2)
+// (net.TCPConn.ReadFrom of a LimitedReader of itself), so the data never
+// enters user space. Only when src is this connection's reader, on plain
+// TCP, with nothing buffered.
+func (w *response) SpliceChunk(src *bufio.Reader, n int64) (int64, error) {
+	c := w.c
+	tc, ok := c.rwc.(*net.TCPConn)
+	if !ok || src != c.br || !w.wroteHeader || !w.hasBody || w.err != nil || c.hasPending || c.br.Buffered() > 0 {
+		return 0, chunked.ErrNoSplice
+	}
+	m, err := w.cw.WriteChunkFunc(min(n, spliceMax), func(n int64) (int64, error) {
+		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
+		extendDeadline(c.rwc, &c.writeDeadline, c.srv.writeTimeout(), false)
+		m, err := tc.ReadFrom(io.LimitReader(tc, n))
+		c.nread += m
+		c.nwritten += m
+		return m, err
+	})
+	if err != nil {
+		w.err = err
+	}
+	return m, err
+}
 
 // finish ends the response after the handler returned: the last chunk,
 // draining what the client still sends, and the flush. It reports whether
