@@ -587,8 +587,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 	} else {
 		resp.Status = string(line[9:])
 	}
-	resp.Header = make(http.Header, 4)
-	if _, err := readFields(cc.br, lim.maxHeader-n, resp.Header, &cc.p); err != nil {
+	if _, err := readFields(cc.br, lim.maxHeader-n, &resp.Header, &cc.p); err != nil {
 		if err == errLineLimit {
 			err = protoErr(0, ErrHeaderTooLarge, "response header")
 		}

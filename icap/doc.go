@@ -33,7 +33,10 @@
 // for readability with MSG_PEEK and takes pooled 32 KB read and write
 // buffers only for a transaction), about 7 KB in all
 // (BenchmarkIdleConnMemory). Bodies are streamed: a 1 GiB RESPMOD echo
-// runs in a few MB of heap (TestStreamingFlatMemory).
+// runs in a few MB of heap (TestStreamingFlatMemory). On plain TCP, Echo
+// (any io.Copy(w, r.Body)) sends request chunks larger than the read
+// buffer back with splice(2), socket to socket, so their data never
+// enters user space; each response chunk keeps the request chunk's size.
 //
 // # Requests
 //
@@ -94,7 +97,9 @@
 // derived from a hash of the options unless set, so it changes with the
 // configuration; SetISTag changes it), Service, Service-ID and ServiceId,
 // Max-Connections, Options-TTL, Allow, Preview, Transfer-Preview/Ignore/
-// Complete, X-Include, Encapsulated: null-body=0 and Date. Unknown services
+// Complete, X-Include, Encapsulated: null-body=0 and Date. The fields are
+// serialised once per registration (sorted); only Date is added per
+// response. Unknown services
 // get 404 and methods a service does not offer get 405.
 //
 // # Errors

@@ -74,8 +74,9 @@ type fieldEnt struct {
 // readFields reads header fields up to and including the empty line,
 // consuming at most limit bytes, into h. It returns the bytes consumed.
 // All values of the block share one string allocation and one []string
-// backing array.
-func readFields(br *bufio.Reader, limit int, h http.Header, p *parser) (int, error) {
+// backing array. If *hp is nil, it is made with room for exactly the
+// fields read (a map that never grows).
+func readFields(br *bufio.Reader, limit int, hp *http.Header, p *parser) (int, error) {
 	total := 0
 	p.vals, p.ents = p.vals[:0], p.ents[:0]
 	for {
@@ -111,6 +112,10 @@ func readFields(br *bufio.Reader, limit int, h http.Header, p *parser) (int, err
 		p.vals = append(p.vals, trim(line[i+1:])...)
 		p.ents = append(p.ents, fieldEnt{key, start, len(p.vals)})
 	}
+	if *hp == nil {
+		*hp = make(http.Header, len(p.ents))
+	}
+	h := *hp
 	if len(p.ents) == 0 {
 		return total, nil
 	}
@@ -265,29 +270,28 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	h := make(http.Header, 8)
 	var req *http.Request
 	var resp *http.Response
 	if isRequest {
 		req, err = parseRequestLine(line)
-		if err == nil {
-			req.Header = h
-		}
 	} else {
 		resp, err = parseStatusLine(line)
-		if err == nil {
-			resp.Header = h
-		}
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := readFields(br, limit-n, h, p)
+	var h http.Header
+	m, err := readFields(br, limit-n, &h, p)
 	if err == errLineLimit {
 		return nil, nil, tooBig(n + m)
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if req != nil {
+		req.Header = h
+	} else {
+		resp.Header = h
 	}
 	if n+m != size {
 		return nil, nil, protoErr(StatusBadRequest, ErrBadEncapsulated, "encapsulated HTTP header is %d bytes, Encapsulated offsets say %d", n+m, size)

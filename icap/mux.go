@@ -115,6 +115,9 @@ type service struct {
 	reqmod  bool
 	respmod bool
 	options http.Header // the OPTIONS response fields, read-only
+	// optionsWire is options serialised once (sorted, without the fields
+	// the server writes itself), so that OPTIONS costs no formatting.
+	optionsWire []byte
 }
 
 // ServeMux routes ICAP requests by the path of the ICAP URI to registered
@@ -152,7 +155,7 @@ func (mux *ServeMux) Handle(path string, h Handler, opts ServiceOptions) {
 			svc.respmod = true
 		}
 	}
-	svc.options = optionsHeader(svc)
+	svc.setOptions()
 	mux.update(func(m map[string]*service) { m[path] = svc })
 }
 
@@ -178,7 +181,7 @@ func (mux *ServeMux) SetISTag(path, tag string) error {
 		}
 		svc := *old
 		svc.istag = quoteISTag(tag)
-		svc.options = optionsHeader(&svc)
+		svc.setOptions()
 		m[path] = &svc
 	})
 	return err
@@ -253,6 +256,7 @@ func (mux *ServeMux) ServeICAP(w ResponseWriter, r *Request) {
 	case r.Method == MethodOPTIONS:
 		if rw, ok := w.(*response); ok && rw.header == nil {
 			rw.header = svc.options // read-only use by writeHeader
+			rw.wireHeader = svc.optionsWire
 		} else {
 			maps.Copy(w.Header(), svc.options)
 		}
@@ -261,6 +265,17 @@ func (mux *ServeMux) ServeICAP(w ResponseWriter, r *Request) {
 		svc.h.ServeICAP(w, r)
 	default:
 		w.WriteHeader(StatusMethodNotAllowed, nil, false)
+	}
+}
+
+// setOptions builds the service's OPTIONS response fields from its
+// registration; every change of a registration makes a new service, so
+// the serialised form never goes stale.
+func (svc *service) setOptions() {
+	svc.options = optionsHeader(svc)
+	svc.optionsWire = []byte{} // a new array: svc may be a copy
+	for _, k := range slices.Sorted(maps.Keys(svc.options)) {
+		svc.optionsWire = appendFields(svc.optionsWire, http.Header{k: svc.options[k]}, skipICAP)
 	}
 }
 

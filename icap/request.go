@@ -270,8 +270,7 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 		return r, protoErr(StatusVersionNotSupported, ErrVersion, "version %q", version)
 	}
 	r.Proto = "ICAP/1.0"
-	r.Header = make(http.Header, 8)
-	m, err := readFields(br, lim.maxHeader-n, r.Header, p)
+	m, err := readFields(br, lim.maxHeader-n, &r.Header, p)
 	if err == errLineLimit {
 		return r, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP header over %d bytes", lim.maxHeader)
 	}

@@ -1,7 +1,9 @@
 package icap
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -52,9 +54,12 @@ type ResponseWriter interface {
 
 // response is the server's ResponseWriter, reused per connection.
 type response struct {
-	c           *conn
-	req         *Request
-	header      http.Header
+	c      *conn
+	req    *Request
+	header http.Header
+	// wireHeader, if set, is header already serialised (without the
+	// fields the server writes itself): a service's OPTIONS answer.
+	wireHeader  []byte
 	trailer     http.Header
 	istag       string
 	via         string // service's Via text, added to modified messages
@@ -213,8 +218,12 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 		if hasToken(w.header["Connection"], "close") {
 			w.closeAfter = true
 		}
-		c.scratch = appendFields(c.scratch[:0], w.header, skipICAP)
-		bw.Write(c.scratch)
+		if w.wireHeader != nil {
+			bw.Write(w.wireHeader)
+		} else {
+			c.scratch = appendFields(c.scratch[:0], w.header, skipICAP)
+			bw.Write(c.scratch)
+		}
 	}
 	if w.closeAfter {
 		bw.WriteString("Connection: close\r\n")
@@ -319,6 +328,36 @@ func (w *response) ReadFrom(src io.Reader) (int64, error) {
 
 // writerOnly hides ReadFrom from io.Copy to avoid recursion.
 type writerOnly struct{ io.Writer }
+
+// spliceMax bounds one splice, so that the inactivity deadlines are
+// extended at least every spliceMax bytes.
+const spliceMax = 1 << 20
+
+// SpliceChunk implements chunked.Splicer for io.Copy(w, r.Body) (Echo):
+// it sends up to n bytes of the request body's current chunk from the
+// connection back to it as one response chunk with splice(2)
+// (net.TCPConn.ReadFrom of a LimitedReader of itself), so the data never
+// enters user space. Only when src is this connection's reader, on plain
+// TCP, with nothing buffered.
+func (w *response) SpliceChunk(src *bufio.Reader, n int64) (int64, error) {
+	c := w.c
+	tc, ok := c.rwc.(*net.TCPConn)
+	if !ok || src != c.br || !w.wroteHeader || !w.hasBody || w.err != nil || c.hasPending || c.br.Buffered() > 0 {
+		return 0, chunked.ErrNoSplice
+	}
+	m, err := w.cw.WriteChunkFunc(min(n, spliceMax), func(n int64) (int64, error) {
+		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
+		extendDeadline(c.rwc, &c.writeDeadline, c.srv.writeTimeout(), false)
+		m, err := tc.ReadFrom(io.LimitReader(tc, n))
+		c.nread += m
+		c.nwritten += m
+		return m, err
+	})
+	if err != nil {
+		w.err = err
+	}
+	return m, err
+}
 
 // finish ends the response after the handler returned: the last chunk,
 // draining what the client still sends, and the flush. It reports whether

@@ -694,6 +694,19 @@ func TestOptionsFromRegistration(t *testing.T) {
 	if r := rc.read(); r.Header.Get("ISTag") != `"manual-1"` {
 		t.Fatalf("after SetISTag: %q", r.Header.Get("ISTag"))
 	}
+	// The serialised OPTIONS answer is rebuilt, never appended to the
+	// previous one's: each field once, fields sorted.
+	if err := mux.SetISTag("/echo", "manual-2"); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"))
+	r = rc.read()
+	if got := r.Header["Istag"]; len(got) != 1 || got[0] != `"manual-2"` {
+		t.Fatalf("after a second SetISTag: ISTag %q", got)
+	}
+	if len(r.Header["Date"]) != 1 || len(r.Header["Methods"]) != 1 {
+		t.Fatalf("fields repeated: %v", r.Header)
+	}
 	if err := mux.SetISTag("/nope", "x"); err == nil {
 		t.Fatal("SetISTag on unknown service succeeded")
 	}

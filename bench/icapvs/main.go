@@ -17,6 +17,13 @@
 // connections to icapd (icapbench -idle) and reports icapd's RSS per
 // connection.
 //
+// A third server, bench/icaplimit, runs in the same rounds: it does the
+// least work that still answers icapbench correctly (no parsing beyond the
+// offsets, no validation, no logging), so the "limit" column is the ceiling
+// that this load generator on these cores allows, and "of limit" says how
+// close icapd comes to it. Where 2x c-icap is above the limit, the limit is
+// the figure to quote.
+//
 // Run it through bench/icap-vs-cicap.sh, which raises the file limit.
 package main
 
@@ -97,6 +104,8 @@ func main() {
 	icapbench := filepath.Join(dir, "icapbench")
 	run("go", "build", "-o", icapd, "./cmd/icapd")
 	run("go", "build", "-o", icapbench, "./cmd/icapbench")
+	limitBin := filepath.Join(dir, "icaplimit")
+	run("go", "build", "-o", limitBin, "./bench/icaplimit")
 	cicapBin, err := exec.LookPath("c-icap")
 	if err != nil {
 		log.Fatal("c-icap not found: apt-get install -y c-icap")
@@ -107,7 +116,9 @@ func main() {
 	defer ci.stop()
 	id := startIcapd(icapd, dir)
 	defer id.stop()
-	servers := []*server{&id.server, &ci.server}
+	lim := startLimit(limitBin)
+	defer lim.stop()
+	servers := []*server{&id.server, &ci.server, &lim.server}
 
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
@@ -141,8 +152,8 @@ func main() {
 	}
 
 	fmt.Printf("\nicapd vs %s, loopback, same icapbench, %d rounds of %v, medians\n\n", version, *rounds, *dur)
-	fmt.Println("| workload | c | icapd req/s | c-icap req/s | ratio | icapd MB/s | c-icap MB/s | icapd p50 ms | c-icap p50 ms | icapd p99 ms | c-icap p99 ms | icapd CPU µs/req | c-icap CPU µs/req | CPU ratio | icapd status | c-icap status |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| workload | c | icapd req/s | c-icap req/s | ratio | limit req/s | icapd of limit | 2x c-icap of limit | icapd MB/s | c-icap MB/s | icapd p50 ms | c-icap p50 ms | icapd p99 ms | c-icap p99 ms | icapd CPU µs/req | c-icap CPU µs/req | CPU ratio | icapd status | c-icap status |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, w := range workloads {
 		for _, c := range cs {
 			cell := results[w.name][c]
@@ -151,9 +162,10 @@ func main() {
 			}
 			a, b := cell["icapd"], cell["c-icap"]
 			ra, rb := median(a, func(r Result) float64 { return r.ReqPerSec }), median(b, func(r Result) float64 { return r.ReqPerSec })
+			rl := median(cell["limit"], func(r Result) float64 { return r.ReqPerSec })
 			ca, cb := median(a, func(r Result) float64 { return r.ServerCPUus }), median(b, func(r Result) float64 { return r.ServerCPUus })
-			fmt.Printf("| %s | %d | %.0f | %.0f | %.2fx | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.2fx | %s | %s |\n",
-				w.name, c, ra, rb, ra/rb,
+			fmt.Printf("| %s | %d | %.0f | %.0f | %.2fx | %.0f | %.0f%% | %.0f%% | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %.1f | %.1f | %.2fx | %s | %s |\n",
+				w.name, c, ra, rb, ra/rb, rl, 100*ra/rl, 200*rb/rl,
 				median(a, func(r Result) float64 { return r.MBPerSec }), median(b, func(r Result) float64 { return r.MBPerSec }),
 				median(a, func(r Result) float64 { return r.P50Ms }), median(b, func(r Result) float64 { return r.P50Ms }),
 				median(a, func(r Result) float64 { return r.P99Ms }), median(b, func(r Result) float64 { return r.P99Ms }),
@@ -269,6 +281,17 @@ func startCICAP(bin, dir string) *proc {
 	check(cmd.Start())
 	waitListen(addr)
 	return &proc{server{"c-icap", addr, "/echo", cmd.Process.Pid}, cmd}
+}
+
+// startLimit starts bench/icaplimit, the protocol-free ceiling.
+func startLimit(bin string) *proc {
+	addr := freeAddr()
+	cmd := exec.Command(bin, "-listen", addr)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	check(cmd.Start())
+	waitListen(addr)
+	return &proc{server{"limit", addr, "/echo", cmd.Process.Pid}, cmd}
 }
 
 func waitListen(addr string) {

@@ -25,8 +25,8 @@ import (
 type Daemon struct {
 	cfg    Config
 	log    *slog.Logger
-	access *slog.Logger // nil when the access log is off
-	closer io.Closer    // the access log file, if any
+	access *accessLog // nil when the access log is off
+	closer io.Closer  // the access log file, if any
 
 	// Metrics are the daemon's counters, also served on /metrics.
 	Metrics *Metrics
@@ -60,14 +60,14 @@ func New(cfg Config, logger *slog.Logger, services ...Service) (*Daemon, error) 
 	switch cfg.AccessLog {
 	case "off":
 	case "", "-":
-		d.access = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		d.access = &accessLog{w: os.Stderr}
 	default:
 		f, err := openLogFile(cfg.AccessLog, DefaultLogFlushInterval)
 		if err != nil {
 			return nil, err
 		}
 		d.closer = f
-		d.access = slog.New(slog.NewTextHandler(f, nil))
+		d.access = &accessLog{w: f}
 	}
 	if services == nil {
 		services = DefaultServices()
@@ -130,20 +130,7 @@ func (d *Daemon) observe(ti *icap.TransactionInfo) {
 	if d.access == nil {
 		return
 	}
-	attrs := []slog.Attr{
-		slog.String("method", ti.Method),
-		slog.String("service", ti.Service),
-		slog.Int("status", ti.Status),
-		slog.Int64("bytes_in", ti.BytesIn),
-		slog.Int64("bytes_out", ti.BytesOut),
-		slog.Duration("duration", ti.Duration),
-		slog.String("client_ip", ti.ClientIP),
-		slog.String("remote", ti.RemoteAddr),
-	}
-	if ti.Err != nil {
-		attrs = append(attrs, slog.String("err", ti.Err.Error()))
-	}
-	d.access.LogAttrs(context.Background(), slog.LevelInfo, "icap", attrs...)
+	d.access.log(time.Now(), ti)
 }
 
 // Start binds the listeners and serves in the background. Binding errors

@@ -7,8 +7,9 @@
 //   - Daemon: the ICAP listeners (plain and ICAPS) behind a client
 //     allow-list of CIDRs (default loopback only; others are closed at once,
 //     logged and counted), the services on an icap.ServeMux, one access log
-//     line per transaction (log/slog: method, service, status, bytes,
-//     duration, X-Client-IP) and the metrics, both fed by
+//     line per transaction (slog.TextHandler's format, appended by hand
+//     for speed: method, service, status, bytes, duration, X-Client-IP)
+//     and the metrics, both fed by
 //     icap.Server.Observer and ConnState.
 //   - Services: /echo, /reqmod and /respmod answer "unchanged" in the
 //     cheapest way the client allows (204, else 206, else the message

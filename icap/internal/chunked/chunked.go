@@ -38,6 +38,20 @@ var (
 	ErrBadTrailer     = errors.New("chunked: malformed trailer line")
 )
 
+// A Splicer is a WriteTo destination that can move chunk data from the
+// Reader's source connection itself (splice(2) between sockets: no copy
+// through user space). WriteTo offers it the rest of a large chunk when
+// nothing is buffered in src, the Reader's bufio.Reader: SpliceChunk
+// moves at most n bytes from src's source and returns how many, or
+// (0, ErrNoSplice) to have WriteTo copy them instead (it must refuse a src
+// it does not know). Any other error ends the body.
+type Splicer interface {
+	SpliceChunk(src *bufio.Reader, n int64) (int64, error)
+}
+
+// ErrNoSplice is returned by a Splicer that cannot splice now.
+var ErrNoSplice = errors.New("chunked: splice not possible")
+
 // bigSize is the size of the buffers WriteTo uses for large chunks.
 const bigSize = 256 << 10
 
@@ -148,6 +162,21 @@ func (cr *Reader) Read(p []byte) (int, error) {
 func (cr *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for cr.ready() {
+		if sp, ok := w.(Splicer); ok && cr.r.Buffered() == 0 && cr.n >= int64(cr.r.Size()) {
+			// A large chunk and nothing buffered: the destination may
+			// move it from the source connection itself.
+			m, err := sp.SpliceChunk(cr.r, cr.n)
+			cr.n -= m
+			cr.consumed += m
+			total += m
+			if err != ErrNoSplice {
+				if err != nil {
+					cr.err = err
+					return total, err
+				}
+				continue
+			}
+		}
 		if cr.r.Buffered() == 0 && cr.n >= int64(cr.r.Size()) {
 			// A large chunk and nothing buffered: read straight into a
 			// big buffer, so that each syscall moves up to bigSize bytes
@@ -453,6 +482,29 @@ func (cw *Writer) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return n, nil
+}
+
+// WriteChunkFunc writes one chunk of n bytes whose data move sends to
+// the destination of the underlying bufio.Writer itself, after the
+// chunk-size line was flushed. move must send exactly n bytes; it returns
+// how many it sent.
+func (cw *Writer) WriteChunkFunc(n int64, move func(n int64) (int64, error)) (int64, error) {
+	b := strconv.AppendUint(cw.hdr[:0], uint64(n), 16)
+	b = append(b, '\r', '\n')
+	cw.w.Write(b)
+	if err := cw.w.Flush(); err != nil {
+		return 0, err
+	}
+	m, err := move(n)
+	cw.n += m
+	if err == nil && m < n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return m, err
+	}
+	_, err = cw.w.WriteString("\r\n")
+	return m, err
 }
 
 // Close writes the last chunk "0" with the extension text ext (for

@@ -1,0 +1,184 @@
+// Command icaplimit is the ceiling for bench/icapvs: the least work a
+// server can do and still answer icapbench's requests correctly, so that
+// icapd's and c-icap's figures can be quoted as a fraction of what this
+// machine, with this load generator on the same cores, allows at all.
+//
+// It is not an ICAP server. Per connection it reads the ICAP header up to
+// the empty line, takes the encapsulated section's offsets, and then
+//
+//   - OPTIONS: writes a canned 200;
+//   - a request with a preview that ends without ieof: answers a canned 204
+//     (what an echo service that inspects the preview does);
+//   - anything else: streams the encapsulated HTTP response header and the
+//     chunked body straight back as a 200, walking the chunk sizes only to
+//     find where the body ends.
+//
+// No header is parsed into a map, nothing is validated, nothing is logged:
+// whatever a real server does beyond this is protocol work. Usage:
+//
+//	go run ./bench/icaplimit -listen 127.0.0.1:11345
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	addr := flag.String("listen", "127.0.0.1:1345", "address to listen on (loopback)")
+	flag.Parse()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatal(err)
+		}
+		go serve(c)
+	}
+}
+
+const (
+	optionsAnswer = "ICAP/1.0 200 OK\r\nMethods: RESPMOD, REQMOD\r\nISTag: \"limit\"\r\nEncapsulated: null-body=0\r\n\r\n"
+	noContent     = "ICAP/1.0 204 No Content\r\nISTag: \"limit\"\r\nEncapsulated: null-body=0\r\n\r\n"
+)
+
+func serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriterSize(c, 64<<10)
+	for {
+		if err := transaction(r, w); err != nil {
+			if !errors.Is(err, io.EOF) {
+				log.Printf("icaplimit: %v", err)
+			}
+			return
+		}
+	}
+}
+
+// transaction answers one request.
+func transaction(r *bufio.Reader, w *bufio.Writer) error {
+	var method string
+	var encap string
+	preview := false
+	for first := true; ; first = false {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if first {
+			method, _, _ = strings.Cut(string(line), " ")
+			continue
+		}
+		if len(line) <= 2 {
+			break
+		}
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		switch {
+		case bytes.EqualFold(name, []byte("Encapsulated")):
+			encap = string(bytes.TrimSpace(value))
+		case bytes.EqualFold(name, []byte("Preview")):
+			preview = true
+		}
+	}
+	if method == "OPTIONS" {
+		w.WriteString(optionsAnswer)
+		return w.Flush()
+	}
+	hdrStart, bodyStart, err := offsets(encap)
+	if err != nil {
+		return err
+	}
+	// The encapsulated headers: skip the request header, keep the response's.
+	if _, err := r.Discard(hdrStart); err != nil {
+		return err
+	}
+	hdr := make([]byte, bodyStart-hdrStart)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return err
+	}
+	if preview {
+		ieof, err := skipChunks(r, nil)
+		if err != nil {
+			return err
+		}
+		if !ieof {
+			w.WriteString(noContent)
+			return w.Flush()
+		}
+	}
+	fmt.Fprintf(w, "ICAP/1.0 200 OK\r\nISTag: \"limit\"\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n", len(hdr))
+	w.Write(hdr)
+	if _, err := skipChunks(r, w); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// offsets returns where the encapsulated response header and body start.
+func offsets(encap string) (hdr, body int, err error) {
+	for _, f := range strings.Split(encap, ",") {
+		name, v, _ := strings.Cut(strings.TrimSpace(f), "=")
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse Encapsulated %q: %w", encap, err)
+		}
+		switch name {
+		case "res-hdr":
+			hdr = n
+		case "res-body", "req-body":
+			body = n
+		}
+	}
+	return hdr, body, nil
+}
+
+// skipChunks walks a chunked body up to its last chunk, copying it to w
+// when w is not nil, and reports whether the last chunk carried ieof.
+func skipChunks(r *bufio.Reader, w *bufio.Writer) (ieof bool, err error) {
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return false, err
+		}
+		size, ext, _ := bytes.Cut(bytes.TrimRight(line, "\r\n"), []byte(";"))
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(size)), 16, 64)
+		if err != nil {
+			return false, fmt.Errorf("chunk size %q: %w", line, err)
+		}
+		if n == 0 {
+			if w != nil {
+				w.WriteString("0\r\n\r\n")
+			}
+			// trailers end with an empty line
+			for {
+				t, err := r.ReadSlice('\n')
+				if err != nil {
+					return false, err
+				}
+				if len(t) <= 2 {
+					return bytes.Contains(ext, []byte("ieof")), nil
+				}
+			}
+		}
+		if w != nil {
+			w.Write(line)
+			if _, err := io.CopyN(w, r, n+2); err != nil {
+				return false, err
+			}
+		} else if _, err := r.Discard(int(n) + 2); err != nil {
+			return false, err
+		}
+	}
+}
