@@ -43,6 +43,9 @@ func RunProgress(ctx context.Context, src Source, filter *Filter, t *track.Track
 		return st, fmt.Errorf("capture: %w", err)
 	}
 	done := ctx.Done()
+	if f, ok := src.(*File); ok && f.mem != nil {
+		return runMem(ctx, f.mem, filter, t, dec, progress)
+	}
 	for {
 		data, ci, err := src.ReadPacketData()
 		if err != nil {
@@ -82,5 +85,41 @@ func RunProgress(ctx context.Context, src Source, filter *Filter, t *track.Track
 			continue
 		}
 		t.Frame(dec, data, ci.Timestamp.UnixNano())
+	}
+}
+
+// runMem is RunProgress's loop for a pcap file in memory: no interface
+// call, no copy and no time.Time per packet.
+func runMem(ctx context.Context, m *pcapMem, filter *Filter, t *track.Tracker, dec *track.Decoder, progress func(RunStats)) (RunStats, error) {
+	var st RunStats
+	done := ctx.Done()
+	for {
+		data, ts, length, err := m.next()
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				st.CutShort = true
+				return st, nil
+			}
+			if err == io.EOF {
+				return st, nil
+			}
+			return st, fmt.Errorf("capture: read: %w", err)
+		}
+		st.Read++
+		if st.Read&1023 == 0 {
+			if progress != nil {
+				progress(st)
+			}
+			select {
+			case <-done:
+				return st, ctx.Err()
+			default:
+			}
+		}
+		if filter != nil && !filter.Match(data, length) {
+			st.Filtered++
+			continue
+		}
+		t.Frame(dec, data, ts)
 	}
 }
