@@ -24,6 +24,7 @@ type options struct {
 	snaplen    int
 	libpcap    bool
 	statsEvery time.Duration
+	cpuProfile string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -38,6 +39,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.udp, "udp", false, "also output UDP flows (offline/live output; the server always gets them)")
 	fs.IntVar(&o.snaplen, "snaplen", 0, "live capture snap length in bytes (0: 256 with AF_PACKET, headers only, which is all spand reads; 262144 with libpcap)")
 	fs.BoolVar(&o.libpcap, "libpcap", false, "capture live with libpcap instead of AF_PACKET (builds with -tags libpcap)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	fs.DurationVar(&o.statsEvery, "stats", 0, "log capture statistics (packets, kernel drops, table) at this interval (live; 0: at the end only)")
 }
 

@@ -159,3 +159,19 @@ func TestOfflineCutShort(t *testing.T) {
 		t.Errorf("no warning: %q", stderr)
 	}
 }
+
+// TestOfflineCPUProfile: -cpuprofile writes a profile pprof can read.
+func TestOfflineCPUProfile(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	if _, _, err := runOffline(t, "-r", corpusFile(t, "zeek-tcp-timestamp.pcap"), "-o", "json", "-cpuprofile", prof); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pprof files are gzip-compressed protocol buffers.
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile of %d bytes is not gzip", len(b))
+	}
+}

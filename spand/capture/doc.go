@@ -4,7 +4,12 @@
 //
 //   - File (OpenFile): pcap (either byte order, micro- or nanosecond),
 //     pcapng, and either of them compressed with gzip, told apart by their
-//     magic numbers, read with gopacket's pcapgo without copying packets.
+//     magic numbers. A regular file is mapped into memory and a pcap file
+//     is read in place: each packet is a slice of the mapping, with no
+//     copy, no allocation and no system call (its reader takes and refuses
+//     what gopacket's pcapgo does, FuzzPcapReader). pcapng, gzip and
+//     files that cannot be mapped (pipes) are read as streams with pcapgo,
+//     without allocating per packet.
 //   - Live (OpenLive, Linux): AF_PACKET with a TPACKET_V3 memory-mapped
 //     ring (gopacket's afpacket). The filter runs in the kernel, and its
 //     accepting returns are cut to LiveOptions.SnapLen (256 bytes by

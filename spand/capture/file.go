@@ -33,16 +33,35 @@ var ErrFormat = errors.New("capture: not a pcap or pcapng file")
 type File struct {
 	f    *os.File
 	gz   *gzip.Reader
-	pcap *pcapgo.Reader   // one of pcap and ng is set
-	ng   *pcapgo.NgReader // (concrete types: no indirect call per packet)
+	mem  *pcapMem         // one of mem, pcap and ng is set
+	pcap *pcapgo.Reader   // (concrete types: no indirect call per packet)
+	ng   *pcapgo.NgReader //
 	link layers.LinkType
+
+	unmap func() error // set when the file is mapped into memory
 }
 
-// OpenFile opens the capture file at path.
+// OpenFile opens the capture file at path. A regular file is mapped into
+// memory where the system allows it, and packets of a pcap file are then
+// read in place, without a copy (NewFileBytes); a pcap file must not be
+// truncated while it is being read (appending to it is fine). Anything
+// else (pipes, systems without mmap) is read as a stream (NewFileReader).
 func OpenFile(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && int64(int(fi.Size())) == fi.Size() {
+		if b, unmap, err := mapFile(f, int(fi.Size())); err == nil {
+			f.Close() // the mapping stays
+			src, err := NewFileBytes(b)
+			if err != nil {
+				unmap()
+				return nil, fmt.Errorf("capture: %s: %w", path, err)
+			}
+			src.unmap = unmap
+			return src, nil
+		}
 	}
 	src, err := NewFileReader(f)
 	if err != nil {
@@ -51,6 +70,21 @@ func OpenFile(path string) (*File, error) {
 	}
 	src.f = f
 	return src, nil
+}
+
+// NewFileBytes reads a capture held in memory (see File). The packets of
+// a pcap file are slices of b, neither copied nor allocated; pcapng and
+// gzip-compressed files are read as from NewFileReader. b must not change
+// until the File is done with.
+func NewFileBytes(b []byte) (*File, error) {
+	if len(b) >= 4 && isPcapMagic(b[:4]) {
+		m, err := newPcapMem(b)
+		if err != nil {
+			return nil, fmt.Errorf("pcap: %w", err)
+		}
+		return &File{mem: m, link: m.link}, nil
+	}
+	return NewFileReader(bytes.NewReader(b))
 }
 
 // NewFileReader reads a capture from r (see File).
@@ -106,6 +140,9 @@ func isPcapMagic(m []byte) bool {
 // ReadPacketData returns the next packet; the data is valid until the next
 // call. It returns io.EOF at the end of the file.
 func (s *File) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	if s.mem != nil {
+		return s.mem.readPacketData()
+	}
 	if s.pcap != nil {
 		return s.pcap.ZeroCopyReadPacketData()
 	}
@@ -115,10 +152,15 @@ func (s *File) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 // LinkType is the capture's link type (of the first interface for pcapng).
 func (s *File) LinkType() layers.LinkType { return s.link }
 
-// Close closes the file.
+// Close closes the file. Packet data read from it is invalid afterwards.
 func (s *File) Close() error {
 	if s.gz != nil {
 		s.gz.Close()
+	}
+	if s.unmap != nil {
+		u := s.unmap
+		s.unmap, s.mem = nil, nil
+		return u()
 	}
 	if s.f != nil {
 		return s.f.Close()

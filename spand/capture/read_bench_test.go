@@ -12,9 +12,23 @@ import (
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
-// BenchmarkReadEcho reads the decompressed echo capture from memory with
-// File (pcapgo): the per-packet cost of the file source alone.
+// BenchmarkReadEcho reads the decompressed echo capture from memory, in
+// place (NewFileBytes, as OpenFile does for a mapped file) and as a stream
+// (NewFileReader, pcapgo): the per-packet cost of the file source alone.
 func BenchmarkReadEcho(b *testing.B) {
+	read := func(f *File) error { _, _, err := f.ReadPacketData(); return err }
+	b.Run("mem", func(b *testing.B) {
+		benchRead(b, NewFileBytes, read)
+	})
+	b.Run("mem-run", func(b *testing.B) { // what RunProgress calls for it
+		benchRead(b, NewFileBytes, func(f *File) error { _, _, _, err := f.mem.next(); return err })
+	})
+	b.Run("stream", func(b *testing.B) {
+		benchRead(b, func(pcap []byte) (*File, error) { return NewFileReader(bytes.NewReader(pcap)) }, read)
+	})
+}
+
+func benchRead(b *testing.B, open func([]byte) (*File, error), read func(*File) error) {
 	raw, err := os.ReadFile(filepath.Join(testenv.Corpus(b, "pcap"), "zeek-echo-connections.pcap.gz"))
 	if err != nil {
 		b.Fatal(err)
@@ -30,12 +44,12 @@ func BenchmarkReadEcho(b *testing.B) {
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {
-		f, err := NewFileReader(bytes.NewReader(pcap))
+		f, err := open(pcap)
 		if err != nil {
 			b.Fatal(err)
 		}
 		for {
-			_, _, err := f.ReadPacketData()
+			err := read(f)
 			if errors.Is(err, io.EOF) {
 				break
 			}

@@ -37,50 +37,88 @@ func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (Run
 // so that the caller can publish counters (t.Stats is safe to call from
 // progress, not from other goroutines).
 func RunProgress(ctx context.Context, src Source, filter *Filter, t *track.Tracker, progress func(RunStats)) (RunStats, error) {
-	var st RunStats
 	dec, err := track.NewDecoder(src.LinkType())
 	if err != nil {
-		return st, fmt.Errorf("capture: %w", err)
+		return RunStats{}, fmt.Errorf("capture: %w", err)
 	}
-	done := ctx.Done()
+	r := &runner{ctx: ctx, done: ctx.Done(), progress: progress, filter: filter, t: t, dec: dec}
+	if f, ok := src.(*File); ok && f.mem != nil {
+		// A pcap file in memory: no interface call, no copy and no
+		// time.Time per packet.
+		for {
+			data, ts, length, err := f.mem.next()
+			if err != nil {
+				return r.end(err)
+			}
+			if err := r.packet(data, length, ts); err != nil {
+				return r.st, err
+			}
+		}
+	}
 	for {
 		data, ci, err := src.ReadPacketData()
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				st.CutShort = true
-				return st, nil
-			}
-			if errors.Is(err, io.EOF) {
-				return st, nil
-			}
-			if errors.Is(err, errTimeout) {
-				if progress != nil {
-					progress(st)
-				}
-				select {
-				case <-done:
-					return st, ctx.Err()
-				default:
-					continue
-				}
-			}
-			return st, fmt.Errorf("capture: read: %w", err)
-		}
-		st.Read++
-		if st.Read&1023 == 0 {
+		if errors.Is(err, errTimeout) {
 			if progress != nil {
-				progress(st)
+				progress(r.st)
 			}
 			select {
-			case <-done:
-				return st, ctx.Err()
+			case <-r.done:
+				return r.st, ctx.Err()
 			default:
+				continue
 			}
 		}
-		if filter != nil && !filter.Match(data, ci.Length) {
-			st.Filtered++
-			continue
+		if err != nil {
+			return r.end(err)
 		}
-		t.Frame(dec, data, ci.Timestamp.UnixNano())
+		if err := r.packet(data, ci.Length, ci.Timestamp.UnixNano()); err != nil {
+			return r.st, err
+		}
 	}
+}
+
+// runner is the state of one RunProgress.
+type runner struct {
+	st       RunStats
+	ctx      context.Context
+	done     <-chan struct{}
+	progress func(RunStats)
+	filter   *Filter
+	t        *track.Tracker
+	dec      *track.Decoder
+}
+
+// packet handles one packet read: counted, every 1024 a progress call
+// and a look at the context (its error is returned), filtered, tracked.
+func (r *runner) packet(data []byte, length int, ts int64) error {
+	r.st.Read++
+	if r.st.Read&1023 == 0 {
+		if r.progress != nil {
+			r.progress(r.st)
+		}
+		select {
+		case <-r.done:
+			return r.ctx.Err()
+		default:
+		}
+	}
+	if r.filter != nil && !r.filter.Match(data, length) {
+		r.st.Filtered++
+		return nil
+	}
+	r.t.Frame(r.dec, data, ts)
+	return nil
+}
+
+// end is RunProgress's result for the read error err: the end of the
+// file (cut short or not) is not an error.
+func (r *runner) end(err error) (RunStats, error) {
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		r.st.CutShort = true
+		return r.st, nil
+	case errors.Is(err, io.EOF):
+		return r.st, nil
+	}
+	return r.st, fmt.Errorf("capture: read: %w", err)
 }

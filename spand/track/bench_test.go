@@ -75,9 +75,16 @@ func BenchmarkTrackEcho(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeEcho is the decoder alone on the same packets.
+// BenchmarkDecodeEcho is the decoder alone on the same packets, with its
+// fast path and with the DecodingLayerParser alone.
 func BenchmarkDecodeEcho(b *testing.B) {
+	b.Run("fast", func(b *testing.B) { benchDecode(b, true) })
+	b.Run("parser", func(b *testing.B) { benchDecode(b, false) })
+}
+
+func benchDecode(b *testing.B, fast bool) {
 	frames, dec := loadFrames(b, "zeek-echo-connections.pcap.gz")
+	dec.SetFast(fast)
 	var p track.Packet
 	b.ResetTimer()
 	b.ReportAllocs()

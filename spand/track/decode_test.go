@@ -2,14 +2,18 @@ package track_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/spand/capture"
 	"github.com/edgeadapt/edgeadapt/spand/track"
 	"github.com/edgeadapt/edgeadapt/spand/track/tracktest"
 )
@@ -119,18 +123,67 @@ func FuzzDecode(f *testing.F) {
 			Dst: netip.MustParseAddrPort("[2001:db8::2]:2"), SYN: true, TSval: 5}))
 	}
 	decs := make([]*track.Decoder, len(tracktest.LinkTypes))
+	slow := make([]*track.Decoder, len(tracktest.LinkTypes))
 	for i, lt := range tracktest.LinkTypes {
 		decs[i], _ = track.NewDecoder(lt)
+		slow[i], _ = track.NewDecoder(lt)
+		slow[i].SetFast(false)
 	}
 	tr := track.New(track.Config{MaxConns: 64})
 	f.Fuzz(func(t *testing.T, lt uint8, data []byte) {
 		dec := decs[int(lt)%len(decs)]
-		var p track.Packet
-		if err := dec.Decode(data, &p); err == nil {
+		var p, q track.Packet
+		err := dec.Decode(data, &p)
+		if err == nil {
 			if p.PayloadLen < 0 || p.PayloadLen > 1<<20 {
 				t.Fatalf("payload length %d", p.PayloadLen)
 			}
 		}
+		// The fast path decodes exactly as the parser.
+		errSlow := slow[int(lt)%len(decs)].Decode(data, &q)
+		if fmt.Sprint(err) != fmt.Sprint(errSlow) || err == nil && p != q {
+			t.Fatalf("fast: %v %+v\nparser: %v %+v", err, p, errSlow, q)
+		}
 		tr.Frame(dec, data, int64(len(data))*1e6)
 	})
+}
+
+// TestDecodeFastSame: on every frame of every corpus capture the
+// decoder's fast path gives what the DecodingLayerParser gives.
+func TestDecodeFastSame(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join(testenv.Corpus(t, "pcap"), "*.pcap*"))
+	for _, path := range paths {
+		src, err := capture.OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, err := track.NewDecoder(src.LinkType())
+		if err != nil {
+			src.Close()
+			continue
+		}
+		slow, _ := track.NewDecoder(src.LinkType())
+		slow.SetFast(false)
+		n, ok := 0, 0
+		for {
+			data, _, err := src.ReadPacketData()
+			if err != nil {
+				break
+			}
+			var p, q track.Packet
+			e1, e2 := fast.Decode(data, &p), slow.Decode(data, &q)
+			if fmt.Sprint(e1) != fmt.Sprint(e2) || e1 == nil && p != q {
+				t.Fatalf("%s frame %d: fast %v %+v, parser %v %+v", filepath.Base(path), n, e1, p, e2, q)
+			}
+			if e1 == nil {
+				ok++
+			}
+			n++
+		}
+		src.Close()
+		t.Logf("%s: %d frames, %d decoded", filepath.Base(path), n, ok)
+		if ok == 0 {
+			t.Errorf("%s: nothing decoded", filepath.Base(path))
+		}
+	}
 }

@@ -26,6 +26,15 @@ var Fields = []string{
 	"rtt_handshake_ms", "rtt_min_ms", "rtt_median_ms", "rtt_ts_median_ms", "complete",
 }
 
+// jsonKeys are the quoted Fields with their colons, made once.
+var jsonKeys = func() [][]byte {
+	k := make([][]byte, len(Fields))
+	for i, f := range Fields {
+		k[i] = append(strconv.AppendQuote(nil, f), ':')
+	}
+	return k
+}()
+
 // Writer writes connection records as a table, JSON lines (one object per
 // connection) or CSV with a header line.
 type Writer struct {
@@ -59,12 +68,11 @@ func (w *Writer) Write(c *Conn) error {
 	switch w.format {
 	case FormatJSON:
 		b = append(b, '{')
-		for i, f := range Fields {
+		for i := range Fields {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = strconv.AppendQuote(b, f)
-			b = append(b, ':')
+			b = append(b, jsonKeys[i]...)
 			b = appendField(b, c, i, true)
 		}
 		b = append(b, '}', '\n')
@@ -111,19 +119,27 @@ func appendField(b []byte, c *Conn, i int, quote bool) []byte {
 		}
 		return append(b, s...)
 	}
+	// Addresses and times need no escaping: appended in place, quoted
+	// by hand, they cost no allocation.
+	q := func(b []byte) []byte {
+		if quote {
+			b = append(b, '"')
+		}
+		return b
+	}
 	fl := func(v float64) []byte { return strconv.AppendFloat(b, v, 'f', -1, 64) }
 	u := func(v uint64) []byte { return strconv.AppendUint(b, v, 10) }
 	switch i {
 	case 0:
-		return str(c.A.String())
+		return q(c.A.AppendTo(q(b)))
 	case 1:
-		return str(c.B.String())
+		return q(c.B.AppendTo(q(b)))
 	case 2:
 		return str(string(c.Class))
 	case 3:
-		return str(c.First.Format(time.RFC3339Nano))
+		return q(c.First.AppendFormat(q(b), time.RFC3339Nano))
 	case 4:
-		return str(c.Last.Format(time.RFC3339Nano))
+		return q(c.Last.AppendFormat(q(b), time.RFC3339Nano))
 	case 5:
 		return fl(c.Elapsed().Seconds())
 	case 6:

@@ -134,6 +134,9 @@ type Tracker struct {
 	lastScan int64
 	minTO    int64
 	pkt      Packet
+	// last is the flow of the previous packet, nil once it ended:
+	// packets of one connection come in runs, which then skip the map.
+	last *flow
 }
 
 // New returns a Tracker with cfg (zero fields take their defaults).
@@ -195,7 +198,10 @@ func (t *Tracker) Track(p *Packet) {
 	t.advance(p.Time)
 
 	k, srcLo := makeKey(p)
-	f := t.table[k]
+	f := t.last
+	if f == nil || f.key != k {
+		f = t.table[k]
+	}
 	syn := p.Proto == TCP && p.Flags&(FlagSYN|FlagACK) == FlagSYN
 	if f != nil && syn && f.reusedBy(p, srcLo) {
 		t.stats.Reused++
@@ -213,6 +219,7 @@ func (t *Tracker) Track(p *Packet) {
 		f.listed = t.clock
 	}
 	f.touch = t.clock
+	t.last = f
 	d := 0
 	if srcLo != f.aLo {
 		d = 1
@@ -314,6 +321,9 @@ func (t *Tracker) create(k key, p *Packet, srcLo bool) *flow {
 
 // end removes f from the table, delivers its final record and recycles it.
 func (t *Tracker) end(f *flow, why EndReason) {
+	if t.last == f {
+		t.last = nil
+	}
 	delete(t.table, f.key)
 	t.unlink(f)
 	t.deliver(f, why)
