@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/filters/icapservice"
 )
 
 // Defaults of Config.
@@ -50,10 +52,10 @@ type Config struct {
 	// LogLevel is the minimum level of the daemon's own log (not the access
 	// log): debug, info, warn or error; "" means info.
 	LogLevel string
-	// Policy, Spand and MaxTranscodeBytes configure the adaptation
-	// pipeline (see PipelineConfig).
-	Policy, Spand     string
-	MaxTranscodeBytes int64
+	// Policy, Spand, MaxTranscodeBytes and EarlyCommitBytes configure the
+	// adaptation pipeline (see PipelineConfig).
+	Policy, Spand                       string
+	MaxTranscodeBytes, EarlyCommitBytes int64
 }
 
 // ParseFlags parses icapd's command line into a Config. Errors and -h
@@ -72,7 +74,8 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.AccessLog, "access-log", "-", `access log: "-" for stderr, "off", or a file`)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "daemon log level: debug, info, warn, error")
 	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
-	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged (Squid 5.7 stalls bodies over 64 KB held by the ICAP server)")
+	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged")
+	fs.Int64Var(&c.EarlyCommitBytes, "early-commit-bytes", icapservice.DefaultEarlyCommitBytes, "bodies larger than this (or of unknown length) get their ICAP and HTTP headers before they are read, so Squid keeps sending them; keep it under 64 KB behind Squid")
 	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth, e.g. http://127.0.0.1:7070 (default none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: icapd [flags]\n\nicapd is an ICAP (RFC 3507) server with the services /echo, /reqmod and /respmod.\n\n")

@@ -42,7 +42,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("icapd: configuration", "err", err)
 		return 1
 	}
-	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, MaxTranscodeBytes: cfg.MaxTranscodeBytes}, logger)
+	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, MaxTranscodeBytes: cfg.MaxTranscodeBytes, EarlyCommitBytes: cfg.EarlyCommitBytes}, logger)
 	if err != nil {
 		logger.Error("icapd: policy", "err", err)
 		return 1
