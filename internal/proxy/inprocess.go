@@ -64,6 +64,13 @@ func ServeInProcess(ctx context.Context, h icap.Handler, service string, req *ht
 				return
 			}
 			w.answer(head{err: errors.New("icap handler " + service + " returned without answering")})
+			if w.code == icap.StatusOK {
+				// Like an ICAP server, own the original body once the
+				// message is replaced: close it even if the handler
+				// stopped early (the client went away), so the origin's
+				// connection is released.
+				body.Close()
+			}
 			pw.Close()
 		}()
 		h.ServeICAP(w, ir)
@@ -124,12 +131,13 @@ type pipeWriter struct {
 	once    sync.Once
 	heads   chan head
 	hasBody bool
+	code    int // the ICAP status answered
 	pw      *io.PipeWriter
 }
 
 func (w *pipeWriter) answer(h head) {
 	w.once.Do(func() {
-		w.hasBody = h.hasBody
+		w.hasBody, w.code = h.hasBody, h.code
 		w.heads <- h
 	})
 }
