@@ -8,6 +8,8 @@ require (
 	golang.org/x/net v0.62.0
 )
 
+require github.com/elazarl/goproxy v1.9.2
+
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/andybalholm/brotli v1.2.0

@@ -56,6 +56,9 @@ type Config struct {
 	// adaptation pipeline (see PipelineConfig).
 	Policy, Spand                       string
 	MaxTranscodeBytes, EarlyCommitBytes int64
+	// Proxy is the address of the HTTP forward proxy applying the same
+	// pipeline (see StartProxy); "" disables it.
+	Proxy string
 }
 
 // ParseFlags parses icapd's command line into a Config. Errors and -h
@@ -76,6 +79,7 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
 	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged")
 	fs.Int64Var(&c.EarlyCommitBytes, "early-commit-bytes", icapservice.DefaultEarlyCommitBytes, "bodies larger than this (or of unknown length) get their ICAP and HTTP headers before they are read, so Squid keeps sending them; keep it under 64 KB behind Squid")
+	fs.StringVar(&c.Proxy, "proxy", "", "HTTP forward proxy address applying the same policy as /reqmod and /respmod, e.g. 127.0.0.1:3128; CONNECT is tunnelled untouched (default off)")
 	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth, e.g. http://127.0.0.1:7070 (default none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: icapd [flags]\n\nicapd is an ICAP (RFC 3507) server with the services /echo, /reqmod and /respmod.\n\n")

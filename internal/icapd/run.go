@@ -54,6 +54,14 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("icapd: start", "err", err)
 		return 1
 	}
+	var ps *ProxyServer
+	if cfg.Proxy != "" {
+		if ps, err = StartProxy(cfg.Proxy, pl, logger); err != nil {
+			logger.Error("icapd: start", "err", err)
+			d.Shutdown(context.Background())
+			return 1
+		}
+	}
 	status := 0
 	for running := true; running; {
 		select {
@@ -70,6 +78,11 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout())
 	defer cancel()
+	if ps != nil {
+		if err := ps.Shutdown(sctx); err != nil {
+			logger.Warn("icapd: proxy requests did not finish in time; closed them", "err", err)
+		}
+	}
 	if err := d.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		// A deadline cut is the configured policy (logged by Shutdown);
 		// anything else, such as an unflushable access log, is a failure.
