@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/testbed"
+
+	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
 )
 
 // The experiments of issue 4 run real kernel TCP (cubic, pinned per socket)
@@ -272,32 +274,6 @@ func (f *benchFlow) between(from, to time.Time) []sample {
 	return out
 }
 
-// jain is Jain's fairness index of xs: 1 when all are equal, 1/n when one
-// takes everything.
-func jain(xs []float64) float64 {
-	var sum, sq float64
-	for _, x := range xs {
-		sum += x
-		sq += x * x
-	}
-	if sq == 0 {
-		return 0
-	}
-	return sum * sum / (float64(len(xs)) * sq)
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // figures collects one experiment's named results over its runs.
 type figures struct {
 	names []string
@@ -315,7 +291,7 @@ func (fs *figures) add(name string, v float64) {
 }
 
 // med returns the median of the named figure over the runs.
-func (fs *figures) med(name string) float64 { return median(fs.vals[name]) }
+func (fs *figures) med(name string) float64 { return metric.Median(fs.vals[name]) }
 
 // report prints the EXPERIMENT line and fails the test when a check fails.
 func report(t *testing.T, id string, fs *figures, cfg expConfig, target string, checks map[string]bool) {

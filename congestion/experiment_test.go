@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
 )
 
 // measure runs flows for cfg.dur and returns each flow's goodput (bit/s)
@@ -52,8 +54,8 @@ func TestExperimentE1Fairness(t *testing.T) {
 			macro := sum(g[:4])
 			if cm {
 				fs.add("share%", 100*macro/sum(g))
-				fs.add("jain_hosts", jain([]float64{macro, g[4]}))
-				fs.add("jain_cm", jain(g[:4]))
+				fs.add("jain_hosts", metric.Jain([]float64{macro, g[4]}))
+				fs.add("jain_cm", metric.Jain(g[:4]))
 				fs.add("goodput%", 100*sum(g)/capacity)
 			} else {
 				fs.add("baseline_share%", 100*macro/sum(g))
@@ -94,7 +96,7 @@ func minJain(flows []*benchFlow, from, to time.Time, w time.Duration) float64 {
 		for _, f := range flows {
 			g = append(g, f.goodput(win[0], win[1]))
 		}
-		lowest = min(lowest, jain(g))
+		lowest = min(lowest, metric.Jain(g))
 	}
 	return lowest
 }
@@ -229,9 +231,9 @@ func retransAndRTT(flows []*benchFlow, from, to time.Time) (retrans, rttMs float
 		}
 	}
 	if sent == 0 {
-		return math.NaN(), median(rtts)
+		return math.NaN(), metric.Median(rtts)
 	}
-	return 100 * float64(re) / float64(sent), median(rtts)
+	return 100 * float64(re) / float64(sent), metric.Median(rtts)
 }
 
 // TestExperimentE4LossAndDelay: 8 flows through the manager retransmit
@@ -330,8 +332,8 @@ func TestExperimentE5Tracking(t *testing.T) {
 			fs.add(fmt.Sprintf("settle%d_%dM_s", i, r/1_000_000), settle.Seconds())
 		}
 		b.close()
-		fs.add("err_settled%", median(errs))
-		fs.add("err_all%", median(all))
+		fs.add("err_settled%", metric.Median(errs))
+		fs.add("err_all%", metric.Median(all))
 	}
 	if !cfg.full {
 		// Smoke test: Query follows the goodput roughly, one second
