@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/icap/icaptest"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/policy"
 )
 
@@ -54,29 +54,11 @@ func (u earlyUpper) Early(d *policy.Decision, req *http.Request, resp *http.Resp
 	}}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	srv    *icaptest.Server
 	svc    *Service
 	holder *policy.Holder
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	path   string
 }
 
@@ -90,7 +72,7 @@ func newFixture(t *testing.T, tr policy.Transcoder) *fixture {
 	if err := os.WriteFile(path, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	h, err := policy.NewHolder(path, logger)
 	if err != nil {

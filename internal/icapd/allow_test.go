@@ -1,15 +1,15 @@
 package icapd
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 func TestParseAllow(t *testing.T) {
@@ -76,7 +76,7 @@ func TestAllowListenerRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	var logBuf testenv.SyncBuffer
 	refused := make(chan struct{}, 1)
 	l := &allowListener{
 		Listener: inner,
@@ -166,23 +166,4 @@ func TestIsLoopbackListen(t *testing.T) {
 			t.Errorf("isLoopbackListen(%q) = %v, want %v", addr, got, want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger writing from another
-// goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

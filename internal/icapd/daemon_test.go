@@ -19,11 +19,12 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/icap/icaptest"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // startDaemon starts a daemon on free loopback ports with its access log
 // in a file; it is shut down in t.Cleanup. The daemon log is returned.
-func startDaemon(t *testing.T, cfg Config, services ...Service) (*Daemon, *syncBuffer) {
+func startDaemon(t *testing.T, cfg Config, services ...Service) (*Daemon, *testenv.SyncBuffer) {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
@@ -34,7 +35,7 @@ func startDaemon(t *testing.T, cfg Config, services ...Service) (*Daemon, *syncB
 	if cfg.AccessLog == "" {
 		cfg.AccessLog = filepath.Join(t.TempDir(), "access.log")
 	}
-	logBuf := new(syncBuffer)
+	logBuf := new(testenv.SyncBuffer)
 	d, err := New(cfg, slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})), services...)
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +252,7 @@ func TestWarnExposed(t *testing.T) {
 		{"0.0.0.0:1344", true, false},
 	}
 	for _, tt := range tests {
-		var buf syncBuffer
+		var buf testenv.SyncBuffer
 		d := &Daemon{cfg: Config{AllowSet: tt.allowSet}, log: slog.New(slog.NewTextHandler(&buf, nil))}
 		d.warnExposed("-listen", tt.addr)
 		if got := strings.Contains(buf.String(), "without -allow"); got != tt.warn {

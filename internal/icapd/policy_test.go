@@ -83,7 +83,7 @@ func repoPolicy(t *testing.T) string {
 // startPipeline runs a daemon with the pipeline installed, on the
 // repository's policy and a real spand. maxTranscode is
 // PipelineConfig.MaxTranscodeBytes.
-func startPipeline(t *testing.T, policyFile string, maxTranscode int64) (*Daemon, *Pipeline, *syncBuffer) {
+func startPipeline(t *testing.T, policyFile string, maxTranscode int64) (*Daemon, *Pipeline, *testenv.SyncBuffer) {
 	t.Helper()
 	d, logBuf := startDaemon(t, Config{})
 	pl, err := NewPipeline(PipelineConfig{PolicyFile: policyFile, Spand: startSpand(t), WatchInterval: 10 * time.Millisecond, MaxTranscodeBytes: maxTranscode},
