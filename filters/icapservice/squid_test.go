@@ -15,6 +15,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/icap/icaptest"
 	"github.com/edgeadapt/edgeadapt/internal/squidtest"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/policy"
 )
 
@@ -129,19 +130,7 @@ func TestThroughSquid(t *testing.T) {
 	client := sq.Client()
 	get := func(path string, hdr http.Header) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", origin.URL+path, nil)
-		for k, v := range hdr {
-			req.Header[k] = v
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp, b := testenv.Get(t, client, origin.URL+path, hdr)
 		return resp, string(b)
 	}
 

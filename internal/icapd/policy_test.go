@@ -436,21 +436,16 @@ func TestPipelineThroughSquid(t *testing.T) {
 	client.Timeout = 100 * time.Second
 	get := func(path string, saveData bool, hdr ...string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", origin.URL+path, nil)
+		h := http.Header{}
 		if saveData {
-			req.Header.Set("Save-Data", "on")
+			h.Set("Save-Data", "on")
 		}
 		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
+			h.Set(hdr[i], hdr[i+1])
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET through Squid: %d, %v", resp.StatusCode, err)
+		resp, b := testenv.Get(t, client, origin.URL+path, h)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET through Squid: %d", resp.StatusCode)
 		}
 		return resp, b
 	}

@@ -2,9 +2,10 @@ package proxy_test
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"testing"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 type testWriter struct{ t *testing.T }
@@ -14,24 +15,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// get fetches u through c and fails the test unless the answer is 200.
 func get(t *testing.T, c *http.Client, u string, hdr http.Header) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := testenv.Get(t, c, u, hdr)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s: %s", u, resp.Status, b)
 	}
