@@ -104,9 +104,11 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
-	// -c 4 workers, each on one persistent connection.
-	if n := srv.Accepted(); n != 4*len(tests) {
-		t.Errorf("server accepted %d connections for %d runs of 4 workers, want %d", n, len(tests), 4*len(tests))
+	// -c 4 workers, each on one persistent connection. A worker that starts
+	// after the others have used up the 200 requests never dials, so a run
+	// opens between 1 and 4 connections, never one per request.
+	if n := srv.Accepted(); n > 4*len(tests) || n < len(tests) {
+		t.Errorf("server accepted %d connections for %d runs of 4 workers, want %d to %d", n, len(tests), len(tests), 4*len(tests))
 	}
 }
 

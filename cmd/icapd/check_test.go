@@ -197,20 +197,12 @@ func TestBinaryPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	tag1 := waitTag(tag0)
-	if !strings.Contains(d.log(), "SIGHUP received") {
-		t.Errorf("reload not attributed to SIGHUP:\n%s", d.log())
-	}
+	d.waitLog(t, "SIGHUP received", "reload not attributed to SIGHUP")
 	if err := os.WriteFile(path, []byte("[[rules]]\nnmae = 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(d.log(), "keeping the old policy") {
-		if time.Now().After(deadline) {
-			t.Fatalf("bad policy not reported:\n%s", d.log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	d.waitLog(t, "keeping the old policy", "bad policy not reported")
 	if tag := istag(); tag != tag1 {
 		t.Errorf("ISTag changed to %s after a bad reload", tag)
 	}

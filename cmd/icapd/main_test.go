@@ -116,6 +116,19 @@ func startIcapd(t *testing.T, bin string, args ...string) *daemon {
 	return d
 }
 
+// waitLog waits until the daemon's log holds substr (it is copied from
+// the child's stderr by another goroutine, so it may lag what the daemon
+// already did), and fails the test with why after 10 s.
+func (d *daemon) waitLog(t *testing.T, substr, why string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.log(), substr); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s:\n%s", why, d.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (d *daemon) log() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
