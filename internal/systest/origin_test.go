@@ -63,7 +63,7 @@ func newMixOrigin(t testing.TB) *mixOrigin {
 		pathText:   {contentType: "text/plain", header: noTransform, body: text(64 << 10), pass: true},
 		pathSmall:  {contentType: "text/plain; charset=utf-8", header: noTransform, body: text(2 << 10), pass: true},
 		pathBinary: {contentType: "application/octet-stream", body: text(256 << 10), pass: true},
-		pathJPEG:   {contentType: "image/jpeg", body: read(images, "sharp__flowers.jpeg")},                            // 85 KB, 1920x1080
+		pathJPEG:   {contentType: "image/jpeg", body: read(images, "sharp__flowers.jpeg")},                           // 85 KB, 1920x1080
 		pathPNG:    {contentType: "image/png", body: read(images, "thumbor__Giunchedi_Filippo_January_2015_01.png")}, // 447 KB, 800x533
 		pathHTML:   {contentType: "text/html; charset=utf-8", body: read(html, "sample_blogpost.html")},              // 20 KB
 	}}
