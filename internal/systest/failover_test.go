@@ -1,0 +1,228 @@
+package systest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/squidtest"
+)
+
+// Squid settings of the failover test. Squid's minimum revival delay is
+// 30 s (squid.conf.documented: "cannot be smaller than the hardcoded
+// minimum delay of 30 seconds").
+const (
+	revivalDelay = 30 * time.Second
+	failureLimit = 1
+	// loaderWorkers is the number of concurrent Go clients of the
+	// failover test's load.
+	loaderWorkers = 16
+)
+
+// timedResult is a fetch with when it started and ended.
+type timedResult struct {
+	fetchResult
+	start, end time.Time
+}
+
+// loader runs workers that fetch the mix through Squid in a loop and
+// keep every result.
+type loader struct {
+	mu      sync.Mutex
+	results []timedResult
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func startLoader(o *mixOrigin, sq *squidtest.Squid, workers int) *loader {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &loader{cancel: cancel}
+	for w := range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := sq.Client()
+			client.Timeout = 2 * time.Minute
+			for i := w; ctx.Err() == nil; i++ {
+				start := time.Now()
+				r := o.fetch(client, loadMix[i%len(loadMix)])
+				l.mu.Lock()
+				l.results = append(l.results, timedResult{r, start, time.Now()})
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *loader) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// since returns the results of requests that started at or after t0 and
+// before t1 (zero t1: no bound).
+func (l *loader) since(t0, t1 time.Time) []timedResult {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []timedResult
+	for _, r := range l.results {
+		if !r.start.Before(t0) && (t1.IsZero() || r.start.Before(t1)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// inFlight returns the results of requests under way at t.
+func (l *loader) inFlight(t time.Time) []timedResult {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []timedResult
+	for _, r := range l.results {
+		if r.start.Before(t) && r.end.After(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitCount polls until at least n requests started at or after t0.
+func (l *loader) waitCount(t *testing.T, t0 time.Time, n int, what string) {
+	t.Helper()
+	poll(t, 2*time.Minute, fmt.Sprintf("%d requests %s", n, what), func() bool { return len(l.since(t0, time.Time{})) >= n })
+}
+
+// failed returns the results that are not a complete 200 response, and
+// describes the first few.
+func failed(rs []timedResult) (n int, desc string) {
+	for _, r := range rs {
+		if r.err == nil && r.status == 200 && (r.declared < 0 || r.declared == r.bytes) {
+			continue
+		}
+		if n < 5 {
+			desc += fmt.Sprintf("\n  %s %q: status %d, %d of %d bytes, err %v", r.mix.Path, r.mix.Header, r.status, r.bytes, r.declared, r.err)
+		}
+		n++
+	}
+	return n, desc
+}
+
+// unadapted checks that every result is the origin's object unchanged,
+// and returns how many were Save-Data requests for an adaptable object.
+func unadapted(t *testing.T, o *mixOrigin, rs []timedResult, when string) (adaptable int) {
+	t.Helper()
+	for _, r := range rs {
+		if !r.intact || r.adapted {
+			t.Errorf("%s: %s %q: got %d bytes (adapted %v), want the original %d bytes", when, r.mix.Path, r.mix.Header, r.bytes, r.adapted, len(o.objects[r.mix.Path].body))
+		}
+		if !o.objects[r.mix.Path].pass && r.mix.Header != "" {
+			adaptable++
+		}
+	}
+	return adaptable
+}
+
+// TestICAPDFailover runs a load of 16 Go clients through Squid (bypass=on,
+// icap_service_failure_limit 1, icap_service_revival_delay 30) into
+// icapd, and
+//
+//   - kills icapd with SIGKILL: every request started after its death
+//     succeeds with the original, unadapted content; icapd restarts on
+//     the same port and Squid adapts again within its revival delay;
+//   - then stops it with SIGTERM: no response of the whole phase is
+//     truncated (or failed), icapd exits 0 after draining, and Squid goes
+//     on serving unadapted content.
+//
+// Requests in flight at the SIGKILL are counted, not judged: a response
+// icapd had begun to adapt cannot be completed by anyone.
+func TestICAPDFailover(t *testing.T) {
+	o := newMixOrigin(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", squidtest.FreePort(t))
+	args := []string{"-listen", addr, "-access-log", "off", "-shutdown-timeout", "60s"}
+	d := startICAPD(t, args...)
+	sq := squidtest.Start(t, squidtest.Config{
+		Services: icapServices(d, true),
+		Extra: []string{
+			fmt.Sprintf("icap_service_failure_limit %d", failureLimit),
+			fmt.Sprintf("icap_service_revival_delay %d", int(revivalDelay.Seconds())),
+		},
+	})
+	l := startLoader(o, sq, loaderWorkers)
+	defer l.stop()
+	t0 := time.Now()
+	l.waitCount(t, t0, 50, "before the SIGKILL")
+	if n, desc := failed(l.since(t0, time.Time{})); n != 0 {
+		t.Fatalf("%d requests failed before any signal:%s", n, desc)
+	}
+
+	// SIGKILL.
+	tKill := time.Now()
+	d.signal(t, syscall.SIGKILL)
+	d.wait(t, 10*time.Second)
+	tDead := time.Now()
+	l.waitCount(t, tDead, 60, "while icapd is down")
+	tRestart := time.Now()
+	down := l.since(tDead, tRestart)
+	if n, desc := failed(down); n != 0 {
+		t.Errorf("%d of %d requests failed while icapd was down (bypass=on):%s", n, len(down), desc)
+	}
+	adaptableDown := unadapted(t, o, down, "icapd down")
+	if adaptableDown == 0 {
+		t.Error("no Save-Data request for an adaptable object while icapd was down")
+	}
+	killed := l.inFlight(tKill)
+	killedFailed, killedDesc := failed(killed)
+	t.Logf("in flight at SIGKILL: %d, failed %d:%s", len(killed), killedFailed, killedDesc)
+
+	d = startICAPD(t, args...)
+	var tRevived time.Time
+	poll(t, revivalDelay+60*time.Second, "Squid adapts again after icapd restarted", func() bool {
+		for _, r := range l.since(tRestart, time.Time{}) {
+			if r.adapted && r.err == nil {
+				tRevived = r.start
+				return true
+			}
+		}
+		return false
+	})
+	l.waitCount(t, tRevived, 30, "after the revival")
+	if n, desc := failed(l.since(tDead, time.Time{})); n != 0 {
+		t.Errorf("%d requests failed between icapd's death and its revival:%s", n, desc)
+	}
+	figure(t, "SIGKILL: requests in flight / failed", "%d / %d", len(killed), killedFailed)
+	figure(t, "SIGKILL: requests while down / failed / adapted", "%d / 0 / 0 (%d Save-Data images and pages served unadapted)", len(down), adaptableDown)
+	figure(t, "SIGKILL: restart to first adapted response", "%v (revival delay %v, failure limit %d)", tRevived.Sub(tRestart).Round(100*time.Millisecond), revivalDelay, failureLimit)
+
+	// SIGTERM with transactions in flight.
+	l.waitCount(t, tRevived, 60, "before the SIGTERM")
+	tTerm := time.Now()
+	d.signal(t, syscall.SIGTERM)
+	if status := d.wait(t, 90*time.Second); status != 0 {
+		t.Errorf("icapd exited with %d after SIGTERM, want 0", status)
+	}
+	tStopped := time.Now()
+	d.waitLog(t, "icapd stopped", 5*time.Second)
+	l.waitCount(t, tStopped, 60, "after icapd stopped")
+	l.stop()
+	phase := l.since(tRevived, time.Time{})
+	n, desc := failed(phase)
+	if n != 0 {
+		t.Errorf("%d of %d responses truncated or failed around the SIGTERM:%s", n, len(phase), desc)
+	}
+	drained := l.inFlight(tTerm)
+	drainedAdapted := 0
+	for _, r := range drained {
+		if r.adapted {
+			drainedAdapted++
+		}
+	}
+	after := l.since(tStopped, time.Time{})
+	unadapted(t, o, after, "icapd stopped")
+	figure(t, "SIGTERM: in flight / adapted among them / truncated", "%d / %d / %d", len(drained), drainedAdapted, n)
+	figure(t, "SIGTERM: drain time (signal to exit)", "%v", tStopped.Sub(tTerm).Round(time.Millisecond))
+	figure(t, "SIGTERM: requests of the phase / after exit (unadapted)", "%d / %d", len(phase), len(after))
+}
