@@ -29,8 +29,8 @@ var binaries struct {
 	err  error
 }
 
-// binary returns the path of cmd/<name> built for this run.
-func binary(t testing.TB, name string) string {
+// buildBinary returns the path of cmd/<name> built for this run.
+func buildBinary(t testing.TB, name string) string {
 	t.Helper()
 	testenv.LookPath(t, "go", "golang")
 	root := testenv.ModuleRoot(t)
@@ -208,7 +208,7 @@ var icapdStarted = regexp.MustCompile(`msg="icapd started" icap=(\S*) icaps=\S* 
 // free port, and args (which should give -listen).
 func startICAPD(t testing.TB, args ...string) *icapd {
 	t.Helper()
-	bin := binary(t, "icapd")
+	bin := buildBinary(t, "icapd")
 	all := append([]string{"-admin", "127.0.0.1:0", "-policy", filepath.Join(testenv.ModuleRoot(t), "policy.toml")}, args...)
 	p, m := startProc(t, "icapd", bin, icapdStarted, all...)
 	return &icapd{proc: p, icapAddr: m[1], adminAddr: m[2]}

@@ -33,7 +33,7 @@ var spandListening = regexp.MustCompile(`performance server listening addr=(\S+)
 
 func startSpand(t testing.TB, args ...string) *spandProc {
 	t.Helper()
-	p, m := startProc(t, "spand", binary(t, "spand"), spandListening, append([]string{"-serve", "127.0.0.1:0"}, args...)...)
+	p, m := startProc(t, "spand", buildBinary(t, "spand"), spandListening, append([]string{"-serve", "127.0.0.1:0"}, args...)...)
 	return &spandProc{proc: p, url: "http://" + m[1]}
 }
 
