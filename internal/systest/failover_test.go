@@ -138,7 +138,8 @@ func unadapted(t *testing.T, o *mixOrigin, rs []timedResult, when string) (adapt
 //     on serving unadapted content.
 //
 // Requests in flight at the SIGKILL are counted, not judged: a response
-// icapd had begun to adapt cannot be completed by anyone.
+// icapd had begun to adapt cannot be completed by anyone; the test only
+// checks that none of them looks complete without being so.
 func TestICAPDFailover(t *testing.T) {
 	o := newMixOrigin(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", squidtest.FreePort(t))
@@ -177,6 +178,15 @@ func TestICAPDFailover(t *testing.T) {
 	killed := l.inFlight(tKill)
 	killedFailed, killedDesc := failed(killed)
 	t.Logf("in flight at SIGKILL: %d, failed %d:%s", len(killed), killedFailed, killedDesc)
+	// Those that failed must fail visibly (an error, not a short body
+	// taken for a whole one): a complete-looking pass-through response
+	// must be the original.
+	for _, r := range killed {
+		pass := o.objects[r.mix.Path].pass || r.mix.Header == ""
+		if r.err == nil && r.status == 200 && pass && !r.intact {
+			t.Errorf("in flight at SIGKILL: %s %q: a complete-looking response of %d bytes that is not the original", r.mix.Path, r.mix.Header, r.bytes)
+		}
+	}
 
 	d = startICAPD(t, args...)
 	var tRevived time.Time
@@ -193,8 +203,9 @@ func TestICAPDFailover(t *testing.T) {
 	if n, desc := failed(l.since(tDead, time.Time{})); n != 0 {
 		t.Errorf("%d requests failed between icapd's death and its revival:%s", n, desc)
 	}
-	figure(t, "SIGKILL: requests in flight / failed", "%d / %d", len(killed), killedFailed)
-	figure(t, "SIGKILL: requests while down / failed / adapted", "%d / 0 / 0 (%d Save-Data images and pages served unadapted)", len(down), adaptableDown)
+	figure(t, "SIGKILL: requests in flight / failed (client sees unexpected EOF)", "%d / %d", len(killed), killedFailed)
+	figure(t, "SIGKILL: requests while down / failed / adapted", "%d in %v / 0 / 0 (%d Save-Data images and pages served unadapted)",
+		len(down), tRestart.Sub(tDead).Round(100*time.Millisecond), adaptableDown)
 	figure(t, "SIGKILL: restart to first adapted response", "%v (revival delay %v, failure limit %d)", tRevived.Sub(tRestart).Round(100*time.Millisecond), revivalDelay, failureLimit)
 
 	// SIGTERM with transactions in flight.
