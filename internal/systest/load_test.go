@@ -3,6 +3,7 @@ package systest
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,6 +146,7 @@ func TestLoad(t *testing.T) {
 	chkDone := make(chan struct{})
 	go func() { defer close(chkDone); chk.run(ctx, o, sq) }()
 	res, err := runWrk(context.Background(), t, sq.Addr, o.srv.URL, loadMix, loadConns, dur)
+	wrkEnd := time.Now().Add(-time.Second) // wrk aborts what is in flight when it stops
 	cancel()
 	<-chkDone
 	first, last, peak, samples := rss.thirds()
@@ -168,8 +170,17 @@ func TestLoad(t *testing.T) {
 	if res.Requests < int64(len(loadMix)) {
 		t.Errorf("wrk made %d requests", res.Requests)
 	}
+	counts, odd := squidOutcomes(sq, wrkEnd)
+	figure(t, "Squid access.log result codes", "%v", counts)
 	if res.Errors() != 0 {
-		t.Errorf("%d failed requests under load, want 0", res.Errors())
+		var warn []string
+		for _, l := range strings.Split(d.log.String(), "\n") {
+			if strings.Contains(l, "level=WARN") && !strings.Contains(l, "passing original") || strings.Contains(l, "level=ERROR") {
+				warn = append(warn, l)
+			}
+		}
+		t.Errorf("%d failed requests under load, want 0\nSquid access.log, not TCP_MISS/200:\n%s\nicap_log errors:\n%s\nicapd warnings:\n%s",
+			res.Errors(), strings.Join(odd, "\n"), strings.Join(icapErrors(sq), "\n"), tail(strings.Join(warn, "\n"), 4000))
 	}
 	if chk.checks.Load() == 0 || chk.bad.Load() != 0 {
 		t.Errorf("pass-through checks: %d of %d failed: %+v", chk.bad.Load(), chk.checks.Load(), chk.failures)

@@ -237,7 +237,7 @@ func TestSpandRedisRestart(t *testing.T) {
 	poll(t, 30*time.Second, "a failed write counted", func() bool { return s.metric(t, "spand_redis_errors_total") > 0 })
 	fallbacks := s.metric(t, "spand_redis_fallbacks_total")
 
-	rs = startRedis(t, addr, dir)
+	startRedis(t, addr, dir) // same port and directory: the append-only file is read back
 	reconnect := pendingZero("the queued reports written after Redis restarted")
 	postAll(reports(21, 5))
 	pendingZero("the reports after the restart written")
