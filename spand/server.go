@@ -99,6 +99,8 @@ func (s *Server) init() {
 		s.mux.HandleFunc("POST /v1/reports", s.handleReports)
 		s.mux.HandleFunc("GET /v1/predict", s.handlePredict)
 		s.mux.HandleFunc("GET /v1/hosts", s.handleHosts)
+		s.mux.HandleFunc("GET /v1/history", s.handleHistory) // history.go
+		s.mux.HandleFunc("GET /{$}", s.handleWeb)            // web.go: the dashboard
 		s.mux.HandleFunc("GET /metrics", s.handleMetrics)
 		s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -13,9 +13,9 @@ import (
 // margins that hold the axis labels (bandwidth on the left, RTT on the
 // right, time below).
 const (
-	chartW    = 270
+	chartW    = 276
 	chartH    = 80
-	chartPadL = 58
+	chartPadL = 64
 	chartPadR = 44
 	chartPadT = 8
 	chartPadB = 18

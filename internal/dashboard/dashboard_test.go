@@ -245,3 +245,33 @@ func TestChartIsTrustedHTML(t *testing.T) {
 		t.Errorf("chart escaped: %.40s", b.String())
 	}
 }
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP spand_keys Keys held per table.
+# TYPE spand_keys gauge
+spand_keys{table="host"} 3
+spand_keys{table="local"} 1
+# HELP spand_capture_packets_read_total Packets read.
+spand_capture_packets_read_total 1234567
+weird line
+spand_ratio 0.25
+`
+	ms := ParseMetrics(text)
+	if len(ms) != 4 {
+		t.Fatalf("%d metrics, want 4: %+v", len(ms), ms)
+	}
+	if v, ok := Find(ms, "spand_keys", `table="local"`); !ok || v != 1 {
+		t.Errorf("spand_keys{local} = %v %v", v, ok)
+	}
+	if ms[0].Help != "Keys held per table." || ms[3].Help != "" {
+		t.Errorf("help: %+v", ms)
+	}
+	tab := MetricsTable("Collector", ms, "spand_capture_", "spand_ratio")
+	if len(tab.Rows) != 2 || tab.Rows[0][2] != "1\u202f234\u202f567" || tab.Rows[1][2] != "0.25" {
+		t.Errorf("table rows %q", tab.Rows)
+	}
+	out := render(t, &Page{Title: "x", Tables: []Table{tab}})
+	if !strings.Contains(out, `<td>Packets read.</td><td>spand_capture_packets_read_total</td><td class="num">1`) {
+		t.Errorf("table not rendered with its alignment")
+	}
+}

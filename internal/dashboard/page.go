@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	_ "embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -92,11 +93,21 @@ type RuleHits struct {
 }
 
 // Table is a generic section: a title, column names and rows of
-// formatted cells. Columns after the first are right-aligned (numbers).
+// formatted cells. Numeric columns are right-aligned; when Numeric is
+// nil, every column after the first is.
 type Table struct {
 	Title, Note string
 	Columns     []string
 	Rows        [][]string
+	Numeric     []bool // per column
+}
+
+// numeric reports whether column i is right-aligned.
+func (t *Table) numeric(i int) bool {
+	if t.Numeric == nil {
+		return i > 0
+	}
+	return i < len(t.Numeric) && t.Numeric[i]
 }
 
 // Link is a footer link.
@@ -111,6 +122,18 @@ type view struct {
 	Savings        []savingView
 	SavedTotal     string
 	Rules          []ruleView
+	Tables         []tableView
+}
+
+type tableView struct {
+	Table
+	Head []cell
+	Body [][]cell
+}
+
+type cell struct {
+	Text    string
+	Numeric bool
 }
 
 type hostView struct {
@@ -177,6 +200,20 @@ func (p *Page) view() *view {
 		}
 		v.Rules = append(v.Rules, rv)
 	}
+	for _, t := range p.Tables {
+		tv := tableView{Table: t}
+		for i, c := range t.Columns {
+			tv.Head = append(tv.Head, cell{c, t.numeric(i)})
+		}
+		for _, r := range t.Rows {
+			row := make([]cell, len(r))
+			for i, c := range r {
+				row[i] = cell{c, t.numeric(i)}
+			}
+			tv.Body = append(tv.Body, row)
+		}
+		v.Tables = append(v.Tables, tv)
+	}
 	return v
 }
 
@@ -195,6 +232,15 @@ func Render(w io.Writer, p *Page) error {
 	return pageTemplate.Execute(w, p.view())
 }
 
+// BadRequestError is returned by a page builder for a bad query (an
+// unknown option); Handler answers it 400 instead of 500.
+type BadRequestError struct{ Err error }
+
+func (e *BadRequestError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *BadRequestError) Unwrap() error { return e.Err }
+
 // Handler serves the page that build returns, rendered in full before
 // the first byte is sent (so an error is a clean 500, logged to logger
 // or slog.Default). The answer is not cached and carries a
@@ -209,6 +255,12 @@ func Handler(build func(*http.Request) (*Page, error), logger *slog.Logger) http
 		var buf bytes.Buffer
 		if err == nil {
 			err = Render(&buf, p)
+		}
+		var bad *BadRequestError
+		if errors.As(err, &bad) {
+			logger.Warn("dashboard: bad request", "path", r.URL.Path, "query", r.URL.RawQuery, "err", err)
+			http.Error(w, fmt.Sprintf("dashboard: %v", err), http.StatusBadRequest)
+			return
 		}
 		if err != nil {
 			logger.Error("dashboard: page not rendered", "path", r.URL.Path, "err", err)
