@@ -110,22 +110,11 @@ func (s *Server) handleWeb(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) webPage(r *http.Request) (*dashboard.Page, error) {
-	q := r.URL.Query()
-	limit, refresh := DefaultWebHosts, DefaultWebRefresh
-	if v := q.Get("hosts"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxHistoryKeys {
-			return nil, &dashboard.BadRequestError{Err: fmt.Errorf("hosts %q: want 1..%d", v, MaxHistoryKeys)}
-		}
-		limit = n
+	o, err := dashboard.ParseOptions(r.URL.Query(), dashboard.Options{Hosts: DefaultWebHosts, Refresh: DefaultWebRefresh}, MaxHistoryKeys)
+	if err != nil {
+		return nil, err
 	}
-	if v := q.Get("refresh"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 3600 {
-			return nil, &dashboard.BadRequestError{Err: fmt.Errorf("refresh %q: want 0..3600 seconds", v)}
-		}
-		refresh = time.Duration(n) * time.Second
-	}
+	limit, refresh := o.Hosts, o.Refresh
 	entries, err := s.Store.Entries(r.Context(), MaxHostsLimit)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

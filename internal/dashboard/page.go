@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -280,3 +282,35 @@ func Handler(build func(*http.Request) (*Page, error), logger *slog.Logger) http
 var pageHTML string
 
 var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
+
+// Options are the query parameters both daemons' pages take: ?hosts=N
+// (how many hosts to list, each with a chart) and ?refresh=S (reload
+// every S seconds, 0: never).
+type Options struct {
+	Hosts   int
+	Refresh time.Duration
+}
+
+// MaxRefresh is the longest ?refresh= accepted.
+const MaxRefresh = time.Hour
+
+// ParseOptions reads ?hosts= (1..maxHosts) and ?refresh= from q over the
+// defaults in def; a bad value is a *BadRequestError.
+func ParseOptions(q url.Values, def Options, maxHosts int) (Options, error) {
+	o := def
+	if v := q.Get("hosts"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHosts {
+			return o, &BadRequestError{fmt.Errorf("hosts %q: want 1..%d", v, maxHosts)}
+		}
+		o.Hosts = n
+	}
+	if v := q.Get("refresh"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || time.Duration(n)*time.Second > MaxRefresh {
+			return o, &BadRequestError{fmt.Errorf("refresh %q: want 0..%d seconds", v, int(MaxRefresh/time.Second))}
+		}
+		o.Refresh = time.Duration(n) * time.Second
+	}
+	return o, nil
+}

@@ -180,6 +180,7 @@ func (pl *Pipeline) Install(d *Daemon) {
 	}
 	pl.mux.Store(d.Mux)
 	d.Metrics.AddWriter(pl.WriteMetrics)
+	d.attachPipeline(pl) // the admin page (admin.go)
 }
 
 // reloaded is the Holder's OnReload hook: a new policy gets a new ISTag.
