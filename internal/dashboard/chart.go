@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The history chart's geometry, in CSS pixels: the plot area sits inside
@@ -153,5 +154,16 @@ func ago(d time.Duration) string {
 	return "now"
 }
 
-// esc escapes s for HTML and XML text and attribute values alike.
-func esc(s string) string { return template.HTMLEscapeString(s) }
+// esc escapes s for HTML and XML text and attribute values alike. Bytes
+// that are not UTF-8 and characters XML 1.0 forbids (controls other than
+// tab and newlines) become U+FFFD, so that the SVG stays well-formed
+// whatever a host or rule name holds.
+func esc(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0xFFFE || r == 0xFFFF {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	return template.HTMLEscapeString(s)
+}

@@ -275,3 +275,39 @@ spand_ratio 0.25
 		t.Errorf("table not rendered with its alignment")
 	}
 }
+
+// FuzzRender renders pages with arbitrary names and figures: the charts
+// stay well-formed XML and no input reaches the page unescaped.
+func FuzzRender(f *testing.F) {
+	f.Add("10.0.0.1", "web", "image/jpeg", "slow-images", 32000.0, int64(48e6), int64(60))
+	f.Add(evil, evil, evil, evil, -1.0, int64(-5), int64(0))
+	f.Add("]]><x/>", "\x00\xff", "a&b", "\"'", 1e300, int64(1<<62), int64(-3600))
+	f.Fuzz(func(t *testing.T, host, class, ctype, rule string, bw float64, rttNs, offsetS int64) {
+		// Each input carries a tag that must never appear unescaped.
+		host, class, ctype, rule = "<zzh>"+host, "<zzc>"+class, "<zzt>"+ctype, "<zzr>"+rule
+		hist := []Point{
+			{Time: t0.Add(time.Duration(offsetS) * time.Second), Bandwidth: bw, RTT: time.Duration(rttNs)},
+			{Time: t0, Bandwidth: bw / 2, RTT: time.Duration(rttNs / 2)},
+		}
+		p := &Page{Title: host, Now: t0, Hosts: []Host{{Name: host, Source: class, Class: class, Bandwidth: bw, RTT: time.Duration(rttNs), History: hist}},
+			Savings: []Saving{{ContentType: ctype, BytesIn: 10, BytesOut: 5}}, Rules: []RuleHits{{Rule: rule, Action: class, Hits: 1}}}
+		out := render(t, p)
+		for _, s := range svgRE.FindAllString(out, -1) {
+			wellFormed(t, s)
+		}
+		for _, tag := range []string{"<zzh", "<zzc", "<zzt", "<zzr"} {
+			if strings.Contains(out, tag) {
+				t.Fatalf("%s reached the page unescaped", tag)
+			}
+		}
+	})
+}
+
+// TestChartOddNames is the regression test of FuzzRender's finds: a name
+// that is not UTF-8, or holds characters XML forbids, keeps the chart
+// well-formed.
+func TestChartOddNames(t *testing.T) {
+	for _, name := range []string{"\xe9", "a\x00b", "\x1b[31m", "\uFFFE"} {
+		wellFormed(t, string(HistoryChart(name, []Point{{Time: t0, Bandwidth: 1}}, t0)))
+	}
+}
