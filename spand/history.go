@@ -1,6 +1,7 @@
 package spand
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,15 +35,7 @@ func (a *Aggregator) History(k Key) []Sample {
 		}
 	}
 	a.mu.RUnlock()
-	slices.SortStableFunc(out, func(x, y Sample) int {
-		switch {
-		case x.T < y.T:
-			return -1
-		case x.T > y.T:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(x, y Sample) int { return cmp.Compare(x.T, y.T) })
 	return out
 }
 

@@ -3,7 +3,6 @@ package dashboard
 import (
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/edgeadapt/edgeadapt/internal/dashboard/browsertest"
@@ -20,17 +19,9 @@ func TestPageInChromium(t *testing.T) {
 		return p, nil
 	}, nil))
 	defer srv.Close()
-	res := browsertest.Load(t, srv.URL, browsertest.Options{})
-	if len(res.Errors) > 0 {
-		t.Errorf("console errors:\n%s", strings.Join(res.Errors, "\n"))
-	}
-	for _, want := range []string{"192.0.2.10", "192.0.2.11", "&lt;script&gt;", "256 kbit/s", "slow-images", "image/jpeg"} {
-		if !strings.Contains(res.DOM, want) {
-			t.Errorf("DOM lacks %q", want)
-		}
-	}
-	if n := strings.Count(res.DOM, "<svg"); n != 3 {
-		t.Errorf("%d charts in the DOM, want 3", n)
-	}
-	res.SaveScreenshot(t, "dashboard-sample.png", browsertest.DefaultWidth, browsertest.DefaultHeight)
+	browsertest.CheckPage(t, srv.URL, browsertest.Expect{
+		Contains:   []string{"192.0.2.10", "192.0.2.11", "&lt;script&gt;", "256 kbit/s", "slow-images", "image/jpeg"},
+		Charts:     3,
+		Screenshot: "dashboard-sample.png",
+	})
 }

@@ -453,6 +453,45 @@ func (r *Result) event(ev message, loaderID string) bool {
 	return false
 }
 
+// Expect is what CheckPage requires of a dashboard page besides a 200
+// status and no error in the browser.
+type Expect struct {
+	// Contains are strings the rendered DOM must hold (the hosts the
+	// test created...).
+	Contains []string
+	// Charts is the number of <svg> charts the DOM must hold.
+	Charts int
+	// Screenshot names the PNG artifact (see SaveScreenshot), taken at
+	// DefaultWidth x DefaultHeight.
+	Screenshot string
+}
+
+// CheckPage loads url in headless Chromium and checks it against e: HTTP
+// 200, no console error, uncaught exception or failed load, every string
+// of e.Contains in the rendered DOM, e.Charts charts; then saves the
+// screenshot. Failures are reported with t.Errorf, so one run shows them
+// all.
+func CheckPage(t testing.TB, url string, e Expect) *Result {
+	t.Helper()
+	res := Load(t, url, Options{})
+	if res.Status != 200 {
+		t.Errorf("%s: HTTP status %d", url, res.Status)
+	}
+	if len(res.Errors) > 0 {
+		t.Errorf("%s: errors in the browser:\n%s", url, strings.Join(res.Errors, "\n"))
+	}
+	for _, want := range e.Contains {
+		if !strings.Contains(res.DOM, want) {
+			t.Errorf("%s: the rendered page lacks %q", url, want)
+		}
+	}
+	if n := strings.Count(res.DOM, "<svg"); n != e.Charts {
+		t.Errorf("%s: %d charts rendered, want %d", url, n, e.Charts)
+	}
+	res.SaveScreenshot(t, e.Screenshot, DefaultWidth, DefaultHeight)
+	return res
+}
+
 // SaveScreenshot checks that r.Screenshot is a PNG of width x height
 // pixels and writes it as name under the directory in $TEST_ARTIFACTS
 // (created if needed), or under a temporary directory of the test when
