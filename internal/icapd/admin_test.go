@@ -13,6 +13,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
 	"github.com/edgeadapt/edgeadapt/internal/dashboard/browsertest"
+	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -146,7 +147,20 @@ func TestPipelineHostsInProcessStore(t *testing.T) {
 		t.Errorf("History(%s) = %+v, %v", k, h, err)
 	}
 
-	none, err := NewPipeline(PipelineConfig{PolicyFile: repoPolicy(t)}, logger)
+	// The store behind a chain of predictors and a wrapper, as proxy mode
+	// builds it (the congestion manager first, then spand, hiding some
+	// answers): still found.
+	chained, err := NewPipeline(PipelineConfig{PolicyFile: repoPolicy(t),
+		Predictor: testChain{noPrediction{}, &adapt.Spand{Source: testWrapper{Source: store}}}}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chained.Close()
+	if hosts, err := chained.Hosts(ctx, 10); err != nil || len(hosts) != 3 {
+		t.Errorf("chained Hosts: %d entries, %v", len(hosts), err)
+	}
+
+	none, err := NewPipeline(PipelineConfig{PolicyFile: repoPolicy(t), Predictor: testChain{noPrediction{}}}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +171,32 @@ func TestPipelineHostsInProcessStore(t *testing.T) {
 	if _, err := none.History(ctx, []spand.Key{k}); err != ErrNoMeasurements {
 		t.Errorf("no source: History error %v", err)
 	}
+}
+
+// testChain asks its predictors in turn, like proxy mode's chain.
+type testChain []policy.Predictor
+
+func (c testChain) Predict(ctx context.Context, a netip.Addr) (policy.Prediction, bool) {
+	for _, p := range c {
+		if pr, ok := p.Predict(ctx, a); ok {
+			return pr, true
+		}
+	}
+	return policy.Prediction{}, false
+}
+
+// noPrediction never answers, like a congestion manager without a flow.
+type noPrediction struct{}
+
+func (noPrediction) Predict(context.Context, netip.Addr) (policy.Prediction, bool) {
+	return policy.Prediction{}, false
+}
+
+// testWrapper refines a source it keeps in its Source field.
+type testWrapper struct{ Source adapt.PredictionSource }
+
+func (w testWrapper) Predict(ctx context.Context, a netip.Addr, c spand.Class) (spand.Prediction, error) {
+	return w.Source.Predict(ctx, a, c)
 }
 
 // TestAdminPageInChromium is the end-to-end test of the admin page: icapd

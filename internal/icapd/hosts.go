@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
-	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -28,19 +28,60 @@ type historyClient interface {
 }
 
 // measurementSource returns the source the pipeline's predictions come
-// from: the spand client of -spand, or the store or client behind the
-// configured Predictor.
+// from: the spand client of -spand, or the store or client found behind
+// the configured Predictor.
 func (pl *Pipeline) measurementSource() adapt.PredictionSource {
 	if pl.spand != nil {
-		return pl.spand.Source
+		return listable(pl.spand.Source, 0)
 	}
-	return sourceOf(pl.cfg.Predictor)
+	return listable(pl.cfg.Predictor, 0)
 }
 
-// sourceOf finds the spand source behind a predictor.
-func sourceOf(p policy.Predictor) adapt.PredictionSource {
-	if s, ok := p.(*adapt.Spand); ok {
-		return s.Source
+// maxSourceDepth bounds how deep listable looks through wrappers.
+const maxSourceDepth = 8
+
+// listable finds, behind a predictor, the first source that can list
+// what it knows (a spand.Client or a spand.Store). It looks through an
+// *adapt.Spand (its Source), through predictors that ask others in turn
+// (a slice of them, such as a chain that asks the congestion manager
+// first), and through wrappers that keep the source they refine in a
+// field named Source (such as one that hides some answers): those change
+// what a prediction answers, not which hosts are known. The walk is by
+// reflection so that a new wrapper needs no change here.
+func listable(x any, depth int) adapt.PredictionSource {
+	if x == nil || depth > maxSourceDepth {
+		return nil
+	}
+	switch v := x.(type) {
+	case hostLister:
+		if s, ok := v.(adapt.PredictionSource); ok {
+			return s
+		}
+	case spand.Store:
+		return v
+	case *adapt.Spand:
+		return listable(v.Source, depth+1)
+	}
+	rv := reflect.ValueOf(x)
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return nil
+		}
+		rv = rv.Elem()
+	}
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		for i := range rv.Len() {
+			if e := rv.Index(i); e.CanInterface() {
+				if s := listable(e.Interface(), depth+1); s != nil {
+					return s
+				}
+			}
+		}
+	case reflect.Struct:
+		if f := rv.FieldByName("Source"); f.IsValid() && f.CanInterface() {
+			return listable(f.Interface(), depth+1)
+		}
 	}
 	return nil
 }
