@@ -133,7 +133,7 @@ func (s *Server) webPage(r *http.Request) (*dashboard.Page, error) {
 	}
 	switch {
 	case len(entries) > len(shown):
-		p.HostsNote = fmt.Sprintf("The %d most reported of %d keys (?hosts=N shows up to %d).", len(shown), len(entries), MaxHistoryKeys)
+		p.HostsNote = fmt.Sprintf("The first %d of %d keys: remote hosts, local hosts, then prefixes, most reported first (?hosts=N lists up to %d).", len(shown), len(entries), MaxHistoryKeys)
 	case hr == nil && len(shown) > 0:
 		p.HostsNote = "This store keeps no history: no charts."
 	}

@@ -164,7 +164,7 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("%d charts, want 6", n)
 	}
 	_, body = get(t, ts.URL+"/?hosts=2")
-	if n := strings.Count(body, "<svg"); n != 2 || !strings.Contains(body, "The 2 most reported of 6 keys") {
+	if n := strings.Count(body, "<svg"); n != 2 || !strings.Contains(body, "The first 2 of 6 keys") {
 		t.Errorf("?hosts=2: %d charts", n)
 	}
 	for _, q := range []string{"?hosts=0", "?hosts=x", "?refresh=-1"} {

@@ -170,8 +170,8 @@ func (d *Daemon) addPipeline(ctx context.Context, p *dashboard.Page, pl *Pipelin
 			p.Hosts = append(p.Hosts, spand.DashboardHost(&entries[i], hist[k]))
 		}
 	}
-	p.Stats = append(p.Stats, dashboard.Stat{Label: "Hosts measured", Value: dashboard.FormatCount(uint64(len(entries))),
-		Note: fmt.Sprintf("first %d listed", limit)})
+	p.Stats = append(p.Stats, dashboard.Stat{Label: "Hosts listed", Value: dashboard.FormatCount(uint64(len(entries))),
+		Note: fmt.Sprintf("at most %d (?hosts=N)", limit)})
 
 	var in, out, bodies int64
 	for _, s := range pl.Transcoder.Savings() {
