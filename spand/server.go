@@ -35,6 +35,8 @@ const (
 //	GET  /v1/predict   ?addr=IP&class=CLASS (class defaults to web)
 //	GET  /v1/hosts     ?limit=N&source=host|local|prefix&class=C: what is
 //	                   known, most reported first
+//	GET  /v1/history   ?key=KEY...: the samples of keys (history.go)
+//	GET  /             the web page (web.go)
 //	GET  /metrics      Prometheus text format
 //	GET  /healthz      "ok"
 //
