@@ -318,6 +318,11 @@ func (b *browser) load(ctx context.Context, url string, opts Options) (*Result, 
 			return nil, err
 		}
 	}
+	// Lifecycle events carry the loader, so the load of about:blank
+	// (the new target's first page) cannot pass for the page's.
+	if err := s.call(ctx, false, "Page.setLifecycleEventsEnabled", map[string]any{"enabled": true}, nil); err != nil {
+		return nil, err
+	}
 	if err := s.call(ctx, false, "Emulation.setDeviceMetricsOverride", map[string]any{
 		"width": opts.Width, "height": opts.Height, "deviceScaleFactor": 1, "mobile": false}, nil); err != nil {
 		return nil, err
@@ -383,8 +388,12 @@ func (b *browser) load(ctx context.Context, url string, opts Options) (*Result, 
 // the page's load event.
 func (r *Result) event(ev message, loaderID string) bool {
 	switch ev.Method {
-	case "Page.loadEventFired":
-		return true
+	case "Page.lifecycleEvent":
+		var p struct {
+			LoaderID string `json:"loaderId"`
+			Name     string `json:"name"`
+		}
+		return json.Unmarshal(ev.Params, &p) == nil && p.Name == "load" && p.LoaderID == loaderID
 	case "Network.responseReceived":
 		var p struct {
 			LoaderID string `json:"loaderId"`
