@@ -17,6 +17,10 @@ func TestLoadSeesErrors(t *testing.T) {
 		fmt.Fprint(w, `<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><p id=x>bad page</p>
 <img src="/missing.png"><script>console.error("boom"); undefinedFunction();</script></body></html>`)
 	})
+	mux.HandleFunc("/csp", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
+		fmt.Fprint(w, `<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><p>csp page</p><img src="/blocked.png"></body></html>`)
+	})
 	mux.HandleFunc("/good", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><h1>good page</h1></body></html>`)
 	})
@@ -34,6 +38,11 @@ func TestLoadSeesErrors(t *testing.T) {
 		}
 	}
 	bad.SaveScreenshot(t, "browsertest-bad.png", 800, 600)
+
+	csp := Load(t, srv.URL+"/csp", Options{})
+	if all := strings.Join(csp.Errors, "\n"); !strings.Contains(all, "Content Security Policy") {
+		t.Errorf("CSP violation not seen; errors:\n%s", all)
+	}
 
 	good := Load(t, srv.URL+"/good", Options{})
 	if len(good.Errors) != 0 || !strings.Contains(good.DOM, "<h1>good page</h1>") {
