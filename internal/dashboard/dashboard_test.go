@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -310,4 +311,29 @@ func TestChartOddNames(t *testing.T) {
 	for _, name := range []string{"\xe9", "a\x00b", "\x1b[31m", "\uFFFE"} {
 		wellFormed(t, string(HistoryChart(name, []Point{{Time: t0, Bandwidth: 1}}, t0)))
 	}
+}
+
+// BenchmarkRender renders a full page: 100 hosts (the most a page lists)
+// with 32 samples each (spand's default ring), savings and rules.
+func BenchmarkRender(b *testing.B) {
+	p := samplePage()
+	p.Hosts = p.Hosts[:0]
+	for i := range 100 {
+		h := Host{Name: "10.0." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256), Source: "local", Class: "web",
+			Bandwidth: float64(1000 * (i + 1)), RTT: time.Duration(i+1) * time.Millisecond, Samples: 32, Age: time.Minute}
+		for j := range 32 {
+			h.History = append(h.History, Point{Time: t0.Add(time.Duration(j) * time.Minute), Bandwidth: float64(1000 * (i + j + 1)), RTT: time.Duration(j+1) * time.Millisecond})
+		}
+		p.Hosts = append(p.Hosts, h)
+	}
+	var n int
+	b.ReportAllocs()
+	for b.Loop() {
+		var sb strings.Builder
+		if err := Render(&sb, p); err != nil {
+			b.Fatal(err)
+		}
+		n = sb.Len()
+	}
+	b.ReportMetric(float64(n), "bytes/page")
 }
