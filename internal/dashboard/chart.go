@@ -108,14 +108,36 @@ func HistoryChart(name string, points []Point, now time.Time) template.HTML {
 	}
 	yOf := func(v, top float64) float64 { return y0 - (y0-y1)*min(v/top, 1) }
 
-	var line strings.Builder
-	for i, p := range pts {
-		if i > 0 {
+	// The lines go through the mean of the samples that share a time
+	// (reports of several connections ending together), so that they do
+	// not zigzag up and down one instant; every sample keeps its dot.
+	var line, rtt strings.Builder
+	nLine, nRTT := 0, 0
+	for i := 0; i < len(pts); {
+		j, bw, rs, nr := i, 0.0, 0.0, 0
+		for ; j < len(pts) && pts[j].Time.Equal(pts[i].Time); j++ {
+			bw += pts[j].Bandwidth
+			if pts[j].RTT > 0 {
+				rs += float64(pts[j].RTT) / float64(time.Millisecond)
+				nr++
+			}
+		}
+		x := xOf(pts[i].Time)
+		if nLine > 0 {
 			line.WriteByte(' ')
 		}
-		fmt.Fprintf(&line, "%.1f,%.1f", xOf(p.Time), yOf(p.Bandwidth*8, topBW))
+		fmt.Fprintf(&line, "%.1f,%.1f", x, yOf(bw/float64(j-i)*8, topBW))
+		nLine++
+		if nr > 0 {
+			if nRTT > 0 {
+				rtt.WriteByte(' ')
+			}
+			fmt.Fprintf(&rtt, "%.1f,%.1f", x, yOf(rs/float64(nr), topRTT))
+			nRTT++
+		}
+		i = j
 	}
-	if len(pts) > 1 {
+	if nLine > 1 {
 		fmt.Fprintf(&b, `<polygon points="%.1f,%.1f %s %.1f,%.1f" fill="%s" fill-opacity="0.15" stroke="none"/>`,
 			xOf(t0), y0, line.String(), xOf(t1), y0, colourBandwidth)
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.5" stroke-linejoin="round"/>`, line.String(), colourBandwidth)
@@ -123,25 +145,12 @@ func HistoryChart(name string, points []Point, now time.Time) template.HTML {
 	for _, p := range pts {
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2" fill="%s"/>`, xOf(p.Time), yOf(p.Bandwidth*8, topBW), colourBandwidth)
 	}
-	if maxRTT > 0 {
-		var rtt strings.Builder
-		n := 0
-		for _, p := range pts {
-			if p.RTT <= 0 {
-				continue
-			}
-			if n > 0 {
-				rtt.WriteByte(' ')
-			}
-			n++
-			fmt.Fprintf(&rtt, "%.1f,%.1f", xOf(p.Time), yOf(float64(p.RTT)/float64(time.Millisecond), topRTT))
-		}
-		if n > 1 {
-			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.2" stroke-dasharray="3 2"/>`, rtt.String(), colourRTT)
-		} else {
-			xy := strings.Split(rtt.String(), ",")
-			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2" fill="%s"/>`, xy[0], xy[1], colourRTT)
-		}
+	switch {
+	case nRTT > 1:
+		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.2" stroke-dasharray="3 2"/>`, rtt.String(), colourRTT)
+	case nRTT == 1:
+		xy := strings.Split(rtt.String(), ",")
+		fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2" fill="%s"/>`, xy[0], xy[1], colourRTT)
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())

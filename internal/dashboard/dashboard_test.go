@@ -337,3 +337,25 @@ func BenchmarkRender(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes/page")
 }
+
+// TestChartSameTime: samples that end at the same instant each get a dot,
+// and the line goes through their mean.
+func TestChartSameTime(t *testing.T) {
+	pts := []Point{{Time: t0, Bandwidth: 1000}, {Time: t0, Bandwidth: 3000}, {Time: t0.Add(time.Minute), Bandwidth: 2000}}
+	s := string(HistoryChart("h", pts, t0.Add(time.Minute)))
+	var svg struct {
+		Circles  []struct{} `xml:"circle"`
+		Polyline struct {
+			Points string `xml:"points,attr"`
+		} `xml:"polyline"`
+	}
+	if err := xml.Unmarshal([]byte(s), &svg); err != nil {
+		t.Fatal(err)
+	}
+	// Top of the axis is niceCeil(24 kbit/s) = 25 kbit/s; the mean at t0
+	// and the last point are both 16 kbit/s, so the line is flat.
+	ys := regexp.MustCompile(`,([0-9.]+)`).FindAllStringSubmatch(svg.Polyline.Points, -1)
+	if len(svg.Circles) != 3 || len(ys) != 2 || ys[0][1] != ys[1][1] {
+		t.Errorf("%d dots, line %q:\n%s", len(svg.Circles), svg.Polyline.Points, s)
+	}
+}
