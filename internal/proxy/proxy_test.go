@@ -28,7 +28,7 @@ func startProxy(t *testing.T) *url.URL {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pl.Close() })
-	ps, err := icapd.StartProxy("127.0.0.1:0", pl, logger)
+	ps, err := icapd.StartProxy(icapd.ProxyConfig{Addr: "127.0.0.1:0"}, pl, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,18 +128,23 @@ func TestProxyTunnelsCONNECTUntouched(t *testing.T) {
 
 func TestProxyFlag(t *testing.T) {
 	for _, tt := range []struct {
-		args []string
-		want string
+		args  []string
+		want  string
+		noCM  bool
+		isSet bool
 	}{
-		{nil, ""},
-		{[]string{"-proxy", "127.0.0.1:3128"}, "127.0.0.1:3128"},
+		{nil, "127.0.0.1:3128", false, false},
+		{[]string{"-proxy", "127.0.0.1:8080"}, "127.0.0.1:8080", false, true},
+		{[]string{"-proxy", ""}, "off", false, true},
+		{[]string{"-proxy", "off"}, "off", false, true},
+		{[]string{"-proxy-cm=false"}, "127.0.0.1:3128", true, false},
 	} {
 		cfg, err := icapd.ParseFlags(tt.args, io.Discard)
 		if err != nil {
 			t.Fatalf("ParseFlags(%q): %v", tt.args, err)
 		}
-		if cfg.Proxy != tt.want {
-			t.Errorf("ParseFlags(%q).Proxy = %q, want %q", tt.args, cfg.Proxy, tt.want)
+		if cfg.Proxy != tt.want || cfg.ProxyNoCM != tt.noCM || cfg.ProxySet != tt.isSet {
+			t.Errorf("ParseFlags(%q): Proxy %q, ProxyNoCM %t, ProxySet %t; want %q, %t, %t", tt.args, cfg.Proxy, cfg.ProxyNoCM, cfg.ProxySet, tt.want, tt.noCM, tt.isSet)
 		}
 	}
 }
