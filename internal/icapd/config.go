@@ -14,10 +14,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen          = "127.0.0.1:1344"
-	DefaultAdmin           = "127.0.0.1:9090"
+	DefaultListen = "127.0.0.1:1344"
+	DefaultAdmin  = "127.0.0.1:9090"
 	// DefaultProxy is the address of the HTTP forward proxy (proxy mode).
-	DefaultProxy = "127.0.0.1:3128"
+	DefaultProxy           = "127.0.0.1:3128"
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultLogFlushInterval bounds how long an access log line waits in
 	// the buffer of a log file.
