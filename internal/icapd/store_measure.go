@@ -83,10 +83,13 @@ func NewMeasurement(cfg Config, logger *slog.Logger) (*Measurement, error) {
 		ms.Store = st
 		src, sink = st, st
 	}
-	ms.spand = &adapt.Spand{Source: src, Logger: logger}
-	chain := adapt.Chain{ms.spand}
 	if cfg.proxy() != "off" {
 		ms.Meter = &proxy.Meter{Sink: sink, Logger: logger}
+		src = adapt.ExceptOwnPrefix{Source: src, Own: ms.Meter.Own}
+	}
+	ms.spand = &adapt.Spand{Source: src, Logger: logger}
+	chain := adapt.Chain{ms.spand}
+	if ms.Meter != nil {
 		if !cfg.ProxyNoCM {
 			ms.Manager = NewProxyManager(logger)
 			chain = adapt.Chain{&adapt.CM{Manager: ms.Manager, Activity: ms.Meter}, ms.spand}

@@ -91,6 +91,7 @@ type Meter struct {
 	mu    sync.Mutex
 	conns map[*meteredConn]struct{}
 	hosts map[netip.Addr]*hostActivity
+	own   map[netip.Addr]struct{} // the proxy's addresses clients reached
 
 	reports, failed atomic.Int64
 }
@@ -112,6 +113,19 @@ func (m *Meter) Activity(addr netip.Addr) (written int64, last time.Time, ok boo
 		return 0, time.Time{}, false
 	}
 	return h.written.Load(), time.Unix(0, h.last.Load()), true
+}
+
+// Own reports whether p holds an address of the proxy that a client
+// connected to (the remote address of the reports).
+func (m *Meter) Own(p netip.Prefix) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for a := range m.own {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stats returns the number of reports sent to the sink and of those it
@@ -185,7 +199,9 @@ func (m *Meter) Wrap(conn net.Conn, tc *net.TCPConn) net.Conn {
 	if m.conns == nil {
 		m.conns = make(map[*meteredConn]struct{})
 		m.hosts = make(map[netip.Addr]*hostActivity)
+		m.own = make(map[netip.Addr]struct{})
 	}
+	m.own[local] = struct{}{}
 	m.conns[c] = struct{}{}
 	h := m.hosts[remote]
 	if h == nil {
