@@ -152,7 +152,7 @@ func (d *daemon) wait(t *testing.T) int {
 func TestSIGTERMDuringTransfer(t *testing.T) {
 	testenv.LookPath(t, "go", "golang")
 	bin := buildIcapd(t)
-	d := startIcapd(t, bin, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "20s")
+	d := startIcapd(t, bin, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-proxy", "off", "-shutdown-timeout", "20s")
 
 	pr, pw := io.Pipe()
 	hreq, _ := http.NewRequest("GET", "http://origin.test/big", nil)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"image/jpeg"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -141,38 +140,11 @@ func TestProxySlowClientAdapted(t *testing.T) {
 // host.
 func startTestbedProxy(t *testing.T, host *testbed.Host, cfg icapd.Config) (*icapd.Measurement, *url.URL) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(tlog{t}, nil))
-	ms, err := icapd.NewMeasurement(cfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); ms.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		ms.Close()
-	})
-	pl, err := icapd.NewPipeline(icapd.PipelineConfig{PolicyFile: filepath.Join(testenv.ModuleRoot(t), "policy.toml"), Predictor: ms.Predictor}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pl.Close() })
 	ln, err := host.Listen("tcp", net.JoinHostPort(host.Addr.String(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := icapd.StartProxy(icapd.ProxyConfig{Listener: ln, Manager: ms.Manager, Meter: ms.Meter}, pl, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ps.Shutdown(ctx)
-	})
-	return ms, &url.URL{Scheme: "http", Host: ps.Addr()}
+	return startTestProxy(t, cfg, icapd.ProxyConfig{Listener: ln})
 }
 
 // waitPrediction polls the store until it predicts addr from at least
@@ -190,12 +162,4 @@ func waitPrediction(t *testing.T, st spand.Store, addr netip.Addr, reports int) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// tlog writes log lines to the test's log.
-type tlog struct{ t *testing.T }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
