@@ -18,7 +18,7 @@ import (
 // congestion manager unless cfg.ProxyNoCM), the pipeline with the
 // repository's policy, and the proxy on pcfg's address or listener. All
 // stop when the test ends.
-func startTestProxy(t *testing.T, cfg icapd.Config, pcfg icapd.ProxyConfig) (*icapd.Measurement, *url.URL) {
+func startTestProxy(t testing.TB, cfg icapd.Config, pcfg icapd.ProxyConfig) (*icapd.Measurement, *url.URL) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(tlog{t}, nil))
 	ms, err := icapd.NewMeasurement(cfg, logger)
@@ -54,7 +54,7 @@ func startTestProxy(t *testing.T, cfg icapd.Config, pcfg icapd.ProxyConfig) (*ic
 }
 
 // tlog writes log lines to the test's log.
-type tlog struct{ t *testing.T }
+type tlog struct{ t testing.TB }
 
 func (w tlog) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))
