@@ -2,6 +2,8 @@ package icapd_test
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/internal/icapd"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/spand"
 )
 
 // TestProxyCONNECTWrapped: with and without the congestion manager, a
@@ -62,5 +65,45 @@ func TestProxyCONNECTWrapped(t *testing.T) {
 				t.Fatalf("client macroflow %v: want one with RTT feedback", mf)
 			}
 		})
+	}
+}
+
+// TestProxyReportsToSpand: with -spand, the proxy's reports go to the
+// spand daemon over HTTP (its POST /v1/reports), not to an in-process
+// store, and the policy asks the daemon.
+func TestProxyReportsToSpand(t *testing.T) {
+	store, err := spand.NewMemoryStore(spand.Config{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := httptest.NewServer(&spand.Server{Store: store, Logger: slog.New(slog.NewTextHandler(tlog{t}, nil))})
+	defer sp.Close()
+	blob := bytes.Repeat([]byte("x"), 256<<10)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(blob)
+	}))
+	defer origin.Close()
+	ms, pu := startTestProxy(t, icapd.Config{Spand: sp.URL}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
+	if ms.Store != nil || ms.Reporter == nil {
+		t.Fatalf("with -spand: in-process store %v, reporter %v", ms.Store, ms.Reporter)
+	}
+	tr := &http.Transport{Proxy: http.ProxyURL(pu)}
+	if _, body := testenv.Get(t, &http.Client{Transport: tr}, origin.URL+"/blob", nil); !bytes.Equal(body, blob) {
+		t.Fatalf("got %d bytes, want %d", len(body), len(blob))
+	}
+	tr.CloseIdleConnections()
+	client := netip.MustParseAddr("127.0.0.1")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		p, _ := store.Predict(context.Background(), client, spand.ClassWeb)
+		if p.Reports > 0 {
+			if p.Throughput <= 0 {
+				t.Errorf("spand predicts %+v", p)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("spand received no report of the proxy's client connection in 10 s")
+		}
 	}
 }
