@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/internal/proxy/proxytest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
@@ -37,12 +38,7 @@ func corpusOrigin(t *testing.T) (*httptest.Server, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "image/jpeg")
-		w.Write(jpg)
-	}))
-	t.Cleanup(origin.Close)
-	return origin, jpg
+	return proxytest.Origin(t, map[string]proxytest.Object{"/flowers.jpeg": {Type: "image/jpeg", Body: jpg}}), jpg
 }
 
 // TestProxyEmbeddedDefaults runs the binary with nothing but free

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/edgeadapt/edgeadapt/internal/icapd"
+	"github.com/edgeadapt/edgeadapt/internal/proxy/proxytest"
 )
 
 // BenchmarkProxyThroughput fetches a 4 MiB body that no rule adapts
@@ -18,17 +18,13 @@ import (
 //	go test -run '^$' -bench ProxyThroughput -count 6 ./internal/icapd
 func BenchmarkProxyThroughput(b *testing.B) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Write(body)
-	}))
-	defer origin.Close()
+	origin := proxytest.Origin(b, map[string]proxytest.Object{"/blob": {Type: "application/octet-stream", Body: body}})
 	for _, bb := range []struct {
 		name string
 		noCM bool
 	}{{"cm", false}, {"nocm", true}} {
 		b.Run(bb.name, func(b *testing.B) {
-			_, pu := startTestProxy(b, icapd.Config{ProxyNoCM: bb.noCM}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
+			_, pu := proxytest.Start(b, icapd.Config{ProxyNoCM: bb.noCM}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
 			tr := &http.Transport{Proxy: http.ProxyURL(pu)}
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr}

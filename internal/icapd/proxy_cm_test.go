@@ -3,7 +3,6 @@ package icapd_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/icapd"
+	"github.com/edgeadapt/edgeadapt/internal/proxy/proxytest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
@@ -34,7 +34,7 @@ func TestProxyCONNECTWrapped(t *testing.T) {
 		noCM bool
 	}{{"congestion manager", false}, {"-proxy-cm=false", true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			ms, pu := startTestProxy(t, icapd.Config{ProxyNoCM: tt.noCM}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
+			ms, pu := proxytest.Start(t, icapd.Config{ProxyNoCM: tt.noCM}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
 			tr := origin.Client().Transport.(*http.Transport).Clone()
 			tr.Proxy = http.ProxyURL(pu)
 			resp, body := testenv.Get(t, &http.Client{Transport: tr}, origin.URL+"/x", nil)
@@ -76,15 +76,11 @@ func TestProxyReportsToSpand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := httptest.NewServer(&spand.Server{Store: store, Logger: slog.New(slog.NewTextHandler(tlog{t}, nil))})
+	sp := httptest.NewServer(&spand.Server{Store: store, Logger: proxytest.Logger(t)})
 	defer sp.Close()
 	blob := bytes.Repeat([]byte("x"), 256<<10)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Write(blob)
-	}))
-	defer origin.Close()
-	ms, pu := startTestProxy(t, icapd.Config{Spand: sp.URL}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
+	origin := proxytest.Origin(t, map[string]proxytest.Object{"/blob": {Type: "application/octet-stream", Body: blob}})
+	ms, pu := proxytest.Start(t, icapd.Config{Spand: sp.URL}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
 	if ms.Store != nil || ms.Reporter == nil {
 		t.Fatalf("with -spand: in-process store %v, reporter %v", ms.Store, ms.Reporter)
 	}

@@ -6,7 +6,6 @@ import (
 	"image/jpeg"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
 	"github.com/edgeadapt/edgeadapt/internal/icapd"
+	"github.com/edgeadapt/edgeadapt/internal/proxy/proxytest"
 	"github.com/edgeadapt/edgeadapt/internal/testbed"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
@@ -48,19 +48,10 @@ func TestProxySlowClientAdapted(t *testing.T) {
 		t.Fatal(err)
 	}
 	warm := bytes.Repeat([]byte("edgeadapt warm-up bytes\n"), 4096) // 96 KiB
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/warm":
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Write(warm)
-		case "/flowers.jpeg":
-			w.Header().Set("Content-Type", "image/jpeg")
-			w.Write(jpg)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer origin.Close()
+	origin := proxytest.Origin(t, map[string]proxytest.Object{
+		"/warm":         {Type: "application/octet-stream", Body: warm},
+		"/flowers.jpeg": {Type: "image/jpeg", Body: jpg},
+	})
 
 	for _, tt := range []struct {
 		name string
@@ -144,7 +135,7 @@ func startTestbedProxy(t *testing.T, host *testbed.Host, cfg icapd.Config) (*ica
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startTestProxy(t, cfg, icapd.ProxyConfig{Listener: ln})
+	return proxytest.Start(t, cfg, icapd.ProxyConfig{Listener: ln})
 }
 
 // waitPrediction polls the store until it predicts addr from at least
