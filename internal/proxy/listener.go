@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
+	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
 )
@@ -19,7 +21,9 @@ const DefaultCongestionControl = "cubic"
 // the CONNECT tunnels, whose hijacked connection is this one) are written
 // under the window of the client host's macroflow, and metered by Meter.
 // A nil Manager or Meter skips that part. A connection the manager
-// refuses (too many macroflows or flows) is served ungated, and logged.
+// refuses (too many macroflows or flows, a kernel without the congestion
+// control asked for) is served ungated, counted (Ungated) and logged, at
+// most once per DefaultWarnInterval.
 type Listener struct {
 	net.Listener
 	// Manager gates the writes; nil serves connections as they are.
@@ -31,7 +35,18 @@ type Listener struct {
 	Meter *Meter
 	// Logger receives connections served ungated (nil: slog.Default()).
 	Logger *slog.Logger
+
+	ungated  atomic.Int64
+	lastWarn atomic.Int64 // unix ns
 }
+
+// DefaultWarnInterval is the least time between two log lines about
+// connections served without the congestion manager.
+const DefaultWarnInterval = time.Minute
+
+// Ungated returns how many connections were served without the
+// congestion manager because it refused them.
+func (l *Listener) Ungated() int64 { return l.ungated.Load() }
 
 // Accept waits for the next connection and wraps it.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -56,7 +71,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		cc, err := congestion.NewConn(l.Manager, tc, cfg)
 		if err != nil {
-			l.logger().Warn("proxy: client connection not under the congestion manager", "client", tc.RemoteAddr().String(), "err", err)
+			n := l.ungated.Add(1)
+			now, last := time.Now().UnixNano(), l.lastWarn.Load()
+			if now-last >= int64(DefaultWarnInterval) && l.lastWarn.CompareAndSwap(last, now) {
+				l.logger().Warn("proxy: client connection served without the congestion manager", "client", tc.RemoteAddr().String(), "err", err, "ungated", n)
+			}
 		} else {
 			conn = cc
 		}

@@ -148,3 +148,42 @@ func TestMeterLoopback(t *testing.T) {
 		t.Errorf("store predicts %+v; want the client's two reports", p)
 	}
 }
+
+// TestListenerUngated: a connection the congestion manager refuses (here
+// over its flows per macroflow) is still served, ungated, and counted.
+func TestListenerUngated(t *testing.T) {
+	cm := congestion.NewManager(congestion.Config{MaxFlowsPerMacroflow: 1})
+	defer cm.Close()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &Listener{Listener: inner, Manager: cm}
+	defer ln.Close()
+	var served []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		served = append(served, s)
+		if _, err := s.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := served[0].(*congestion.Conn); !ok {
+		t.Errorf("first connection is %T, want *congestion.Conn", served[0])
+	}
+	if _, ok := served[1].(*net.TCPConn); !ok || ln.Ungated() != 1 {
+		t.Errorf("second connection is %T, ungated %d; want a plain *net.TCPConn, counted", served[1], ln.Ungated())
+	}
+}
