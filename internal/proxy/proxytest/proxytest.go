@@ -17,6 +17,9 @@ import (
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
+// TranscodeTimeout bounds one transcode in the pipelines Start builds.
+const TranscodeTimeout = time.Minute
+
 // Start starts what icapd.Main starts for the proxy: the measurement of
 // cfg (its meter reporting to the in-process store or to cfg.Spand, its
 // congestion manager unless cfg.ProxyNoCM), the pipeline with the
@@ -42,6 +45,10 @@ func Start(t testing.TB, cfg icapd.Config, pcfg icapd.ProxyConfig) (*icapd.Measu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pl.Close() })
+	// A loaded 2-core machine, or -race, can take longer than the
+	// default 5 s for one image; a timeout would pass the original and
+	// fail a test about adaptation for the wrong reason.
+	pl.Transcoder.T.Limits.Timeout = TranscodeTimeout
 	pcfg.Manager, pcfg.Meter = ms.Manager, ms.Meter
 	ps, err := icapd.StartProxy(pcfg, pl, logger)
 	if err != nil {
