@@ -12,14 +12,11 @@ import (
 )
 
 // activityTable is a fixed HostActivity.
-type activityTable map[netip.Addr]struct {
-	written int64
-	last    time.Time
-}
+type activityTable map[netip.Addr]Host
 
-func (a activityTable) Activity(addr netip.Addr) (int64, time.Time, bool) {
-	v, ok := a[addr]
-	return v.written, v.last, ok
+func (a activityTable) Activity(addr netip.Addr) (Host, bool) {
+	h, ok := a[addr]
+	return h, ok
 }
 
 // TestCM: the congestion manager's predictor answers with the client's
@@ -48,14 +45,17 @@ func TestCM(t *testing.T) {
 		name     string
 		addr     string
 		activity HostActivity
+		capped   float64 // the rate expected when below the macroflow's
 		ok       bool
 	}{
-		{"no macroflow", "10.0.0.8", nil, false},
-		{"mapped address, no activity check", "::ffff:10.0.0.7", nil, true},
-		{"host never written to", "10.0.0.7", activityTable{}, false},
-		{"too few bytes", "10.0.0.7", activityTable{client: {DefaultCMMinBytes - 1, now}}, false},
-		{"idle", "10.0.0.7", activityTable{client: {1 << 20, now.Add(-DefaultCMMaxIdle - time.Millisecond)}}, false},
-		{"live", "10.0.0.7", activityTable{client: {1 << 20, now.Add(-time.Second)}}, true},
+		{"no macroflow", "10.0.0.8", nil, 0, false},
+		{"mapped address, no activity check", "::ffff:10.0.0.7", nil, 0, true},
+		{"host never written to", "10.0.0.7", activityTable{}, 0, false},
+		{"too few bytes", "10.0.0.7", activityTable{client: {Written: DefaultCMMinBytes - 1, LastWrite: now}}, 0, false},
+		{"idle", "10.0.0.7", activityTable{client: {Written: 1 << 20, LastWrite: now.Add(-DefaultCMMaxIdle - time.Millisecond)}}, 0, false},
+		{"live", "10.0.0.7", activityTable{client: {Written: 1 << 20, LastWrite: now.Add(-time.Second)}}, 0, true},
+		{"live, capped by the delivered rate", "10.0.0.7", activityTable{client: {Written: 1 << 20, LastWrite: now, Delivered: 1000, DeliveredAt: now.Add(-time.Second)}}, 1000, true},
+		{"live, delivered rate of an older burst", "10.0.0.7", activityTable{client: {Written: 1 << 20, LastWrite: now, Delivered: 1000, DeliveredAt: now.Add(-time.Hour)}}, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +70,12 @@ func TestCM(t *testing.T) {
 			st := m.Macroflow("10.0.0.7/32").Stats()
 			if p.RTT != st.SRTT || p.Throughput <= 0 || p.Throughput > st.Rate*1.01 || p.Reports < 1000 {
 				t.Errorf("prediction %+v; macroflow %+v", p, st)
+			}
+			if tt.capped > 0 && p.Throughput != tt.capped {
+				t.Errorf("rate %v, want it capped at the delivered %v", p.Throughput, tt.capped)
+			}
+			if tt.capped == 0 && p.Throughput < st.Rate*0.99 {
+				t.Errorf("rate %v, want the macroflow's %v", p.Throughput, st.Rate)
 			}
 		})
 	}

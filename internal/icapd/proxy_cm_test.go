@@ -41,9 +41,9 @@ func TestProxyCONNECTWrapped(t *testing.T) {
 			if resp.TLS == nil || !bytes.Equal(body, payload) {
 				t.Fatalf("tunnelled body: %d bytes (TLS %t), want the origin's %d", len(body), resp.TLS != nil, len(payload))
 			}
-			written, _, ok := ms.Meter.Activity(client)
-			if !ok || written < int64(len(payload)) {
-				t.Errorf("meter: %d bytes written to %s (known %t); want at least the %d tunnelled", written, client, ok, len(payload))
+			h, ok := ms.Meter.Activity(client)
+			if !ok || h.Written < int64(len(payload)) {
+				t.Errorf("meter: %d bytes written to %s (known %t); want at least the %d tunnelled", h.Written, client, ok, len(payload))
 			}
 			tr.CloseIdleConnections()
 			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {

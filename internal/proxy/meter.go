@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/edgeadapt/edgeadapt/internal/adapt"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -97,22 +99,30 @@ type Meter struct {
 }
 
 type hostActivity struct {
-	written atomic.Int64
-	last    atomic.Int64 // unix ns of the end of the last write
-	open    int          // open connections, under Meter.mu
-	closed  time.Time    // when the last one closed, under Meter.mu
+	written     atomic.Int64
+	last        atomic.Int64  // unix ns of the end of the last write
+	delivered   atomic.Uint64 // math.Float64bits of the latest report's throughput
+	deliveredAt atomic.Int64  // unix ns of that report
+	open        int           // open connections, under Meter.mu
+	closed      time.Time     // when the last one closed, under Meter.mu
 }
 
 // Activity implements internal/adapt.HostActivity: the bytes written to
-// addr's connections and when the last write ended.
-func (m *Meter) Activity(addr netip.Addr) (written int64, last time.Time, ok bool) {
+// addr's connections, when the last write ended, and the throughput of
+// the host's latest report.
+func (m *Meter) Activity(addr netip.Addr) (adapt.Host, bool) {
 	m.mu.Lock()
 	h := m.hosts[addr.Unmap()]
 	m.mu.Unlock()
 	if h == nil {
-		return 0, time.Time{}, false
+		return adapt.Host{}, false
 	}
-	return h.written.Load(), time.Unix(0, h.last.Load()), true
+	return adapt.Host{
+		Written:     h.written.Load(),
+		LastWrite:   time.Unix(0, h.last.Load()),
+		Delivered:   math.Float64frombits(h.delivered.Load()),
+		DeliveredAt: time.Unix(0, h.deliveredAt.Load()),
+	}, true
 }
 
 // Own reports whether p holds an address of the proxy that a client
@@ -353,6 +363,8 @@ func (c *meteredConn) report(final bool) {
 		return
 	}
 	c.m.reports.Add(1)
+	c.host.delivered.Store(math.Float64bits(r.Throughput))
+	c.host.deliveredAt.Store(time.Now().UnixNano())
 }
 
 // reportOf turns the difference of two TCP_INFO snapshots of a

@@ -134,9 +134,9 @@ func TestMeterLoopback(t *testing.T) {
 	if total := rs[0].Bytes + rs[1].Bytes; total < 2*int64(len(chunk)) {
 		t.Errorf("reports cover %d bytes, want %d", total, 2*len(chunk))
 	}
-	written, _, ok := m.Activity(netip.MustParseAddr("127.0.0.1"))
-	if !ok || written != 2*int64(len(chunk)) {
-		t.Errorf("activity %d bytes (known %t), want %d", written, ok, 2*len(chunk))
+	h, ok := m.Activity(netip.MustParseAddr("127.0.0.1"))
+	if !ok || h.Written != 2*int64(len(chunk)) || h.Delivered != rs[1].Throughput {
+		t.Errorf("activity %+v (known %t); want %d bytes written, the final report's %v B/s delivered", h, ok, 2*len(chunk), rs[1].Throughput)
 	}
 	if sent, failed := m.Stats(); sent != 2 || failed != 0 {
 		t.Errorf("stats: %d sent, %d failed", sent, failed)
