@@ -92,6 +92,9 @@ func TestProxyEmbeddedDefaults(t *testing.T) {
 	if got := metric("spand_aggregated_reports_total"); got == "0" || got == "" {
 		t.Errorf("spand_aggregated_reports_total %q: the reports did not reach the in-process store", got)
 	}
+	if got := metric("icapd_proxy_ungated_connections_total"); got != "0" {
+		t.Errorf("icapd_proxy_ungated_connections_total %q, want 0: every connection under the congestion manager", got)
+	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if status := d.wait(t); status != 0 {
 		t.Fatalf("exit status %d after SIGTERM", status)

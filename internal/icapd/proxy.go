@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +22,8 @@ const DefaultProxyReadHeaderTimeout = 30 * time.Second
 // /reqmod and /respmod handlers run in process on what passes through.
 type ProxyServer struct {
 	srv  *http.Server
-	ln   net.Listener
+	ln   *proxy.Listener
+	addr string
 	done chan struct{}
 }
 
@@ -66,19 +68,20 @@ func StartProxy(cfg ProxyConfig, pl *Pipeline, logger *slog.Logger) (*ProxyServe
 		}
 	}
 	addr := ln.Addr().String()
-	ln = &proxy.Listener{Listener: ln, Manager: cfg.Manager, Conn: cfg.Conn, Meter: cfg.Meter, Logger: logger}
+	pln := &proxy.Listener{Listener: ln, Manager: cfg.Manager, Conn: cfg.Conn, Meter: cfg.Meter, Logger: logger}
 	ps := &ProxyServer{
 		srv: &http.Server{
 			Handler:           p.Handler(),
 			ReadHeaderTimeout: DefaultProxyReadHeaderTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
-		ln:   ln,
+		ln:   pln,
+		addr: addr,
 		done: make(chan struct{}),
 	}
 	go func() {
 		defer close(ps.done)
-		if err := ps.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := ps.srv.Serve(pln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("proxy: serve", "err", err)
 		}
 	}()
@@ -87,7 +90,15 @@ func StartProxy(cfg ProxyConfig, pl *Pipeline, logger *slog.Logger) (*ProxyServe
 }
 
 // Addr returns the proxy's listening address.
-func (ps *ProxyServer) Addr() string { return ps.ln.Addr().String() }
+func (ps *ProxyServer) Addr() string { return ps.addr }
+
+// WriteMetrics writes the proxy's own counters in the Prometheus text
+// format: the client connections served without the congestion manager
+// because it refused them.
+func (ps *ProxyServer) WriteMetrics(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "# HELP icapd_proxy_ungated_connections_total Proxy client connections served without the congestion manager (it refused them).\n# TYPE icapd_proxy_ungated_connections_total counter\nicapd_proxy_ungated_connections_total %d\n", ps.ln.Ungated())
+	return err
+}
 
 // Shutdown stops accepting and lets in-flight requests finish until ctx
 // is done, then closes them. Hijacked CONNECT tunnels are not waited for.

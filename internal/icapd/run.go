@@ -76,6 +76,9 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		d.Shutdown(context.Background())
 		return 1
 	}
+	if ps != nil {
+		d.Metrics.AddWriter(ps.WriteMetrics)
+	}
 	status := 0
 	for running := true; running; {
 		select {
