@@ -209,7 +209,7 @@ var icapdStarted = regexp.MustCompile(`msg="icapd started" icap=(\S*) icaps=\S* 
 func startICAPD(t testing.TB, args ...string) *icapd {
 	t.Helper()
 	bin := buildBinary(t, "icapd")
-	all := append([]string{"-admin", "127.0.0.1:0", "-policy", filepath.Join(testenv.ModuleRoot(t), "policy.toml")}, args...)
+	all := append([]string{"-admin", "127.0.0.1:0", "-proxy", "off", "-policy", filepath.Join(testenv.ModuleRoot(t), "policy.toml")}, args...)
 	p, m := startProc(t, "icapd", bin, icapdStarted, all...)
 	return &icapd{proc: p, icapAddr: m[1], adminAddr: m[2]}
 }
