@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,14 +20,17 @@ import (
 // Squid settings of the failover test. Squid's minimum revival delay is
 // 30 s (squid.conf.documented: "cannot be smaller than the hardcoded
 // minimum delay of 30 seconds"). With a failure limit (1 was tried),
-// Squid 5.7 suspends the service under load and then, in 3 of 5 runs,
+// Squid 5.7 suspends the service under load and then, in 4 of 7 runs,
 // dies of an assertion (client_side_request.cc:1694: "EX"); with -1 it
 // never suspends a service for connection failures: each request tries
 // icapd, bypasses it while it is down, and uses it again as soon as it
 // is back. The revival delay then only applies to failed OPTIONS fetches.
+// SYSTEST_FAILURE_LIMIT sets another limit, e.g. 1 to see the revival
+// delay (and the assertion).
 const (
 	revivalDelay = 30 * time.Second
-	failureLimit = -1
+	// DefaultFailureLimit is icap_service_failure_limit.
+	DefaultFailureLimit = -1
 	// loaderWorkers is the number of concurrent Go clients of the
 	// failover test's load.
 	loaderWorkers = 16
@@ -161,6 +165,14 @@ func unadapted(t *testing.T, o *mixOrigin, rs []timedResult, when string) (adapt
 // icapd had begun to adapt cannot be completed by anyone; the test only
 // checks that none of them looks complete without being so.
 func TestICAPDFailover(t *testing.T) {
+	failureLimit := DefaultFailureLimit
+	if v := os.Getenv("SYSTEST_FAILURE_LIMIT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("SYSTEST_FAILURE_LIMIT=%q: %v", v, err)
+		}
+		failureLimit = n
+	}
 	o := newMixOrigin(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", squidtest.FreePort(t))
 	args := []string{"-listen", addr, "-shutdown-timeout", "60s"}
