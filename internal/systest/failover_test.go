@@ -20,7 +20,7 @@ import (
 // Squid settings of the failover test. Squid's minimum revival delay is
 // 30 s (squid.conf.documented: "cannot be smaller than the hardcoded
 // minimum delay of 30 seconds"). With a failure limit (1 was tried),
-// Squid 5.7 suspends the service under load and then, in 4 of 7 runs,
+// Squid 5.7 suspends the service under load and then, in 5 of 8 runs,
 // dies of an assertion (client_side_request.cc:1694: "EX"); with -1 it
 // never suspends a service for connection failures: each request tries
 // icapd, bypasses it while it is down, and uses it again as soon as it
