@@ -410,9 +410,9 @@ func appendFields(b []byte, h http.Header, skip int) []byte {
 		switch {
 		case skip == skipHop && (hopByHop[k] || namedIn(conn, k)):
 			continue
-		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection"):
+		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection" || k == "Trailer"):
 			continue
-		case skip == skipClient && (k == "Encapsulated" || k == "Preview" || k == "Allow" || k == "Connection"):
+		case skip == skipClient && (k == "Encapsulated" || k == "Preview" || k == "Allow" || k == "Connection" || k == "Trailer"):
 			continue
 		}
 		wk := wireKey(k)
