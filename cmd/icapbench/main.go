@@ -44,7 +44,8 @@ func main() {
 	flag.IntVar(&o.preview, "preview", -1, "preview size; -1 sends no preview")
 	flag.BoolVar(&o.allow204, "allow204", false, "send Allow: 204")
 	flag.BoolVar(&o.allow206, "allow206", false, "send Allow: 206")
-	flag.BoolVar(&o.tls, "tls", false, "ICAPS (icaps://)")
+	flag.BoolVar(&o.tls, "tls", false, "ICAPS (icaps://); uses the icap.Client")
+	flag.BoolVar(&o.client, "client", false, "send with the icap.Client instead of the raw prebuilt-request client")
 	flag.BoolVar(&o.insecure, "insecure", false, "with -tls, do not verify the server certificate")
 	flag.BoolVar(&o.allowRemote, "allow-remote", false, "allow a non-loopback target")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -111,7 +112,7 @@ type options struct {
 	size                  int64
 	preview               int
 	allow204, allow206    bool
-	tls, insecure         bool
+	tls, insecure, client bool
 	allowRemote, json     bool
 	idle                  int
 	timeout               time.Duration

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,25 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 	}
 	var issued atomic.Int64
 	deadline := time.Now().Add(o.d)
+	more := func() bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if o.n > 0 {
+			return issued.Add(1) <= o.n
+		}
+		return time.Now().Before(deadline)
+	}
+	raw := !o.tls && !o.client
+	var w wire
+	var devNull *os.File
+	if raw {
+		w = buildWire(o, body)
+		if devNull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			return nil, err
+		}
+		defer devNull.Close()
+	}
 	ws := make([]*workerStats, o.c)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -66,16 +86,13 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 		wg.Add(1)
 		go func(st *workerStats) {
 			defer wg.Done()
+			if raw {
+				rawLoop(ctx, o, &w, devNull, st, more)
+				return
+			}
 			cl := &icap.Client{MaxIdleConnsPerHost: 1, Timeout: o.timeout, TLSConfig: o.tlsConfig()}
 			defer cl.CloseIdleConnections()
-			for ctx.Err() == nil {
-				if o.n > 0 {
-					if issued.Add(1) > o.n {
-						return
-					}
-				} else if time.Now().After(deadline) {
-					return
-				}
+			for more() {
 				one(ctx, cl, tmpl, body, st)
 			}
 		}(ws[i])
@@ -87,6 +104,42 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 	}
 	merge(rep, ws, time.Since(start))
 	return rep, nil
+}
+
+// rawLoop runs one worker's transactions with the raw client (raw.go) on
+// one persistent connection, redialled after an error or a close.
+func rawLoop(ctx context.Context, o options, w *wire, devNull *os.File, st *workerStats, more func() bool) {
+	var rc *rawConn
+	defer func() {
+		if rc != nil {
+			rc.close()
+		}
+	}()
+	for more() {
+		t0 := time.Now()
+		if rc == nil {
+			var err error
+			if rc, err = dialRaw(ctx, o, devNull); err != nil {
+				st.fail(err)
+				continue
+			}
+		}
+		resp, sent, err := rc.transact(w)
+		if err != nil {
+			st.fail(err)
+			rc.close()
+			rc = nil
+			continue
+		}
+		st.latencies = append(st.latencies, time.Since(t0))
+		st.status[resp.status]++
+		st.bytesIn += resp.body
+		st.bytesOut += int64(sent)
+		if resp.close {
+			rc.close()
+			rc = nil
+		}
+	}
 }
 
 // one sends one request and reads the whole response.
