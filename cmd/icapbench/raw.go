@@ -27,7 +27,10 @@ import (
 //   - Large chunks are discarded without copying them to user space:
 //     splice(2) from the socket through a pipe into /dev/null
 //     (os.File.ReadFrom does that for a *net.TCPConn source).
-//   - Bodies that might not fit in the socket buffers (over syncWrite)
+//   - Large bodies (sendfileMin and more) are not copied from user space
+//     either: they sit in a temporary file, in the page cache, and go out
+//     with sendfile(2) (net.TCPConn.ReadFrom of an *os.File).
+//   - Requests that might not fit in the socket buffers (over syncWrite)
 //     are written by one writer goroutine per worker, kept for the whole
 //     run, while the response is read; smaller ones are written inline.
 //
@@ -43,12 +46,28 @@ const syncWrite = 64 << 10
 // rather than through the read buffer.
 const spliceMin = 64 << 10
 
+// sendfileMin is the smallest chunk sent from the body file with
+// sendfile(2) instead of from memory.
+const sendfileMin = 64 << 10
+
+// part is one write of a request: pre, then n bytes of the body file
+// from off (sendfile), then post.
+type part struct {
+	pre    []byte
+	off, n int64
+	post   []byte
+}
+
+func (p *part) size() int64 { return int64(len(p.pre)) + p.n + int64(len(p.post)) }
+
 // wire is a request serialised once for the whole run.
 type wire struct {
-	first []byte // ICAP head, encapsulated headers, body or preview
-	rest  []byte // after 100 Continue: the rest of the body; nil without preview
-	sent  int    // body bytes sent in first (all of them without preview)
-	total int    // body bytes
+	first part // ICAP head, encapsulated headers, body or preview
+	rest  part // after 100 Continue: the rest of the body; empty without preview
+	// hasRest tells whether the request has a preview to continue.
+	hasRest bool
+	sent    int // body bytes sent in first (all of them without preview)
+	total   int // body bytes
 }
 
 // buildWire serialises the request of options o with body.
@@ -95,34 +114,61 @@ func buildWire(o options, body []byte) wire {
 	b.Write(req)
 	b.Write(res)
 	w := wire{total: len(body)}
-	chunk := func(b *bytes.Buffer, p []byte) {
-		if len(p) > 0 {
-			fmt.Fprintf(b, "%x\r\n", len(p))
-			b.Write(p)
+	// chunk ends p with body[from:to] as one chunk and the last chunk with
+	// ext: inline when small, else as a sendfile range.
+	chunk := func(p *part, b *bytes.Buffer, from, to int, ext string) {
+		if to > from {
+			fmt.Fprintf(b, "%x\r\n", to-from)
+			if to-from < sendfileMin {
+				b.Write(body[from:to])
+			} else {
+				p.pre = bytes.Clone(b.Bytes())
+				p.off, p.n = int64(from), int64(to-from)
+				b.Reset()
+			}
 			b.WriteString("\r\n")
+		}
+		b.WriteString("0" + ext + "\r\n\r\n")
+		if p.n > 0 {
+			p.post = b.Bytes()
+		} else {
+			p.pre = b.Bytes()
 		}
 	}
 	switch {
 	case !hasBody:
+		w.first.pre = b.Bytes()
 	case preview && len(body) <= o.preview:
-		chunk(&b, body)
-		b.WriteString("0; ieof\r\n\r\n")
+		chunk(&w.first, &b, 0, len(body), "; ieof")
 		w.sent = len(body)
 	case preview:
-		chunk(&b, body[:o.preview])
-		b.WriteString("0\r\n\r\n")
+		chunk(&w.first, &b, 0, o.preview, "")
 		w.sent = o.preview
-		var r bytes.Buffer
-		chunk(&r, body[o.preview:])
-		r.WriteString("0\r\n\r\n")
-		w.rest = r.Bytes()
+		w.hasRest = true
+		chunk(&w.rest, new(bytes.Buffer), o.preview, len(body), "")
 	default:
-		chunk(&b, body)
-		b.WriteString("0\r\n\r\n")
+		chunk(&w.first, &b, 0, len(body), "")
 		w.sent = len(body)
 	}
-	w.first = b.Bytes()
 	return w
+}
+
+// needsFile reports whether w sends part of the body with sendfile.
+func (w *wire) needsFile() bool { return w.first.n > 0 || w.rest.n > 0 }
+
+// bodyFile writes body to an unlinked temporary file for sendfile(2); the
+// workers open it through /proc/self/fd so that each has its own offset.
+func bodyFile(body []byte) (*os.File, error) {
+	f, err := os.CreateTemp("", "icapbench-body-")
+	if err != nil {
+		return nil, fmt.Errorf("body file: %w", err)
+	}
+	os.Remove(f.Name())
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("body file: %w", err)
+	}
+	return f, nil
 }
 
 // rawConn is one worker's connection.
@@ -130,20 +176,30 @@ type rawConn struct {
 	nc      *net.TCPConn
 	br      *bufio.Reader
 	devNull *os.File
+	body    *os.File // this worker's descriptor of the body file, or nil
 	timeout time.Duration
 	// The writer goroutine for large requests.
-	wreq  chan []byte
+	wreq  chan *part
 	wdone chan error
 }
 
-func dialRaw(ctx context.Context, o options, devNull *os.File) (*rawConn, error) {
+// dialRaw connects a worker; with a body file it opens its own descriptor
+// of it (sendfile uses and moves the file offset).
+func dialRaw(ctx context.Context, o options, devNull, body *os.File) (*rawConn, error) {
 	d := net.Dialer{Timeout: o.timeout}
 	c, err := d.DialContext(ctx, "tcp", o.addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", o.addr, err)
 	}
 	tc := c.(*net.TCPConn)
-	return &rawConn{nc: tc, br: bufio.NewReaderSize(tc, 64<<10), devNull: devNull, timeout: o.timeout}, nil
+	rc := &rawConn{nc: tc, br: bufio.NewReaderSize(tc, 64<<10), devNull: devNull, timeout: o.timeout}
+	if body != nil {
+		if rc.body, err = os.Open(fmt.Sprintf("/proc/self/fd/%d", body.Fd())); err != nil {
+			tc.Close()
+			return nil, fmt.Errorf("open body file: %w", err)
+		}
+	}
+	return rc, nil
 }
 
 func (rc *rawConn) close() {
@@ -152,23 +208,43 @@ func (rc *rawConn) close() {
 		rc.wreq = nil
 	}
 	rc.nc.Close()
+	if rc.body != nil {
+		rc.body.Close()
+	}
+}
+
+// write sends p: pre, the file range with sendfile, post.
+func (rc *rawConn) write(p *part) error {
+	if _, err := rc.nc.Write(p.pre); err != nil || p.n == 0 {
+		return err
+	}
+	if _, err := rc.body.Seek(p.off, io.SeekStart); err != nil {
+		return err
+	}
+	m, err := rc.nc.ReadFrom(io.LimitReader(rc.body, p.n))
+	if err == nil && m < p.n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return err
+	}
+	_, err = rc.nc.Write(p.post)
+	return err
 }
 
 // send writes p inline or, when large, through the writer goroutine; wait
 // reports the outcome of an asynchronous write.
-func (rc *rawConn) send(p []byte) (async bool, err error) {
-	if len(p) <= syncWrite {
-		_, err := rc.nc.Write(p)
-		return false, err
+func (rc *rawConn) send(p *part) (async bool, err error) {
+	if p.size() <= syncWrite {
+		return false, rc.write(p)
 	}
 	if rc.wreq == nil {
-		rc.wreq, rc.wdone = make(chan []byte), make(chan error, 1)
-		go func(nc net.Conn, req <-chan []byte, done chan<- error) {
+		rc.wreq, rc.wdone = make(chan *part), make(chan error, 1)
+		go func(req <-chan *part, done chan<- error) {
 			for p := range req {
-				_, err := nc.Write(p)
-				done <- err
+				done <- rc.write(p)
 			}
-		}(rc.nc, rc.wreq, rc.wdone)
+		}(rc.wreq, rc.wdone)
 	}
 	rc.wreq <- p
 	return true, nil
@@ -186,14 +262,14 @@ var errMalformed = errors.New("malformed response")
 // transact runs one transaction on rc.
 func (rc *rawConn) transact(w *wire) (rawResponse, int, error) {
 	rc.nc.SetDeadline(time.Now().Add(rc.timeout))
-	async, err := rc.send(w.first)
+	async, err := rc.send(&w.first)
 	if err != nil {
 		return rawResponse{}, 0, err
 	}
 	sent := w.sent
 	resp, err := rc.readResponse()
 	if err == nil && resp.status == 100 {
-		if w.rest == nil {
+		if !w.hasRest {
 			err = errors.New("100 Continue without a preview")
 		} else {
 			if async {
@@ -201,7 +277,7 @@ func (rc *rawConn) transact(w *wire) (rawResponse, int, error) {
 					return resp, sent, err
 				}
 			}
-			async, err = rc.send(w.rest)
+			async, err = rc.send(&w.rest)
 			sent = w.total
 			if err == nil {
 				resp, err = rc.readResponse()

@@ -70,13 +70,19 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 	}
 	raw := !o.tls && !o.client
 	var w wire
-	var devNull *os.File
+	var devNull, file *os.File
 	if raw {
 		w = buildWire(o, body)
 		if devNull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
 			return nil, err
 		}
 		defer devNull.Close()
+		if w.needsFile() {
+			if file, err = bodyFile(body); err != nil {
+				return nil, err
+			}
+			defer file.Close()
+		}
 	}
 	ws := make([]*workerStats, o.c)
 	var wg sync.WaitGroup
@@ -87,7 +93,7 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 		go func(st *workerStats) {
 			defer wg.Done()
 			if raw {
-				rawLoop(ctx, o, &w, devNull, st, more)
+				rawLoop(ctx, o, &w, devNull, file, st, more)
 				return
 			}
 			cl := &icap.Client{MaxIdleConnsPerHost: 1, Timeout: o.timeout, TLSConfig: o.tlsConfig()}
@@ -108,7 +114,7 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 
 // rawLoop runs one worker's transactions with the raw client (raw.go) on
 // one persistent connection, redialled after an error or a close.
-func rawLoop(ctx context.Context, o options, w *wire, devNull *os.File, st *workerStats, more func() bool) {
+func rawLoop(ctx context.Context, o options, w *wire, devNull, file *os.File, st *workerStats, more func() bool) {
 	var rc *rawConn
 	defer func() {
 		if rc != nil {
@@ -119,7 +125,7 @@ func rawLoop(ctx context.Context, o options, w *wire, devNull *os.File, st *work
 		t0 := time.Now()
 		if rc == nil {
 			var err error
-			if rc, err = dialRaw(ctx, o, devNull); err != nil {
+			if rc, err = dialRaw(ctx, o, devNull, file); err != nil {
 				st.fail(err)
 				continue
 			}
