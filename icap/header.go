@@ -216,6 +216,19 @@ var hopByHop = map[string]bool{
 	"Upgrade":           true,
 }
 
+// hasHopByHop reports whether the fields just read include a hop-by-hop
+// header (Connection names the others to remove), so that the common
+// message without one costs no map deletions.
+func hasHopByHop(ents []fieldEnt) bool {
+	for _, e := range ents {
+		switch e.key {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			return true
+		}
+	}
+	return false
+}
+
 // removeHopByHop deletes hop-by-hop headers, including those named by
 // Connection, from h.
 func removeHopByHop(h http.Header) {
@@ -304,7 +317,9 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	}
 	// Transfer-Encoding is hop-by-hop: the ICAP body is always chunked by
 	// ICAP itself, so the encapsulated message's own framing is dropped.
-	removeHopByHop(h)
+	if hasHopByHop(p.ents) {
+		removeHopByHop(h)
+	}
 	if req != nil {
 		req.ContentLength = cl
 		if req.Host == "" {

@@ -469,7 +469,9 @@ func (w *response) finish() bool {
 		default:
 			// An early response: read and discard the rest of the body
 			// (of the preview, or of the whole message) up to the limit.
-			n, err := io.Copy(io.Discard, io.LimitReader(&b.cr, c.srv.maxDrain()+1))
+			c.drain = io.LimitedReader{R: &b.cr, N: c.srv.maxDrain() + 1}
+			n, err := io.Copy(io.Discard, &c.drain)
+			c.drain.R = nil
 			if err != nil || n > c.srv.maxDrain() || !b.cr.Done() {
 				keep = false
 			}
