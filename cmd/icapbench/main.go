@@ -10,7 +10,11 @@
 //	icapbench -idle 10000 -d 1m   # hold 10,000 idle persistent connections
 //
 // Unlike c-icap-stretch it never sleeps between requests, so it measures
-// the server's throughput. It refuses non-loopback targets unless
+// the server's throughput. It runs on the same machine as the server, so
+// by default it uses a raw client that costs as little as possible per
+// transaction (raw.go: prebuilt requests, sendfile for large bodies, a
+// minimal response parser, splice into /dev/null for large response
+// chunks); -client uses icap.Client instead, as -tls does. It refuses non-loopback targets unless
 // -allow-remote is given: a load generator must not hit a production
 // server by accident.
 package main
