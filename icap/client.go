@@ -645,7 +645,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		if !resp.Encapsulated.validResponse() {
 			return nil, protoErr(0, ErrBadEncapsulated, "Encapsulated %q not valid in a response", v[0])
 		}
-		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p); err != nil {
+		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p, nil); err != nil {
 			return nil, err
 		}
 	}

@@ -268,7 +268,9 @@ func internProto(b []byte) string {
 // readHTTPHead reads one encapsulated HTTP header section of exactly
 // size bytes (the difference of two Encapsulated offsets). It never reads
 // past the section: a header ending early or late is ErrBadEncapsulated.
-func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*http.Request, *http.Response, error) {
+// The message is parsed into *dst's Request or Response if dst is not
+// nil, else into new ones.
+func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser, dst *heads) (*http.Request, *http.Response, error) {
 	limit := min(size, max)
 	tooBig := func(n int) error {
 		if size > max {
@@ -286,9 +288,15 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	var req *http.Request
 	var resp *http.Response
 	if isRequest {
-		req, err = parseRequestLine(line)
+		if dst != nil {
+			req = &dst.req
+		}
+		req, err = parseRequestLine(line, req)
 	} else {
-		resp, err = parseStatusLine(line)
+		if dst != nil {
+			resp = &dst.resp
+		}
+		resp, err = parseStatusLine(line, resp)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -331,7 +339,16 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	return nil, resp, nil
 }
 
-func parseRequestLine(line []byte) (*http.Request, error) {
+// heads is storage for the encapsulated messages of a request, allocated
+// with it.
+type heads struct {
+	req  http.Request
+	resp http.Response
+}
+
+// parseRequestLine parses an encapsulated request line into dst (a new
+// http.Request if nil).
+func parseRequestLine(line []byte, dst *http.Request) (*http.Request, error) {
 	i := indexByte(line, ' ')
 	if i <= 0 {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated request line %q", truncate(line))
@@ -357,7 +374,10 @@ func parseRequestLine(line []byte) (*http.Request, error) {
 			return nil, protoErr(StatusBadRequest, ErrMalformed, "encapsulated request URI %q: %v", target, err)
 		}
 	}
-	return &http.Request{
+	if dst == nil {
+		dst = new(http.Request)
+	}
+	*dst = http.Request{
 		Method:     method,
 		URL:        u,
 		RequestURI: target,
@@ -366,10 +386,20 @@ func parseRequestLine(line []byte) (*http.Request, error) {
 		ProtoMinor: minor,
 		Host:       u.Host,
 		Body:       http.NoBody,
-	}, nil
+	}
+	return dst, nil
 }
 
-func parseStatusLine(line []byte) (*http.Response, error) {
+// commonStatus interns the most frequent encapsulated status texts.
+var commonStatus = map[string]string{
+	"200 OK": "200 OK", "204 No Content": "204 No Content", "206 Partial Content": "206 Partial Content",
+	"301 Moved Permanently": "301 Moved Permanently", "302 Found": "302 Found", "304 Not Modified": "304 Not Modified",
+	"403 Forbidden": "403 Forbidden", "404 Not Found": "404 Not Found",
+}
+
+// parseStatusLine parses an encapsulated status line into dst (a new
+// http.Response if nil).
+func parseStatusLine(line []byte, dst *http.Response) (*http.Response, error) {
 	i := indexByte(line, ' ')
 	if i <= 0 {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated status line %q", truncate(line))
@@ -393,14 +423,22 @@ func parseStatusLine(line []byte) (*http.Response, error) {
 	if len(status) > 3 && status[3] != ' ' {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP status code %q", truncate(line))
 	}
-	return &http.Response{
-		Status:     string(status),
+	text, ok := commonStatus[string(status)]
+	if !ok {
+		text = string(status)
+	}
+	if dst == nil {
+		dst = new(http.Response)
+	}
+	*dst = http.Response{
+		Status:     text,
 		StatusCode: code,
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
 		Body:       http.NoBody,
-	}, nil
+	}
+	return dst, nil
 }
 
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }

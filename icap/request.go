@@ -231,6 +231,15 @@ func (r *Request) clientBody() io.Reader {
 	return nil
 }
 
+// requestBlock holds a received request and the parts it points to, so
+// that parsing allocates them at once.
+type requestBlock struct {
+	req   Request
+	url   url.URL
+	heads heads
+	body  body
+}
+
 // limits bundles the parser limits.
 type limits struct {
 	maxHeader, maxHTTPHeader int
@@ -255,7 +264,9 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Request{Preview: -1}
+	blk := new(requestBlock)
+	r := &blk.req
+	r.Preview = -1
 	i := indexByte(line, ' ')
 	j := lastIndexByte(line, ' ')
 	if i <= 0 || j <= i+1 {
@@ -275,8 +286,8 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	if t := line[i+1 : j]; p.lastURL != nil && string(t) == p.lastTarget {
 		// A persistent connection asks for the same service again and
 		// again: copy the parsed URL instead of parsing it anew.
-		u := *p.lastURL
-		r.URL = &u
+		blk.url = *p.lastURL
+		r.URL = &blk.url
 	} else {
 		target := string(t)
 		if r.URL, err = url.ParseRequestURI(target); err != nil {
@@ -326,7 +337,7 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 		r.Encapsulated.N = 1
 		r.Encapsulated.Entries[0].Section = NullBody
 	}
-	if err := r.readHTTPHeads(br, lim, p); err != nil {
+	if err := r.readHTTPHeads(br, lim, p, blk); err != nil {
 		return r, err
 	}
 	if r.hasICAPTrailer && r.body == nil {
@@ -406,10 +417,10 @@ func readICAPTrailer(br *bufio.Reader, limit int, dst *http.Header, p *parser) e
 
 // readHTTPHeads reads the encapsulated header sections, each exactly as
 // long as the offsets say, and sets up the body.
-func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser) error {
+func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser, blk *requestBlock) error {
 	e := &r.Encapsulated
 	var err error
-	r.Request, r.Response, err = readHeads(br, e, lim, p)
+	r.Request, r.Response, err = readHeads(br, e, lim, p, &blk.heads)
 	if err != nil {
 		return err
 	}
@@ -425,7 +436,8 @@ func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser) error {
 		}
 		return nil
 	}
-	b := &body{req: r, preview: r.Preview >= 0}
+	b := &blk.body
+	b.req, b.preview = r, r.Preview >= 0
 	b.cr.Reset(br)
 	if r.hasICAPTrailer {
 		b.br, b.p, b.trailerLimit = br, p, lim.maxHeader
@@ -587,13 +599,14 @@ func (b *body) Close() error {
 
 // readHeads reads the encapsulated HTTP header sections that e announces,
 // each exactly as long as its offsets say.
-func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, p *parser) (*http.Request, *http.Response, error) {
+// They are parsed into *dst if not nil.
+func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, p *parser, dst *heads) (*http.Request, *http.Response, error) {
 	var req *http.Request
 	var resp *http.Response
 	for k := 0; k < e.N-1; k++ {
 		s := e.Entries[k]
 		size := e.Entries[k+1].Offset - s.Offset
-		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, p)
+		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, p, dst)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // the ICAP header promised more
 		}
