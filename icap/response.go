@@ -53,11 +53,13 @@ type ResponseWriter interface {
 	UseOriginalBody(offset int64)
 }
 
-// ICAPTrailerWriter is implemented by the server's ResponseWriter: the
-// ICAP trailer (draft-rousskov-icap-trailers), ICAP fields sent after the
-// whole encapsulated message, e.g. a scan verdict known only at the end
-// of the body. It is separate from ResponseWriter.Trailer, the HTTP
-// trailer of the encapsulated body.
+// ICAPTrailerWriter gives access to the ICAP trailer of a response
+// (draft-rousskov-icap-trailers): ICAP fields sent after the whole
+// encapsulated message, e.g. a scan verdict known only at the end of the
+// body. It is separate from ResponseWriter.Trailer, the HTTP trailer of
+// the encapsulated body. The server's ResponseWriter and
+// icaptest.ResponseRecorder implement it; other ResponseWriters may not,
+// so use a checked type assertion.
 //
 // The trailer is sent only when the client sent "Allow: trailers". Its
 // field names are announced in a "Trailer" ICAP header written with the
