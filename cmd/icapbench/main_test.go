@@ -123,8 +123,9 @@ func TestRun(t *testing.T) {
 			runs++
 		}
 	}
-	// -c 4 workers, each on one persistent connection. A worker that starts
-	// after the others have used up the 200 requests never dials, so a run
+	// -c 4 workers, each on one persistent connection. Raw workers all
+	// connect before the clock starts; an icap.Client worker that starts
+	// after the others have used up the 200 requests never dials. So a run
 	// opens between 1 and 4 connections, never one per request.
 	if n := noMod.Accepted() + echo.Accepted(); n > 4*runs || n < runs {
 		t.Errorf("servers accepted %d connections for %d runs of 4 workers, want %d to %d", n, runs, runs, 4*runs)

@@ -58,7 +58,7 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 		return nil, err
 	}
 	var issued atomic.Int64
-	deadline := time.Now().Add(o.d)
+	var deadline time.Time // set once the raw workers have connected
 	more := func() bool {
 		if ctx.Err() != nil {
 			return false
@@ -85,17 +85,28 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 		}
 	}
 	ws := make([]*workerStats, o.c)
-	var wg sync.WaitGroup
-	start := time.Now()
+	var wg, ready sync.WaitGroup
+	go1 := make(chan struct{})
 	for i := range ws {
 		ws[i] = newWorkerStats()
 		wg.Add(1)
+		ready.Add(1)
 		go func(st *workerStats) {
 			defer wg.Done()
 			if raw {
-				rawLoop(ctx, o, &w, devNull, file, st, more)
+				// Connect first, then wait for the others: the run
+				// measures transactions, not a burst of 256 handshakes.
+				rc, err := dialRaw(ctx, o, devNull, file)
+				if err != nil {
+					st.fail(err)
+				}
+				ready.Done()
+				<-go1
+				rawLoop(ctx, o, &w, rc, devNull, file, st, more)
 				return
 			}
+			ready.Done()
+			<-go1
 			cl := &icap.Client{MaxIdleConnsPerHost: 1, Timeout: o.timeout, TLSConfig: o.tlsConfig()}
 			defer cl.CloseIdleConnections()
 			for more() {
@@ -103,6 +114,10 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 			}
 		}(ws[i])
 	}
+	ready.Wait()
+	start := time.Now()
+	deadline = start.Add(o.d)
+	close(go1)
 	wg.Wait()
 	rep := &Report{
 		Addr: o.addr, Service: o.service, Method: o.method, Concurrency: o.c,
@@ -114,8 +129,7 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 
 // rawLoop runs one worker's transactions with the raw client (raw.go) on
 // one persistent connection, redialled after an error or a close.
-func rawLoop(ctx context.Context, o options, w *wire, devNull, file *os.File, st *workerStats, more func() bool) {
-	var rc *rawConn
+func rawLoop(ctx context.Context, o options, w *wire, rc *rawConn, devNull, file *os.File, st *workerStats, more func() bool) {
 	defer func() {
 		if rc != nil {
 			rc.close()
