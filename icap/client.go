@@ -442,13 +442,15 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 		bw.WriteString("\r\n")
 	}
 	b := appendFields(cc.scratch[:0], req.Header, skipClient)
-	if req.Allow204 || req.Allow206 || req.AllowTrailers {
+	// A request that carries an ICAP trailer says it supports trailers.
+	trailers := req.AllowTrailers || len(req.ICAPTrailer) > 0
+	if req.Allow204 || req.Allow206 || trailers {
 		b = append(b, "Allow: "...)
 		sep := ""
 		for _, a := range [...]struct {
 			on  bool
 			tok string
-		}{{req.Allow204, "204"}, {req.Allow206, "206"}, {req.AllowTrailers, "trailers"}} {
+		}{{req.Allow204, "204"}, {req.Allow206, "206"}, {trailers, "trailers"}} {
 			if a.on {
 				b = append(b, sep...)
 				b = append(b, a.tok...)

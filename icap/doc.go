@@ -81,9 +81,11 @@
 // line; the server exposes them as Request.ICAPTrailer once the body is
 // read, and reads (or drains) them even when the handler does not, so the
 // connection stays in sync. A handler sends its own ICAP trailer through
-// ICAPTrailerWriter when the request carried "Allow: trailers": the names
-// are announced in the response head, the values written after the
-// message. The Client sends Request.ICAPTrailer and reads
+// ICAPTrailerWriter when the request carried "Allow: trailers" (Squid 5
+// always sends it): the names are announced in the response head
+// ("Trailer", with "Allow: trailers", without which Squid fails the
+// transaction), the values written after the message; Squid 5.7 accepts
+// them (TestSquidICAPTrailer). The Client sends Request.ICAPTrailer and reads
 // Response.ICAPTrailer. The HTTP trailer of the encapsulated body
 // (Request.Trailer, ResponseWriter.Trailer) is a separate thing.
 //

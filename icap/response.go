@@ -63,7 +63,8 @@ type ResponseWriter interface {
 //
 // The trailer is sent only when the client sent "Allow: trailers". Its
 // field names are announced in a "Trailer" ICAP header written with the
-// response head, so they must be known before WriteHeader (or the first
+// response head (with "Allow: trailers", which the draft and Squid
+// require of a message that carries a trailer), so they must be known before WriteHeader (or the first
 // Write): the keys of ICAPTrailer at that time, plus the names listed in
 // a "Trailer" field of ResponseWriter.Header. Values may be set until the
 // handler returns; only announced fields are sent.
@@ -281,6 +282,12 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 	}
 	if names := w.announceICAPTrailer(); len(names) > 0 {
 		w.icapTrailerNames = names
+		if !hasToken(w.header["Allow"], "trailers") {
+			// A message with an ICAP trailer says that its sender
+			// supports trailers; Squid fails the transaction otherwise
+			// (ModXact::expectIcapTrailers).
+			bw.WriteString("Allow: trailers\r\n")
+		}
 		bw.WriteString("Trailer: ")
 		for i, k := range names {
 			if i > 0 {

@@ -125,6 +125,9 @@ func TestICAPTrailer(t *testing.T) {
 			if (tt.icapTrailer != "" || tt.announced) != (r.Header.Get("Trailer") != "") {
 				t.Errorf("Trailer header %q with ICAP trailer %q", r.Header.Get("Trailer"), r.ICAPTrailer)
 			}
+			if r.Header.Get("Trailer") != "" && r.Header.Get("Allow") != "trailers" {
+				t.Errorf("a response with a Trailer header must say Allow: trailers (Squid requires it); Allow %q", r.Header.Get("Allow"))
+			}
 			if tt.closed {
 				rc.expectEOF()
 				return
