@@ -108,14 +108,17 @@ func main() {
 	run("go", "build", "-o", limitBin, "./bench/icaplimit")
 	cicapBin, err := exec.LookPath("c-icap")
 	if err != nil {
-		log.Fatal("c-icap not found: apt-get install -y c-icap")
+		fatalf("c-icap not found: apt-get install -y c-icap")
 	}
 	version := strings.TrimSpace(output(cicapBin, "-V"))
 
 	id := startIcapd(icapd, dir)
+	running = []*proc{id}
 	ci := startCICAP(cicapBin, dir)
+	running = append(running, ci)
 	lim := startLimit(limitBin)
 	procs := []*proc{id, ci, lim}
+	running = procs // the same backing array: restarts are seen too
 	defer func() {
 		for _, p := range procs {
 			p.stop()
@@ -153,7 +156,7 @@ func main() {
 						restarts[p.name]++
 						procs[i] = p.restart()
 						if res, ok = bench(icapbench, &procs[i].server, w, c, *dur); !ok {
-							log.Fatalf("%s failed again: %s", p.name, res.LastError)
+							fatalf("%s failed again: %s", p.name, res.LastError)
 						}
 					}
 					s := &procs[i].server
@@ -225,7 +228,7 @@ func bench(icapbench string, s *server, w workload, c int, d time.Duration) (Res
 	cpu1 := cpuTicks(s.pid)
 	var r Result
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		log.Fatalf("icapbench %v: %v (%v): %s", args, err, runErr, out.String())
+		fatalf("icapbench %v: %v (%v): %s", args, err, runErr, out.String())
 	}
 	if r.Requests > 0 {
 		r.ServerCPUus = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(r.Requests)
@@ -250,7 +253,7 @@ func idleRSS(icapbench string, s *server, n int) {
 	line := make([]byte, 256)
 	k, err := stdout.Read(line)
 	if err != nil {
-		log.Fatalf("icapbench -idle: %v", err)
+		fatalf("icapbench -idle: %v", err)
 	}
 	after := rssKB(s.pid)
 	fmt.Printf("\nicapd RSS with %d idle persistent connections (each after one OPTIONS): %d KB before, %d KB after, %.1f KB per connection (icapbench: %s)\n",
@@ -369,7 +372,7 @@ func waitListen(addr string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			log.Fatalf("nothing listens on %s: %v", addr, err)
+			fatalf("nothing listens on %s: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -439,7 +442,7 @@ func rssKB(pid int) int64 {
 			return n
 		}
 	}
-	log.Fatalf("no VmRSS in /proc/%d/status", pid)
+	fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
 }
 
@@ -481,7 +484,7 @@ func run(name string, args ...string) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		log.Fatalf("%s %v: %v", name, args, err)
+		fatalf("%s %v: %v", name, args, err)
 	}
 }
 
@@ -491,13 +494,27 @@ func output(name string, args ...string) string {
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(os.Stderr)
 	if err := cmd.Run(); err != nil {
-		log.Fatalf("%s %v: %v", name, args, err)
+		fatalf("%s %v: %v", name, args, err)
 	}
 	return out.String()
 }
 
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
+}
+
+// running holds the servers started so far, so that a fatal error does
+// not leave them behind (log.Fatal skips deferred calls).
+var running []*proc
+
+// fatalf stops the servers and exits with the message.
+func fatalf(format string, args ...any) {
+	for _, p := range running {
+		if p != nil {
+			p.stop()
+		}
+	}
+	log.Fatalf(format, args...)
 }
