@@ -89,6 +89,7 @@ func main() {
 	idle := flag.Int("idle", 10000, "idle connections for the RSS measurement (0 to skip)")
 	only := flag.String("only", "", "run only workloads whose name contains this")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, configs)")
+	warmup := flag.Duration("warmup", 500*time.Millisecond, "unmeasured run of each workload against each server before the first round (0 to skip)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("icapvs: ")
@@ -131,6 +132,20 @@ func main() {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		check(err)
 		cs = append(cs, n)
+	}
+
+	// Warm up: a fresh server grows its heap, pools and thread count
+	// during its first requests, which would otherwise land in round 1 of
+	// whichever cell comes first.
+	if *warmup > 0 {
+		for _, w := range workloads {
+			if *only != "" && !strings.Contains(w.name, *only) {
+				continue
+			}
+			for _, p := range procs {
+				bench(icapbench, &p.server, w, 16, *warmup)
+			}
+		}
 	}
 
 	// results[workload][c][server] = one Result per round
