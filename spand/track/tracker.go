@@ -82,11 +82,13 @@ type Stats struct {
 }
 
 // key identifies a connection whatever the direction of the packet: the
-// endpoint that sorts first is lo.
+// endpoint that sorts first is lo. It has no padding (proto is 16 bits
+// wide for that), so the map hashes and compares it as one block of
+// memory instead of field by field.
 type key struct {
 	lo, hi         [16]byte
 	loPort, hiPort uint16
-	proto          Proto
+	proto          uint16
 }
 
 // flow is a table entry: the record being built plus the tracking state.
@@ -249,7 +251,7 @@ func (t *Tracker) advance(ts int64) {
 }
 
 func makeKey(p *Packet) (key, bool) {
-	k := key{proto: p.Proto}
+	k := key{proto: uint16(p.Proto)}
 	s, d := p.Src.As16(), p.Dst.As16()
 	// Order the endpoints by address then port, comparing the addresses
 	// as two big-endian words (cheaper than bytes.Compare here).
