@@ -25,6 +25,8 @@ type options struct {
 	libpcap    bool
 	statsEvery time.Duration
 	cpuProfile string
+
+	fw *forwarder // -report-to, nil without
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -94,6 +96,9 @@ func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger
 	cfg := o.trackerConfig(func(c *track.Conn) {
 		if c.Proto == track.TCP || o.udp {
 			conns = append(conns, *c)
+		}
+		if o.fw != nil {
+			o.fw.conn(c)
 		}
 	})
 	cfg.NoUDP = !o.udp
