@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,7 +70,7 @@ type Server struct {
 
 	requests  requestCounter
 	rejected  counterVec // reason
-	predicted counterVec // source
+	predicted [numKinds]atomic.Uint64 // by the kind of key that answered
 	received  counterVec
 
 	// Testing.
@@ -152,8 +153,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
 	sw := &statusWriter{ResponseWriter: w}
-	_, pattern := s.mux.Handler(r)
 	s.mux.ServeHTTP(sw, r)
+	pattern := r.Pattern // set by the mux: one routing per request
 	if pattern == "" {
 		pattern = "other"
 	} else if i := strings.IndexByte(pattern, ' '); i >= 0 {
@@ -349,8 +350,15 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "store", fmt.Errorf("store: %w", err))
 		return
 	}
-	s.predicted.add(p.Source, 1)
-	writeJSON(w, http.StatusOK, &p)
+	if k, err := ParseKind(p.Source); err == nil {
+		s.predicted[k].Add(1)
+	}
+	bp := jsonBufs.Get().(*[]byte)
+	b := appendPredictionJSON((*bp)[:0], &p)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+	*bp = b
+	jsonBufs.Put(bp)
 }
 
 // HostsAnswer is the body of GET /v1/hosts.
@@ -415,8 +423,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	writeMetric(&buf, "spand_reports_received_total", "counter", "Reports accepted through POST /v1/reports.", s.received.snapshot())
 	writeMetric(&buf, "spand_requests_rejected_total", "counter", "Requests rejected, by reason.", s.rejected.snapshot())
 	bySource := map[string]float64{}
-	for src, n := range s.predicted.snapshot() {
-		bySource[label("source", src)] = n
+	for k := range s.predicted {
+		if n := s.predicted[k].Load(); n > 0 {
+			bySource[label("source", Kind(k).String())] = float64(n)
+		}
 	}
 	writeMetric(&buf, "spand_predictions_total", "counter", "Predictions answered, by the key that answered.", bySource)
 	s.Store.Metrics(&buf)

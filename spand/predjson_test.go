@@ -1,0 +1,50 @@
+package spand
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+// TestPredictionJSON: the hand-written encoder of /v1/predict answers
+// writes exactly what encoding/json's Encoder writes.
+func TestPredictionJSON(t *testing.T) {
+	cases := []Prediction{
+		{},
+		{Class: ClassWeb, Source: "none", Addr: netip.MustParseAddr("192.0.2.1")},
+		{Addr: netip.MustParseAddr("2001:db8::1"), Class: ClassBulk, Source: "prefix", Key: "2001:db8::/64",
+			Throughput: 1.5e6, ThroughputP25: 1e-7, ThroughputP75: 1e21, RTT: 35.25, RTTMin: 0.000001,
+			Loss: 0.0123, ResponseTime: 80, ResponseRate: 2.5e5, Reports: 32, Weight: 31.999999, Age: 1e-9},
+		{Class: "we\"b<&>", Source: "host\n", Key: "ü", Throughput: -3}, // through encoding/json
+		{Class: ClassInteractive, Source: "local", Key: "10.0.0.5", Throughput: 123456789.123456, Loss: 1, Reports: -1, Age: 5e-324},
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		f := func() float64 {
+			switch r.IntN(4) {
+			case 0:
+				return 0
+			case 1:
+				return r.Float64() * math.Pow(10, float64(r.IntN(50)-25))
+			case 2:
+				return float64(r.IntN(1 << 30))
+			}
+			return -r.ExpFloat64()
+		}
+		cases = append(cases, Prediction{Addr: netip.AddrFrom4([4]byte{10, byte(r.IntN(256)), 0, 1}), Class: ClassRealtime,
+			Source: "host", Key: "10.0.0.1", Throughput: f(), ThroughputP25: f(), ThroughputP75: f(), RTT: f(), RTTMin: f(),
+			Loss: f(), ResponseTime: f(), ResponseRate: f(), Reports: r.IntN(1000), Weight: f(), Age: f()})
+	}
+	for _, p := range cases {
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(&p); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendPredictionJSON(nil, &p); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%+v:\ngot  %s\nwant %s", p, got, want.Bytes())
+		}
+	}
+}
