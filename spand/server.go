@@ -69,7 +69,7 @@ type Server struct {
 	limiter *limiter
 
 	requests  requestCounter
-	rejected  counterVec // reason
+	rejected  counterVec              // reason
 	predicted [numKinds]atomic.Uint64 // by the kind of key that answered
 	received  counterVec
 
