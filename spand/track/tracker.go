@@ -82,13 +82,13 @@ type Stats struct {
 }
 
 // key identifies a connection whatever the direction of the packet: the
-// endpoint that sorts first is lo. It has no padding (proto is 16 bits
-// wide for that), so the map hashes and compares it as one block of
-// memory instead of field by field.
+// endpoint that sorts first is lo. The addresses are held as big-endian
+// 64-bit halves of their 16-byte form, and the struct has no padding, so
+// the map hashes and compares it as one 40-byte block of memory.
 type key struct {
-	lo, hi         [16]byte
-	loPort, hiPort uint16
-	proto          uint16
+	lo0, lo1, hi0, hi1 uint64
+	ports              uint32 // lo port << 16 | hi port
+	proto              uint32
 }
 
 // flow is a table entry: the record being built plus the tracking state.
@@ -251,7 +251,6 @@ func (t *Tracker) advance(ts int64) {
 }
 
 func makeKey(p *Packet) (key, bool) {
-	k := key{proto: uint16(p.Proto)}
 	s, d := p.Src.As16(), p.Dst.As16()
 	// Order the endpoints by address then port, comparing the addresses
 	// as two big-endian words (cheaper than bytes.Compare here).
@@ -259,11 +258,9 @@ func makeKey(p *Packet) (key, bool) {
 	d0, d1 := binary.BigEndian.Uint64(d[:8]), binary.BigEndian.Uint64(d[8:])
 	srcLo := s0 < d0 || s0 == d0 && (s1 < d1 || s1 == d1 && p.SrcPort <= p.DstPort)
 	if srcLo {
-		k.lo, k.hi, k.loPort, k.hiPort = s, d, p.SrcPort, p.DstPort
-	} else {
-		k.lo, k.hi, k.loPort, k.hiPort = d, s, p.DstPort, p.SrcPort
+		return key{s0, s1, d0, d1, uint32(p.SrcPort)<<16 | uint32(p.DstPort), uint32(p.Proto)}, true
 	}
-	return k, srcLo
+	return key{d0, d1, s0, s1, uint32(p.DstPort)<<16 | uint32(p.SrcPort), uint32(p.Proto)}, false
 }
 
 // reusedBy tells whether a SYN (without ACK) starts a new connection on the
