@@ -92,10 +92,19 @@ func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	// Records arrive in the order connections ended; each goes to the
+	// slot of its ID (the tracker numbers connections 1, 2, ... as they
+	// start), which puts them in order without sorting big structs.
+	// Slots of records not output (UDP without -udp) stay zero.
 	var conns []track.Conn
 	cfg := o.trackerConfig(func(c *track.Conn) {
 		if c.Proto == track.TCP || o.udp {
-			conns = append(conns, *c)
+			if i := int(c.ID) - 1; i >= 0 && i < 1<<40 {
+				if i >= len(conns) {
+					conns = slices.Grow(conns, i+1-len(conns))[:i+1]
+				}
+				conns[i] = *c
+			}
 		}
 		if o.fw != nil {
 			o.fw.conn(c)
@@ -106,8 +115,10 @@ func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(conns, func(a, b track.Conn) int { return int(a.ID) - int(b.ID) })
 	for i := range conns {
+		if conns[i].ID == 0 {
+			continue
+		}
 		if err := w.Write(&conns[i]); err != nil {
 			return err
 		}
