@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 )
@@ -45,6 +46,24 @@ func TestPredictionJSON(t *testing.T) {
 		}
 		if got := appendPredictionJSON(nil, &p); !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("%+v:\ngot  %s\nwant %s", p, got, want.Bytes())
+		}
+	}
+}
+
+// TestPredictValues: the hand-split query of /v1/predict gives what
+// url.Values.Get gives.
+func TestPredictValues(t *testing.T) {
+	for _, raw := range []string{
+		"", "addr=10.0.0.1", "addr=10.0.0.1&class=bulk", "class=web&addr=2001:db8::1",
+		"addr=1.2.3.4&addr=5.6.7.8&class=web&class=bulk", "addr", "addr=&class=", "=x&addr=1.1.1.1",
+		"addr=10.0.0.1%2b&class=w%65b", "addr=1.1.1.1;class=web", "class=real+time&addr=1.1.1.1",
+		"x=1&&addr=9.9.9.9&", "addr=fe80::1%25eth0", "addr=%zz&class=web",
+	} {
+		r := httptest.NewRequest("GET", "/v1/predict?"+raw, nil)
+		a, c := predictValues(r)
+		q := r.URL.Query()
+		if a != q.Get("addr") || c != q.Get("class") {
+			t.Errorf("%q: got addr %q class %q, url.Values %q %q", raw, a, c, q.Get("addr"), q.Get("class"))
 		}
 	}
 }

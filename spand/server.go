@@ -322,7 +322,11 @@ func ParsePredictQuery(q map[string][]string) (netip.Addr, Class, error) {
 		}
 		return ""
 	}
-	a := get("addr")
+	return parsePredict(get("addr"), get("class"))
+}
+
+// parsePredict is ParsePredictQuery on the two values.
+func parsePredict(a, c string) (netip.Addr, Class, error) {
 	if a == "" {
 		return netip.Addr{}, "", errors.New("addr: missing")
 	}
@@ -331,7 +335,7 @@ func ParsePredictQuery(q map[string][]string) (netip.Addr, Class, error) {
 		return netip.Addr{}, "", fmt.Errorf("addr: %w", err)
 	}
 	class := ClassWeb
-	if c := get("class"); c != "" {
+	if c != "" {
 		if class, err = ParseClass(c); err != nil {
 			return netip.Addr{}, "", err
 		}
@@ -339,8 +343,38 @@ func ParsePredictQuery(q map[string][]string) (netip.Addr, Class, error) {
 	return addr.Unmap().WithZone(""), class, nil
 }
 
+// predictValues returns the addr and class values of a /v1/predict
+// query (the first of each, as url.Values.Get). A plain query (no
+// escapes, no ';') is split by hand, as url.ParseQuery splits it,
+// without building a map per request; anything else goes through
+// r.URL.Query().
+func predictValues(r *http.Request) (addr, class string) {
+	raw := r.URL.RawQuery
+	if strings.ContainsAny(raw, "%+;") {
+		q := r.URL.Query()
+		return q.Get("addr"), q.Get("class")
+	}
+	var haveAddr, haveClass bool
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "addr" && !haveAddr:
+			addr, haveAddr = v, true
+		case k == "class" && !haveClass:
+			class, haveClass = v, true
+		}
+	}
+	return addr, class
+}
+
+// jsonContentType is the Content-Type header value of JSON answers,
+// shared (net/http does not modify it).
+var jsonContentType = []string{"application/json"}
+
 func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
-	addr, class, err := ParsePredictQuery(r.URL.Query())
+	addr, class, err := parsePredict(predictValues(r))
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "invalid", err)
 		return
@@ -355,7 +389,7 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 	}
 	bp := jsonBufs.Get().(*[]byte)
 	b := appendPredictionJSON((*bp)[:0], &p)
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.Write(b)
 	*bp = b
 	jsonBufs.Put(bp)
