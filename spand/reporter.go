@@ -13,6 +13,7 @@ import (
 const (
 	DefaultFlushInterval = time.Second
 	DefaultMaxQueue      = 10000
+	DefaultShutdownWait  = 2 * time.Second
 )
 
 // Reporter sends reports to a performance server in the background, so
@@ -28,6 +29,9 @@ type Reporter struct {
 	FlushInterval time.Duration // DefaultFlushInterval
 	MaxQueue      int           // DefaultMaxQueue
 	Logger        *slog.Logger  // nil: slog.Default
+	// ShutdownWait is how long Run keeps trying to deliver what is
+	// queued once its context is done. DefaultShutdownWait.
+	ShutdownWait time.Duration
 
 	mu       sync.Mutex
 	queue    []Report
@@ -169,10 +173,7 @@ func (rp *Reporter) logger() *slog.Logger {
 // FlushInterval while the server is unreachable, until ctx is done; then
 // it returns the last error (nil when all was sent).
 func (rp *Reporter) Drain(ctx context.Context) error {
-	every := rp.FlushInterval
-	if every <= 0 {
-		every = DefaultFlushInterval
-	}
+	every := rp.interval()
 	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
@@ -193,21 +194,28 @@ func (rp *Reporter) Drain(ctx context.Context) error {
 	}
 }
 
-// Run flushes every FlushInterval until ctx is done, then once more with
-// a short deadline.
-func (rp *Reporter) Run(ctx context.Context) {
-	every := rp.FlushInterval
-	if every <= 0 {
-		every = DefaultFlushInterval
+func (rp *Reporter) interval() time.Duration {
+	if rp.FlushInterval <= 0 {
+		return DefaultFlushInterval
 	}
-	t := time.NewTicker(every)
+	return rp.FlushInterval
+}
+
+// Run flushes every FlushInterval until ctx is done, then drains the
+// queue (Drain) for at most ShutdownWait.
+func (rp *Reporter) Run(ctx context.Context) {
+	t := time.NewTicker(rp.interval())
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			wait := rp.ShutdownWait
+			if wait <= 0 {
+				wait = DefaultShutdownWait
+			}
+			fctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			if err := rp.Flush(fctx); err != nil {
+			if err := rp.Drain(fctx); err != nil {
 				q, _ := rp.Queued()
 				rp.logger().Warn("spand: reports not sent at shutdown", "queued", q, "err", err)
 			}

@@ -50,7 +50,6 @@ func init() { flagHooks = append(flagHooks, forwardOpts.register) }
 type forwarder struct {
 	rp    *spand.Reporter
 	local spand.LocalFunc
-	wait  time.Duration
 	log   *slog.Logger
 	made  atomic.Uint64 // reports made from records
 }
@@ -83,10 +82,10 @@ func (f *forwardFlags) newForwarder(local spand.LocalFunc, log *slog.Logger) (*f
 			Client:        &spand.Client{BaseURL: f.url, Token: tok, MaxBatch: f.batch},
 			FlushInterval: f.every,
 			MaxQueue:      f.queue,
+			ShutdownWait:  f.wait,
 			Logger:        log,
 		},
 		local: local,
-		wait:  f.wait,
 		log:   log,
 	}, nil
 }
@@ -101,43 +100,21 @@ func (fw *forwarder) conn(c *track.Conn) {
 }
 
 // run sends what is queued every -report-every until ctx is done, then
-// keeps trying for -report-wait to deliver the rest, and logs the
-// counters. It returns an error when reports were left undelivered.
+// keeps trying for -report-wait to deliver the rest (spand.Reporter.Run),
+// and logs the counters. It returns an error when reports were left
+// undelivered.
 func (fw *forwarder) run(ctx context.Context) error {
 	activeForwarder.Store(fw)
-	every := fw.rp.FlushInterval
-	if every <= 0 {
-		every = spand.DefaultFlushInterval
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fw.finish()
-		case <-t.C:
-			if err := fw.rp.Flush(ctx); err != nil && ctx.Err() == nil {
-				fw.log.Debug("spand: forwarding failed, retrying", "err", err)
-			}
-		}
-	}
-}
-
-// finish delivers what is queued, trying for -report-wait, and logs the
-// counters.
-func (fw *forwarder) finish() error {
-	ctx, cancel := context.WithTimeout(context.Background(), fw.wait)
-	defer cancel()
-	err := fw.rp.Drain(ctx)
+	fw.rp.Run(ctx)
 	activeForwarder.CompareAndSwap(fw, nil)
 	st := fw.rp.Stats()
 	fw.log.Info("reports forwarded", "to", fw.rp.Client.BaseURL, "made", fw.made.Load(), "sent", st.Sent,
 		"queued", st.Queued, "dropped", st.Dropped, "rejected", st.Rejected, "failed_attempts", st.Failures)
-	if err != nil {
-		return fmt.Errorf("-report-to: %d reports not delivered after %v: %w", st.Queued, fw.wait, err)
-	}
 	if st.Dropped > 0 {
 		fw.log.Warn("reports dropped: the forwarding queue was full (raise -report-queue)", "dropped", st.Dropped)
+	}
+	if st.Queued > 0 {
+		return fmt.Errorf("-report-to: %d reports not delivered after trying for %v", st.Queued, fw.rp.ShutdownWait)
 	}
 	return nil
 }
