@@ -18,8 +18,9 @@
 #
 # Timing: hyperfine -N (no shell in between), REPS runs per tool per
 # round, RUNS rounds with the tools interleaved; each figure is the median
-# over rounds of the per-round median wall time. "ratio" is tcptrace's
-# wall time over the tool's (above 1: faster than tcptrace). The last
+# over rounds of the per-round median wall time (and of the mean CPU time,
+# user + system, less sensitive to other load on the machine). "ratio" is
+# tcptrace's time over the tool's (above 1: faster than tcptrace). The last
 # lines give the median ratio over all files and the in-process
 # decode+track rate (BenchmarkTrackEcho, one goroutine).
 #
@@ -56,7 +57,8 @@ mergecap -a -F pcap -w "$tmp/echo-x10.pcap" "${parts[@]}"
 rm -f "${parts[@]}"
 files=${FILES:-$(cd "$tmp" && ls *.pcap | sed 's/\.pcap$//' | sort)}
 
-# one FILE TOOL: prints the median wall seconds of $reps runs.
+# one FILE TOOL: prints the median wall seconds of $reps runs and their
+# mean CPU seconds (user + system).
 one() {
 	local f=$tmp/$1.pcap cmd
 	case $2 in
@@ -69,31 +71,38 @@ one() {
 	tshark) cmd="tshark -n -r $f -q -z conv,tcp" ;;
 	esac
 	hyperfine -N -w 1 -r "$reps" --output=null --export-json "$tmp/h.json" "$cmd" >/dev/null 2>&1
-	jq '.results[0].median' "$tmp/h.json"
+	jq -r '.results[0] | "\(.median) \(.user + .system)"' "$tmp/h.json"
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-declare -A wall
+declare -A wall cpu
 ratios=""
-printf "%-30s %9s  %-15s %10s %12s %8s\n" file packets tool "wall ms" "packets/s" ratio
+cratios=""
+printf "%-24s %7s  %-15s %9s %11s %8s %9s %9s\n" file packets tool "wall ms" "packets/s" ratio "cpu ms" "cpu ratio"
 for file in $files; do
 	pkts=$(capinfos -c -M "$tmp/$file.pcap" | awk '/Number of packets/ {print $NF}')
 	tools=(spand spand-cgo spand-table tcptrace tcptrace-brief)
 	[[ -n ${SPAND_BASE:-} ]] && tools+=(spand-base)
 	[[ $file == zeek-echo-connections ]] && tools+=(tshark)
-	for t in "${tools[@]}"; do wall[$t]=""; done
+	for t in "${tools[@]}"; do wall[$t]="" cpu[$t]=""; done
 	for ((i = 0; i < runs; i++)); do
-		for t in "${tools[@]}"; do wall[$t]+="$(one "$file" "$t") "; done
+		for t in "${tools[@]}"; do
+			read -r w c < <(one "$file" "$t")
+			wall[$t]+="$w " cpu[$t]+="$c "
+		done
 	done
 	tw=$(median <<<"${wall[tcptrace]}")
+	tc=$(median <<<"${cpu[tcptrace]}")
 	for t in "${tools[@]}"; do
 		w=$(median <<<"${wall[$t]}")
-		awk -v f="$file" -v t="$t" -v w="$w" -v n="$pkts" -v tw="$tw" 'BEGIN {
-			printf "%-30s %9d  %-15s %10.2f %12.0f %7.2fx\n", f, n, t, w * 1000, n / w, tw / w }'
+		c=$(median <<<"${cpu[$t]}")
+		awk -v f="$file" -v t="$t" -v w="$w" -v c="$c" -v n="$pkts" -v tw="$tw" -v tc="$tc" 'BEGIN {
+			printf "%-24s %7d  %-15s %9.2f %11.0f %7.2fx %9.2f %8.2fx\n", f, n, t, w * 1000, n / w, tw / w, c * 1000, tc / c }'
 	done
 	ratios+="$(awk -v w="$(median <<<"${wall[spand]}")" -v tw="$tw" 'BEGIN {print tw / w}') "
+	cratios+="$(awk -v c="$(median <<<"${cpu[spand]}")" -v tc="$tc" 'BEGIN {print tc / c}') "
 done
-echo "median ratio tcptrace/spand over the files: $(median <<<"$ratios")x ($(wc -w <<<"$ratios") files)"
+echo "median ratio tcptrace/spand over the files: wall $(median <<<"$ratios")x, cpu $(median <<<"$cratios")x ($(wc -w <<<"$ratios") files)"
 
 # In-process: decode + track from memory, one goroutine (the issue's
 # benchmark), medians of the runs.
