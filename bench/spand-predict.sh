@@ -77,7 +77,6 @@ for c in 1 16; do
 	awk -v a="$pp" -v b="$p99us" -v c=$c 'BEGIN {printf "%-34s %6d %32.2fx\n", "p99 ratio predict/healthz", c, a / b}'
 	wrkrow "spand GET /v1/predict (1024 hosts)" $c -s "$tmp/predict.lua" "http://127.0.0.1:$port"
 	n=$((c == 1 ? 50000 : 200000))
-	n=$((c == 1 ? 50000 : 200000))
 	out=$(redis-benchmark -p "$rport" -t get -n $n -c $c --precision 3 2>/dev/null | tr '\r' '\n')
 	rps=$(awk '/throughput summary/ {print $3}' <<<"$out")
 	read -r p50 p99 < <(awk '/latency summary/ {getline; getline; print $3"ms", $5"ms"}' <<<"$out")
