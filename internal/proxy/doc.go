@@ -5,6 +5,15 @@
 // handlers' X-Client-IP. CONNECT is tunnelled untouched (no interception).
 // A handler that fails passes the original message and logs why.
 //
+// Content codings are negotiated as behind Squid: the client's
+// Accept-Encoding is kept (goproxy's KeepAcceptEncoding), so it reaches
+// the policy, which compresses for slow clients, and the origin, whose
+// encoded answer passes to the client byte for byte unless adapted (the
+// transcoder then decodes it within its bomb limits). A client that sent
+// no Accept-Encoding never gets an encoded body: the transport asks the
+// origin for gzip on its behalf and decodes the answer, dropping its
+// Content-Encoding and Content-Length.
+//
 // Listener wraps every accepted client connection in a congestion.Conn,
 // so responses and CONNECT tunnels (goproxy hijacks the wrapped
 // connection) are written under the window of the client host's

@@ -32,6 +32,15 @@ func (p *Proxy) Handler() http.Handler {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	gp.Tr = tr
+	// Keep the client's Accept-Encoding, as Squid does: the policy
+	// negotiates its compression from it (ctx.Req, which goproxy would
+	// otherwise strip before RESPMOD sees it), and what an origin
+	// encodes for the client passes to it (decoded and re-encoded by the
+	// transcoder when adapted). A client that sent none still gets
+	// identity: the transport then asks the origin for gzip itself and
+	// decodes the answer (http.Response.Uncompressed), dropping its
+	// Content-Encoding and Content-Length.
+	gp.KeepAcceptEncoding = true
 	gp.OnRequest().DoFunc(p.request)
 	gp.OnResponse().DoFunc(p.response)
 	return gp
