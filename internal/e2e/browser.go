@@ -20,8 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	xhtml "golang.org/x/net/html"
 	_ "golang.org/x/image/webp"
+	xhtml "golang.org/x/net/html"
 
 	"github.com/edgeadapt/edgeadapt/internal/testbed"
 )
@@ -63,7 +63,7 @@ type Object struct {
 	ContentType string
 	Encoding    string // Content-Encoding
 	Adapted     string // X-Adapted, set by icapd on what it changed
-	Bytes       int   // body bytes as received (before any decoding)
+	Bytes       int    // body bytes as received (before any decoding)
 	SHA256      string // of the body as received
 	// Format, Width and Height describe a decoded image; DecodeErr says
 	// why an image body did not decode.

@@ -203,4 +203,3 @@ func testNegotiation(t *testing.T, mode Mode) {
 	fp, err := s.Predict(ctx, v.edge.Clients[1].Addr)
 	t.Logf("spand on the fast client: %.0f bit/s (%s, %d reports), err %v", fp.Throughput*8, fp.Source, fp.Reports, err)
 }
-
