@@ -5,12 +5,12 @@
 # bed of network namespaces (internal/e2e, TestNegotiationExperiment).
 # Needs root, iproute2 and squid. Prints a markdown table of medians.
 #
-#   sudo bench/negotiate.sh                    # libvips engine, 5 + 25 loads per policy, both modes
+#   sudo bench/negotiate.sh                    # libvips engine, 5 + 100 loads per policy, both modes
 #   sudo E2E_TAGS= bench/negotiate.sh          # the pure Go image engine
 #   sudo E2E_RUNS=3 E2E_MODES=proxy bench/negotiate.sh
 #
 # E2E_RUNS: slow-client loads per policy (5); E2E_FAST_RUNS: fast-client
-# loads per policy (25); E2E_MODES: squid,proxy; E2E_TAGS: build tags of
+# loads per policy (100); E2E_MODES: squid,proxy; E2E_TAGS: build tags of
 # icapd and spand (vips). About 7 minutes per mode, most of it the slow
 # client's unadapted loads (1.6 MB at 256 kbit/s, 55 s each).
 set -euo pipefail

@@ -20,7 +20,7 @@ import (
 const (
 	envExperiment = "E2E_EXPERIMENT" // 1 runs it
 	envRuns       = "E2E_RUNS"       // slow-client page loads per policy (default 5)
-	envFastRuns   = "E2E_FAST_RUNS"  // fast-client page loads per policy (default 25)
+	envFastRuns   = "E2E_FAST_RUNS"  // fast-client page loads per policy (default 100)
 	envModes      = "E2E_MODES"      // comma-separated: squid,proxy (default both)
 	envTable      = "E2E_TABLE"      // also write the markdown to this file
 )
@@ -38,7 +38,7 @@ func TestNegotiationExperiment(t *testing.T) {
 	if os.Getenv(envExperiment) != "1" {
 		t.Skipf("set %s=1 to run the experiment (minutes; see bench/negotiate.sh)", envExperiment)
 	}
-	runs, fastRuns := envInt(t, envRuns, 5), envInt(t, envFastRuns, 25)
+	runs, fastRuns := envInt(t, envRuns, 5), envInt(t, envFastRuns, 100)
 	modes := []Mode{ModeSquid, ModeProxy}
 	if m := os.Getenv(envModes); m != "" {
 		modes = nil
@@ -77,6 +77,9 @@ type modeResult struct {
 	learn  time.Duration
 	rate   float64 // spand's throughput estimate, bytes/s
 	warmup int
+	// fastChanged counts the fast client's loads with any object that
+	// differs from the origin's.
+	fastChanged int
 	// Loads by client ("slow", "fast") and policy ("adapted", "pass").
 	loads map[string][]*Load
 }
@@ -178,10 +181,17 @@ func runMode(t *testing.T, v *env, mode Mode, dir string, repo []byte, runs, fas
 		}
 	}
 	for _, key := range []string{"slow/pass", "fast/pass", "fast/adapted"} {
-		for _, l := range r.loads[key] {
+		for i, l := range r.loads[key] {
+			var changed []string
 			for _, o := range l.Objects() {
 				if want, ok := v.origin.Digest(o.URL); ok && o.SHA256 != want {
-					t.Errorf("%s %s: %s is not the origin's", mode, key, o.URL)
+					changed = append(changed, fmt.Sprintf("%s (%d bytes, X-Adapted %q)", o.URL, o.Bytes, o.Adapted))
+				}
+			}
+			if len(changed) > 0 {
+				t.Errorf("%s %s load %d: not the origin's: %s", mode, key, i+1, strings.Join(changed, ", "))
+				if strings.HasPrefix(key, "fast/") {
+					r.fastChanged++
 				}
 			}
 		}
@@ -231,14 +241,14 @@ func experimentTable(rs []*modeResult, o *Origin, runs, fastRuns int, tags strin
 		}
 	}
 	p("")
-	p("| mode | slow: time pass / adapted | slow: bytes pass / adapted | fast: time adapted / pass | slow client's first load | spand knew it after | its estimate | unadapted loads after that |")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|")
+	p("| mode | slow: time pass / adapted | slow: bytes pass / adapted | fast: time adapted / pass | fast loads not byte-identical | slow client's first load | spand knew it after | its estimate | unadapted loads after that |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
 		sa, sp := r.loads["slow/adapted"], r.loads["slow/pass"]
 		fa, fp := r.loads["fast/adapted"], r.loads["fast/pass"]
-		p("| %s | %.1fx | %.1fx | %.3f | %s, %s | %s | %.0f kbit/s | %d |", r.mode,
+		p("| %s | %.1fx | %.1fx | %.3f | %d of %d | %s, %s | %s | %.0f kbit/s | %d |", r.mode,
 			median(durations(sp))/median(durations(sa)), median(wires(sp))/median(wires(sa)),
-			median(durations(fa))/median(durations(fp)),
+			median(durations(fa))/median(durations(fp)), r.fastChanged, len(fa)+len(fp),
 			secs(r.first.Duration.Seconds()), kb(float64(r.first.WireBytes)), secs(r.learn.Seconds()), r.rate*8/1000, r.warmup)
 	}
 	for _, r := range rs {
