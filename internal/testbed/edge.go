@@ -71,24 +71,37 @@ type Edge struct {
 // when the test ends.
 func NewEdge(t testing.TB, clients ...EdgeClient) *Edge {
 	t.Helper()
+	prepare(t)
+	e, err := buildEdge(clients)
+	if e != nil {
+		closeOnCleanup(t, e.Close)
+	}
+	if err != nil {
+		t.Fatalf("testbed: edge: %v", err)
+	}
+	return e
+}
+
+// prepare skips (or, under CI, fails) a test that cannot build namespaces,
+// and removes those left behind by dead test processes.
+func prepare(t testing.TB) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.LookPath(t, "ip", "iproute2")
 	testenv.LookPath(t, "tc", "iproute2")
 	if err := Sweep(); err != nil {
 		t.Logf("testbed: sweeping stale namespaces: %v", err)
 	}
-	e, err := buildEdge(clients)
-	if e != nil {
-		t.Cleanup(func() {
-			if err := e.Close(); err != nil {
-				t.Errorf("testbed cleanup: %v", err)
-			}
-		})
-	}
-	if err != nil {
-		t.Fatalf("testbed: edge: %v", err)
-	}
-	return e
+}
+
+// closeOnCleanup removes a network when the test ends, failing the test
+// if that goes wrong.
+func closeOnCleanup(t testing.TB, close func() error) {
+	t.Cleanup(func() {
+		if err := close(); err != nil {
+			t.Errorf("testbed cleanup: %v", err)
+		}
+	})
 }
 
 func buildEdge(clients []EdgeClient) (*Edge, error) {
