@@ -18,5 +18,9 @@ cd "$(dirname "$0")/.."
 export E2E_EXPERIMENT=1 E2E_TAGS=${E2E_TAGS-vips}
 table=$(mktemp)
 trap 'rm -f "$table"' EXIT
-E2E_TABLE=$table go test -count=1 -timeout 60m -run '^TestNegotiationExperiment$' -v ./internal/e2e >&2
+rc=0
+E2E_TABLE=$table go test -count=1 -timeout 60m -run '^TestNegotiationExperiment$' -v ./internal/e2e >&2 || rc=$?
+# The table is written even when a check failed (a fast-client load that
+# was not byte-identical, say): print it, then fail.
 cat "$table"
+exit $rc

@@ -243,6 +243,12 @@ func (s *Stack) Predict(ctx context.Context, addr netip.Addr) (spand.Prediction,
 	return s.spandC.Predict(ctx, addr, spand.ClassWeb)
 }
 
+// predictOrZero is Predict for log lines: the zero Prediction on error.
+func (s *Stack) predictOrZero(addr netip.Addr) spand.Prediction {
+	p, _ := s.Predict(context.Background(), addr)
+	return p
+}
+
 // WaitKnown polls spand until ok accepts its prediction for addr, and
 // returns that prediction and how long it took; it fails the test after
 // timeout.
