@@ -35,6 +35,8 @@ const (
 //	GET  /v1/predict   ?addr=IP&class=CLASS (class defaults to web)
 //	GET  /v1/hosts     ?limit=N&source=host|local|prefix&class=C: what is
 //	                   known, most reported first
+//	GET  /v1/history   ?key=KEY...: the samples of keys (history.go)
+//	GET  /             the web page (web.go)
 //	GET  /metrics      Prometheus text format
 //	GET  /healthz      "ok"
 //
@@ -99,6 +101,8 @@ func (s *Server) init() {
 		s.mux.HandleFunc("POST /v1/reports", s.handleReports)
 		s.mux.HandleFunc("GET /v1/predict", s.handlePredict)
 		s.mux.HandleFunc("GET /v1/hosts", s.handleHosts)
+		s.mux.HandleFunc("GET /v1/history", s.handleHistory) // history.go
+		s.mux.HandleFunc("GET /{$}", s.handleWeb)            // web.go: the dashboard
 		s.mux.HandleFunc("GET /metrics", s.handleMetrics)
 		s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

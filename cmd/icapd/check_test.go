@@ -128,7 +128,7 @@ func TestBinaryPolicy(t *testing.T) {
 	testenv.LookPath(t, "go", "golang")
 	bin := buildIcapd(t)
 	root := testenv.ModuleRoot(t)
-	addrs := []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-access-log", "off"}
+	addrs := []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-proxy", "off", "-access-log", "off"}
 
 	t.Chdir(root)
 	d := startIcapd(t, bin, addrs...)

@@ -1,7 +1,10 @@
-// Command icapd is the edgeadapt ICAP server (RFC 3507): the services
-// /echo, /reqmod and /respmod on 127.0.0.1:1344 and an admin HTTP server
-// with /metrics and /healthz on 127.0.0.1:9090, by default. Run
-// "icapd -h" for the flags; the wiring lives in internal/icapd.
+// Command icapd is the edgeadapt ICAP server (RFC 3507) and HTTP forward
+// proxy. With no flags it serves ICAP (/echo, /reqmod, /respmod) on
+// 127.0.0.1:1344, the proxy on 127.0.0.1:3128 (the same policy in
+// process, client writes under the congestion manager), the admin HTTP
+// server (/metrics, /healthz) on 127.0.0.1:9090, with an in-process
+// measurement store and ./policy.toml. Run "icapd -h" for the flags; the
+// wiring lives in internal/icapd.
 package main
 
 import (

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,7 +153,7 @@ func (d *daemon) wait(t *testing.T) int {
 func TestSIGTERMDuringTransfer(t *testing.T) {
 	testenv.LookPath(t, "go", "golang")
 	bin := buildIcapd(t)
-	d := startIcapd(t, bin, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-shutdown-timeout", "20s")
+	d := startIcapd(t, bin, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-proxy", "off", "-shutdown-timeout", "20s")
 
 	pr, pw := io.Pipe()
 	hreq, _ := http.NewRequest("GET", "http://origin.test/big", nil)
@@ -248,10 +249,12 @@ func TestSIGTERMDuringTransfer(t *testing.T) {
 }
 
 // TestNoFlags runs icapd exactly as "go run ./cmd/icapd" does: default
-// addresses 127.0.0.1:1344 and 127.0.0.1:9090. It is skipped when
-// something else holds those ports.
+// addresses 127.0.0.1:1344, 127.0.0.1:9090 and the proxy on
+// 127.0.0.1:3128, which serves a GET at once. It is skipped when
+// something else holds those ports (TestProxyEmbeddedDefaults checks the
+// same on free ports).
 func TestNoFlags(t *testing.T) {
-	for _, a := range []string{"127.0.0.1:1344", "127.0.0.1:9090"} {
+	for _, a := range []string{"127.0.0.1:1344", "127.0.0.1:9090", "127.0.0.1:3128"} {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			t.Skipf("default address %s busy (%v); the defaults are checked by internal/icapd TestParseFlags", a, err)
@@ -271,6 +274,14 @@ func TestNoFlags(t *testing.T) {
 	ir, err := (&icap.Client{}).Options(context.Background(), "icap://127.0.0.1:1344/echo")
 	if err != nil || ir.StatusCode != 200 || resp.StatusCode != 200 {
 		t.Fatalf("OPTIONS: %v, healthz %d", err, resp.StatusCode)
+	}
+	if pa := d.proxyAddr(t); pa != "127.0.0.1:3128" {
+		t.Fatalf("proxy on %s, want 127.0.0.1:3128", pa)
+	}
+	origin, jpg := corpusOrigin(t)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: "127.0.0.1:3128"})}}
+	if _, body := testenv.Get(t, c, origin.URL+"/flowers.jpeg", nil); !bytes.Equal(body, jpg) {
+		t.Fatalf("GET through the default proxy: %d bytes, want the origin's %d", len(body), len(jpg))
 	}
 	d.cmd.Process.Signal(syscall.SIGINT)
 	if status := d.wait(t); status != 0 {

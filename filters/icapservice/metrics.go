@@ -85,6 +85,45 @@ func (c *Counters) Get(rule string, action policy.Action) uint64 {
 	return sum
 }
 
+// RuleDecisions is the count of one rule's decisions with one action.
+type RuleDecisions struct {
+	Rule    string // "" when no rule matched
+	Action  policy.Action
+	Count   uint64 // decisions, skipped ones included
+	Skipped uint64 // transcodes not carried out (no-transform, partial, unnamed type)
+}
+
+// Snapshot returns the decisions per rule and action, sorted by rule then
+// action: the rule hits icapd's admin page shows.
+func (c *Counters) Snapshot() []RuleDecisions {
+	c.mu.RLock()
+	at := map[counterKey]int{} // index in out, by the key without skipped
+	var out []RuleDecisions
+	for k, n := range c.m {
+		base := counterKey{k.rule, k.action, false}
+		i, ok := at[base]
+		if !ok {
+			i = len(out)
+			out = append(out, RuleDecisions{Rule: k.rule, Action: k.action})
+			at[base] = i
+		}
+		r := &out[i]
+		v := n.Load()
+		r.Count += v
+		if k.skipped {
+			r.Skipped += v
+		}
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(out, func(a, b RuleDecisions) int {
+		if a.Rule != b.Rule {
+			return strings.Compare(a.Rule, b.Rule)
+		}
+		return int(a.Action) - int(b.Action)
+	})
+	return out
+}
+
 // WriteMetrics writes the counters in the Prometheus text format:
 //
 //	icapd_policy_decisions_total{rule="slow-images",action="transcode",skipped="false"} 12

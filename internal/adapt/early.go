@@ -86,6 +86,9 @@ func (t *Transcoder) Early(d *policy.Decision, req *http.Request, resp *http.Res
 			return nil, fmt.Errorf("adapt: profile %q: %w (%q %q)", name, ErrEarlyMismatch,
 				out.Header.Get("Content-Type"), out.Header.Get("Content-Encoding"))
 		}
+		if out.Adapted {
+			t.saved.add(mt, len(body), len(out.Body))
+		}
 		return out.Body, nil
 	}}
 }

@@ -28,7 +28,8 @@ type Transcoder struct {
 	// zero transcode.Transcoder made on first use.
 	T *transcode.Transcoder
 
-	once sync.Once
+	once  sync.Once
+	saved savings // per media type, savings.go
 }
 
 func (t *Transcoder) tr() *transcode.Transcoder {
@@ -93,6 +94,9 @@ func (t *Transcoder) TranscodeResponse(ctx context.Context, d *policy.Decision, 
 	out, err := t.tr().Transcode(ctx, in, prof)
 	if err != nil {
 		return nil, nil, fmt.Errorf("adapt: profile %q: %w", d.Profile.Name, err)
+	}
+	if out.Adapted {
+		t.saved.add(mt, len(body), len(out.Body))
 	}
 	return out.Body, out.Header, nil
 }

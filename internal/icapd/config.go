@@ -14,8 +14,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen          = "127.0.0.1:1344"
-	DefaultAdmin           = "127.0.0.1:9090"
+	DefaultListen = "127.0.0.1:1344"
+	DefaultAdmin  = "127.0.0.1:9090"
+	// DefaultProxy is the address of the HTTP forward proxy (proxy mode).
+	DefaultProxy           = "127.0.0.1:3128"
 	DefaultShutdownTimeout = 30 * time.Second
 	// DefaultLogFlushInterval bounds how long an access log line waits in
 	// the buffer of a log file.
@@ -57,8 +59,22 @@ type Config struct {
 	Policy, Spand                       string
 	MaxTranscodeBytes, EarlyCommitBytes int64
 	// Proxy is the address of the HTTP forward proxy applying the same
-	// pipeline (see StartProxy); "" disables it.
+	// pipeline (see StartProxy); "" means DefaultProxy and "off" disables
+	// it. When the default address is busy (a Squid on the same host),
+	// icapd runs without the proxy and says so; an address given
+	// explicitly must bind.
 	Proxy string
+	// ProxySet records that -proxy was given explicitly.
+	ProxySet bool
+	// ProxyNoCM serves the proxy's clients without the congestion manager
+	// (-proxy-cm=false), for comparison: writes go straight to the
+	// sockets, and the policy learns the clients' bandwidth only from the
+	// reports.
+	ProxyNoCM bool
+	// StoreSnapshot is the file the in-process measurement store (used
+	// when Spand is "") is restored from at start and saved to every
+	// DefaultSnapshotInterval and at shutdown; "" keeps it in memory only.
+	StoreSnapshot string
 }
 
 // ParseFlags parses icapd's command line into a Config. Errors and -h
@@ -79,8 +95,10 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
 	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged")
 	fs.Int64Var(&c.EarlyCommitBytes, "early-commit-bytes", icapservice.DefaultEarlyCommitBytes, "bodies larger than this (or of unknown length) get their ICAP and HTTP headers before they are read, so Squid keeps sending them; keep it under 64 KB behind Squid")
-	fs.StringVar(&c.Proxy, "proxy", "", "HTTP forward proxy address applying the same policy as /reqmod and /respmod, e.g. 127.0.0.1:3128; CONNECT is tunnelled untouched (default off)")
-	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth, e.g. http://127.0.0.1:7070 (default none)")
+	fs.StringVar(&c.Proxy, "proxy", DefaultProxy, `HTTP forward proxy address applying the same policy as /reqmod and /respmod; CONNECT is tunnelled untouched ("" or "off" to disable)`)
+	noCM := fs.Bool("proxy-cm", true, "write to the proxy's clients through the congestion manager (one macroflow per client host), whose rate and RTT give the policy the client's bandwidth class")
+	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth and for the proxy's performance reports, e.g. http://127.0.0.1:7070 (default: the in-process store)")
+	fs.StringVar(&c.StoreSnapshot, "store-snapshot", "", "file the in-process measurement store is restored from and saved to (default: memory only; unused with -spand)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: icapd [flags]\n\nicapd is an ICAP (RFC 3507) server with the services /echo, /reqmod and /respmod.\n\n")
 		fs.PrintDefaults()
@@ -92,10 +110,17 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "allow" {
+		switch f.Name {
+		case "allow":
 			c.AllowSet = true
+		case "proxy":
+			c.ProxySet = true
 		}
 	})
+	c.ProxyNoCM = !*noCM
+	if c.ProxySet && c.Proxy == "" {
+		c.Proxy = "off"
+	}
 	if c.AllowSet {
 		p, err := ParseAllow(*allow)
 		if err != nil {
@@ -121,6 +146,14 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("-shutdown-timeout %v is negative", c.ShutdownTimeout))
 	}
+	if c.Spand != "" {
+		if err := checkSpandURL(c.Spand); err != nil {
+			errs = append(errs, err)
+		}
+		if c.StoreSnapshot != "" {
+			errs = append(errs, errors.New("-store-snapshot is the in-process store's file: not with -spand, which keeps the measurements"))
+		}
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -141,6 +174,13 @@ func (c Config) admin() string {
 		return DefaultAdmin
 	}
 	return c.Admin
+}
+
+func (c Config) proxy() string {
+	if c.Proxy == "" {
+		return DefaultProxy
+	}
+	return c.Proxy
 }
 
 func (c Config) allow() []netip.Prefix {

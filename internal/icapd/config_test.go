@@ -30,7 +30,24 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("parsed %+v", c)
 				}
 			}},
+		{name: "proxy defaults", args: nil, check: func(t *testing.T, c Config) {
+			if c.proxy() != DefaultProxy || c.ProxySet || c.ProxyNoCM || c.StoreSnapshot != "" || c.Spand != "" {
+				t.Errorf("proxy defaults: %+v", c)
+			}
+		}},
+		{name: "proxy flags", args: []string{"-proxy", "", "-proxy-cm=false", "-store-snapshot", "s.json"}, check: func(t *testing.T, c Config) {
+			if c.proxy() != "off" || !c.ProxySet || !c.ProxyNoCM || c.StoreSnapshot != "s.json" {
+				t.Errorf("parsed %+v", c)
+			}
+		}},
+		{name: "spand", args: []string{"-spand", "http://127.0.0.1:7070"}, check: func(t *testing.T, c Config) {
+			if c.Spand != "http://127.0.0.1:7070" {
+				t.Errorf("parsed %+v", c)
+			}
+		}},
 		// fails
+		{name: "spand not a URL", args: []string{"-spand", "127.0.0.1:7070"}, wantErr: "want an http:// or https:// URL"},
+		{name: "snapshot with spand", args: []string{"-spand", "http://127.0.0.1:7070", "-store-snapshot", "s.json"}, wantErr: "not with -spand"},
 		{name: "tls without cert", args: []string{"-listen-tls", ":11345"}, wantErr: "needs -cert and -key"},
 		{name: "cert without tls", args: []string{"-cert", "c.pem"}, wantErr: "without -listen-tls"},
 		{name: "no listener", args: []string{"-listen", "off"}, wantErr: "no listener"},

@@ -39,6 +39,7 @@ type Daemon struct {
 	mu       sync.Mutex                      // serialises Handle
 	known    atomic.Pointer[map[string]bool] // registered service paths
 	draining atomic.Bool
+	pipeline atomic.Pointer[Pipeline] // shown on the admin page (admin.go)
 	admin    *http.Server
 	icapLn   net.Listener
 	tlsLn    net.Listener
@@ -177,7 +178,7 @@ func (d *Daemon) Start() error {
 			d.log.Warn("the admin server (metrics, pprof) listens on a non-loopback address", "admin", cfg.admin())
 		}
 		d.admin = &http.Server{
-			Handler:           adminHandler(d.Metrics, &d.draining),
+			Handler:           d.adminHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		}

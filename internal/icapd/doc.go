@@ -3,7 +3,8 @@
 //
 //   - Config and ParseFlags: the command line (-listen, -listen-tls with
 //     -cert/-key, -admin, -allow, -shutdown-timeout, -access-log,
-//     -log-level); the zero Config is valid.
+//     -log-level, -policy, -spand, -proxy, -proxy-cm, -store-snapshot);
+//     the zero Config is valid.
 //   - Daemon: the ICAP listeners (plain and ICAPS) behind a client
 //     allow-list of CIDRs (default loopback only; others are closed at once,
 //     logged and counted), the services on an icap.ServeMux, one access log
@@ -16,9 +17,16 @@
 //     streamed back). DefaultServices returns them; pass other Services to
 //     New or call Daemon.Handle (also while serving) to plug in the
 //     adaptation pipeline.
+//   - Pipeline: the policy (policy.toml, hot-reloaded) and the /reqmod and
+//     /respmod services that apply it, with predictions from the
+//     congestion manager (proxy mode), spand or the in-process store.
+//   - StartProxy: the HTTP forward proxy (-proxy, default 127.0.0.1:3128)
+//     running the same services in process and writing to each client
+//     through the congestion manager.
 //   - Metrics: a hand-written Prometheus text exposition (no dependency) on
-//     the admin server's /metrics, next to /healthz and /debug/pprof/.
+//     the admin server's /metrics, next to the dashboard at /, /healthz and
+//     /debug/pprof/.
 //   - Main: the whole command, including signals: SIGTERM or SIGINT drain
 //     (healthz 503, stop accepting, finish in-flight transactions within
-//     -shutdown-timeout) and exit 0; SIGHUP is reserved for reload.
+//     -shutdown-timeout) and exit 0; SIGHUP reloads the policy.
 package icapd

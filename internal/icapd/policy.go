@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -131,10 +130,9 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 	h.OnReload = pl.reloaded
 	pred := cfg.Predictor
 	if pred == nil && cfg.Spand != "" {
-		u, err := url.Parse(cfg.Spand)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err := checkSpandURL(cfg.Spand); err != nil {
 			pl.Close()
-			return nil, fmt.Errorf("-spand %q: want an http:// or https:// URL", cfg.Spand)
+			return nil, err
 		}
 		pl.spand = &adapt.Spand{Source: &spand.Client{BaseURL: cfg.Spand}, Logger: logger}
 		pred = pl.spand
@@ -180,6 +178,7 @@ func (pl *Pipeline) Install(d *Daemon) {
 	}
 	pl.mux.Store(d.Mux)
 	d.Metrics.AddWriter(pl.WriteMetrics)
+	d.attachPipeline(pl) // the admin page (admin.go)
 }
 
 // reloaded is the Holder's OnReload hook: a new policy gets a new ISTag.

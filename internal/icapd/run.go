@@ -42,25 +42,42 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		logger.Error("icapd: configuration", "err", err)
 		return 1
 	}
-	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, MaxTranscodeBytes: cfg.MaxTranscodeBytes, EarlyCommitBytes: cfg.EarlyCommitBytes}, logger)
+	ms, err := NewMeasurement(cfg, logger)
+	if err != nil {
+		logger.Error("icapd: measurement", "err", err)
+		return 1
+	}
+	defer func() {
+		if err := ms.Close(); err != nil {
+			logger.Error("icapd: measurement store", "err", err)
+		}
+	}()
+	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, Predictor: ms.Predictor, MaxTranscodeBytes: cfg.MaxTranscodeBytes, EarlyCommitBytes: cfg.EarlyCommitBytes}, logger)
 	if err != nil {
 		logger.Error("icapd: policy", "err", err)
 		return 1
 	}
 	defer pl.Close()
 	pl.Install(d)
+	d.Metrics.AddWriter(ms.WriteMetrics)
 	go pl.Watch(ctx)
+	mctx, stopMeasure := context.WithCancel(context.Background())
+	measured := make(chan struct{})
+	go func() { defer close(measured); ms.Run(mctx) }()
+	defer func() { stopMeasure(); <-measured }()
+	logger.Info("measurement", "store", ms.Source(), "snapshot", cfg.StoreSnapshot)
 	if err := d.Start(); err != nil {
 		logger.Error("icapd: start", "err", err)
 		return 1
 	}
-	var ps *ProxyServer
-	if cfg.Proxy != "" {
-		if ps, err = StartProxy(cfg.Proxy, pl, logger); err != nil {
-			logger.Error("icapd: start", "err", err)
-			d.Shutdown(context.Background())
-			return 1
-		}
+	ps, err := startProxyOf(cfg, pl, ms, logger)
+	if err != nil {
+		logger.Error("icapd: start", "err", err)
+		d.Shutdown(context.Background())
+		return 1
+	}
+	if ps != nil {
+		d.Metrics.AddWriter(ps.WriteMetrics)
 	}
 	status := 0
 	for running := true; running; {

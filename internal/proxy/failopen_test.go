@@ -2,7 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
-	"log/slog"
+
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/proxy"
+	"github.com/edgeadapt/edgeadapt/internal/proxy/proxytest"
 )
 
 // TestProxyFailOpen: a RESPMOD handler that fails before reading the
@@ -31,7 +32,7 @@ func TestProxyFailOpen(t *testing.T) {
 			panic("adaptation broke")
 		}),
 		ReqmodPath: "/reqmod", RespmodPath: "/respmod",
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Logger: proxytest.Logger(t),
 	}
 	srv := httptest.NewServer(p.Handler())
 	defer srv.Close()

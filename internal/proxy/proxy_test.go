@@ -2,44 +2,26 @@ package proxy_test
 
 import (
 	"bytes"
-	"context"
 	"image/jpeg"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/icapd"
+	"github.com/edgeadapt/edgeadapt/internal/proxy/proxytest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
-// startProxy starts icapd's proxy on loopback with the repository's
-// policy.toml, stopped when the test ends.
+// startProxy starts icapd's proxy on loopback as icapd.Main does, with
+// the repository's policy.toml, stopped when the test ends.
 func startProxy(t *testing.T) *url.URL {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	pl, err := icapd.NewPipeline(icapd.PipelineConfig{PolicyFile: filepath.Join(testenv.ModuleRoot(t), "policy.toml")}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pl.Close() })
-	ps, err := icapd.StartProxy("127.0.0.1:0", pl, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := ps.Shutdown(ctx); err != nil {
-			t.Errorf("proxy shutdown: %v", err)
-		}
-	})
-	return &url.URL{Scheme: "http", Host: ps.Addr()}
+	_, u := proxytest.Start(t, icapd.Config{}, icapd.ProxyConfig{Addr: "127.0.0.1:0"})
+	return u
 }
 
 func TestProxyAdaptsLikeTheICAPServices(t *testing.T) {
@@ -55,19 +37,10 @@ func TestProxyAdaptsLikeTheICAPServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/people.jpg":
-			w.Header().Set("Content-Type", "image/jpeg")
-			w.Write(jpg)
-		case "/page.html":
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Write(html)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer origin.Close()
+	origin := proxytest.Origin(t, map[string]proxytest.Object{
+		"/people.jpg": {Type: "image/jpeg", Body: jpg},
+		"/page.html":  {Type: "text/html; charset=utf-8", Body: html},
+	})
 	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(startProxy(t))}}
 
 	tests := []struct {
@@ -128,18 +101,23 @@ func TestProxyTunnelsCONNECTUntouched(t *testing.T) {
 
 func TestProxyFlag(t *testing.T) {
 	for _, tt := range []struct {
-		args []string
-		want string
+		args  []string
+		want  string
+		noCM  bool
+		isSet bool
 	}{
-		{nil, ""},
-		{[]string{"-proxy", "127.0.0.1:3128"}, "127.0.0.1:3128"},
+		{nil, "127.0.0.1:3128", false, false},
+		{[]string{"-proxy", "127.0.0.1:8080"}, "127.0.0.1:8080", false, true},
+		{[]string{"-proxy", ""}, "off", false, true},
+		{[]string{"-proxy", "off"}, "off", false, true},
+		{[]string{"-proxy-cm=false"}, "127.0.0.1:3128", true, false},
 	} {
 		cfg, err := icapd.ParseFlags(tt.args, io.Discard)
 		if err != nil {
 			t.Fatalf("ParseFlags(%q): %v", tt.args, err)
 		}
-		if cfg.Proxy != tt.want {
-			t.Errorf("ParseFlags(%q).Proxy = %q, want %q", tt.args, cfg.Proxy, tt.want)
+		if cfg.Proxy != tt.want || cfg.ProxyNoCM != tt.noCM || cfg.ProxySet != tt.isSet {
+			t.Errorf("ParseFlags(%q): Proxy %q, ProxyNoCM %t, ProxySet %t; want %q, %t, %t", tt.args, cfg.Proxy, cfg.ProxyNoCM, cfg.ProxySet, tt.want, tt.noCM, tt.isSet)
 		}
 	}
 }
