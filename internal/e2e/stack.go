@@ -178,6 +178,7 @@ func StartStack(t testing.TB, e *testbed.Edge, cfg StackConfig) *Stack {
 	args := []string{"-listen", icapAddr, "-admin", adminAddr, "-policy", cfg.Policy, "-spand", "http://" + spandAddr, "-log-level", "info"}
 	switch cfg.Mode {
 	case ModeSquid:
+		args = append(args, "-proxy", "off") // Squid is the proxy
 	case ModeProxy:
 		args = append(args, "-proxy", s.ProxyAddr)
 	default:
