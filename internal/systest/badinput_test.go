@@ -34,7 +34,8 @@ const (
 	// all of TestBadInput: the largest body icapd holds is
 	// -max-transcode-bytes (32 MB), a decompression stops at 64 MB.
 	maxBadInputRSS = 256 << 20
-	// bigHTML is the size of the page of the known-issue subtest.
+	// bigHTML is the size of the page of the subtest that stalled
+	// Squid before -early-hold-bytes.
 	bigHTML = 8 << 20
 )
 
@@ -201,6 +202,16 @@ func TestBadInput(t *testing.T) {
 		"/bomb.html.gz":       {"text/html; charset=utf-8", "gzip", gzipBomb(1 << 30)},
 		"/small-bomb.html.gz": {"text/html; charset=utf-8", "gzip", gzipBomb(16 << 20)},
 	}
+	// Adaptable bodies over -early-hold-bytes, sent unchanged.
+	bigBodies := map[string]struct {
+		typ     string
+		n       int64
+		chunked bool // no Content-Length
+	}{
+		"/big.html":   {"text/html", bigHTML, false},
+		"/big30.jpg":  {"image/jpeg", 30 << 20, false},
+		"/big30.html": {"text/html", 30 << 20, true},
+	}
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/huge.txt" {
 			// No Content-Length: chunked, of unknown length to Squid and
@@ -211,10 +222,12 @@ func TestBadInput(t *testing.T) {
 			io.Copy(w, squidtest.Body(huge))
 			return
 		}
-		if r.URL.Path == "/big.html" {
-			w.Header().Set("Content-Type", "text/html")
-			w.Header().Set("Content-Length", strconv.Itoa(bigHTML))
-			io.Copy(w, squidtest.Body(bigHTML))
+		if b, ok := bigBodies[r.URL.Path]; ok {
+			w.Header().Set("Content-Type", b.typ)
+			if !b.chunked {
+				w.Header().Set("Content-Length", strconv.FormatInt(b.n, 10))
+			}
+			io.Copy(w, squidtest.Body(b.n))
 			return
 		}
 		b, ok := bodies[r.URL.Path]
@@ -299,30 +312,36 @@ func TestBadInput(t *testing.T) {
 	// client is committed early, then sent unchanged once icapd has held
 	// 1 MiB of it: holding more stalled Squid 5.7 (Squid bug 5352) until
 	// icapd's 5-minute read timeout, with a truncated response.
-	t.Run("8 MB HTML for a Save-Data client", func(t *testing.T) {
-		before := d.metrics(t)
-		c := sq.Client()
-		c.Timeout = time.Minute
-		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/big.html", nil)
-		req.Header.Set("Save-Data", "on")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		want, _ := io.ReadAll(squidtest.Body(bigHTML))
-		start := time.Now()
-		got, err := io.ReadAll(resp.Body)
-		took := time.Since(start)
-		if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, want) {
-			t.Fatalf("status %d, %d bytes, err %v; want the original %d bytes", resp.StatusCode, len(got), err, bigHTML)
-		}
-		d.waitLog(t, "reason=too-large", 10*time.Second)
-		poll(t, 10*time.Second, "the early commit counted too-large", func() bool {
-			return sum(d.metrics(t), "icapd_early_commit_total", `outcome="too-large"`)-sum(before, "icapd_early_commit_total", `outcome="too-large"`) >= 1
+	for _, tc := range []struct{ name, path string }{
+		{"8 MB HTML for a Save-Data client", "/big.html"},
+		{"30 MB JPEG for a Save-Data client", "/big30.jpg"},
+		{"30 MB HTML of unknown length for a Save-Data client", "/big30.html"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := d.metrics(t)
+			c := sq.Client()
+			c.Timeout = time.Minute
+			req, _ := http.NewRequest(http.MethodGet, origin.URL+tc.path, nil)
+			req.Header.Set("Save-Data", "on")
+			start := time.Now()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			took := time.Since(start)
+			want, _ := io.ReadAll(squidtest.Body(bigBodies[tc.path].n))
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, want) {
+				t.Fatalf("status %d, %d bytes, err %v; want the original %d bytes", resp.StatusCode, len(got), err, len(want))
+			}
+			d.waitLog(t, "reason=too-large", 10*time.Second)
+			poll(t, 10*time.Second, "the early commit counted too-large", func() bool {
+				return sum(d.metrics(t), "icapd_early_commit_total", `outcome="too-large"`)-sum(before, "icapd_early_commit_total", `outcome="too-large"`) >= 1
+			})
+			figure(t, "outcome", "original %d bytes (early commit, over -early-hold-bytes: too-large) in %v", len(got), took.Round(time.Millisecond))
 		})
-		figure(t, "8 MB HTML over -early-hold-bytes", "original %d bytes in %v", len(got), took.Round(time.Millisecond))
-	})
+	}
 
 	rss, hwm := d.memStatus(t)
 	figure(t, "icapd RSS at the end / peak", "%s / %s (bound %s)", mib(float64(rss)), mib(float64(hwm)), mib(maxBadInputRSS))
