@@ -60,7 +60,7 @@ type PipelineConfig struct {
 	// Squid.
 	EarlyCommitBytes int64
 	// EarlyHoldBytes caps the body held to transcode after an early
-	// commit; zero means icapservice.DefaultEarlyHoldBytes (1 MiB). See
+	// commit; zero means icapservice.DefaultEarlyHoldBytes (2 MiB). See
 	// icapservice.Service.EarlyHoldBytes.
 	EarlyHoldBytes int64
 }
