@@ -16,7 +16,8 @@
 //     passes unchanged (fail open) and the failure is logged. Bodies over
 //     EarlyCommitBytes are answered before they are read (early commit,
 //     policy.EarlyTranscoder), because Squid waits for the answer before
-//     it sends more than 64 KB of a body.
+//     it sends more than 64 KB of a body; of those, only EarlyHoldBytes
+//     are held, larger ones are sent unchanged.
 //
 // Every response carries the policy's ISTag, which changes on every
 // successful reload, so Squid knows adapted content it cached is stale.
@@ -48,6 +49,22 @@ const DefaultMaxBodyBytes = 8 << 20
 // the 64 KB Squid sends of a body before the ICAP server answers.
 const DefaultEarlyCommitBytes = 48 << 10
 
+// DefaultEarlyHoldBytes is how much of an early-committed body the
+// service holds to transcode when Service.EarlyHoldBytes is zero; a
+// larger body is sent unchanged as soon as it goes over (outcome
+// OutcomeTooLarge). Squid 5.7 (Debian 5.7-2+deb12u6) can stop reading
+// the origin for good while an ICAP server that has answered sends no
+// body bytes (Squid bug 5352), and the more it holds the likelier: in
+// probes through Squid (TestEarlyHoldThroughSquid's probe and icapd's),
+// bodies held whole stalled 0 of 340 times at 2 MiB, 1 of 40 at 3 MiB,
+// 10 of 60 at 4 MiB and 8 of 12 at 8 MiB. 2 MiB still holds most photos
+// and pages whole.
+const DefaultEarlyHoldBytes = 2 << 20
+
+// OutcomeTooLarge is the early-commit outcome (and logged reason) of a
+// body over EarlyHoldBytes or MaxBodyBytes: the original was sent.
+const OutcomeTooLarge = "too-large"
+
 // Service is the policy's ICAP handler. Policy is required; the other
 // fields have working zero values.
 type Service struct {
@@ -75,6 +92,16 @@ type Service struct {
 	// until the ICAP server answers, so this must stay below 65535 behind
 	// Squid.
 	EarlyCommitBytes int64
+	// EarlyHoldBytes caps the body held to transcode after an early
+	// commit; zero means DefaultEarlyHoldBytes, and MaxBodyBytes caps it
+	// too. Over it, the service stops holding and sends what it held
+	// followed by the rest of the original, unchanged. Behind Squid 5.7
+	// it must stay small: while the answer has begun but no body bytes
+	// flow, Squid may stop reading the origin and never resume (Squid
+	// bug 5352, fixed in Squid 7), so every held body is a risk of a
+	// stall until the ICAP read timeout. Without Squid (icapd's own
+	// proxy) it may be as large as MaxBodyBytes.
+	EarlyHoldBytes int64
 	// Logger receives decisions that fail open; nil means slog.Default().
 	Logger *slog.Logger
 	// LogDecisions logs every decision at Info level with the rule name,
@@ -91,6 +118,12 @@ func ISTag(p *policy.Policy) string { return `"pol-` + p.Version + `"` }
 func (s *Service) maxBodyBytes() int64 { return orDefault(s.MaxBodyBytes, DefaultMaxBodyBytes) }
 func (s *Service) earlyCommitBytes() int64 {
 	return orDefault(s.EarlyCommitBytes, DefaultEarlyCommitBytes)
+}
+
+// earlyHoldBytes is the most of an early-committed body held to
+// transcode: EarlyHoldBytes, at most MaxBodyBytes.
+func (s *Service) earlyHoldBytes() int64 {
+	return min(orDefault(s.EarlyHoldBytes, DefaultEarlyHoldBytes), s.maxBodyBytes())
 }
 
 // orDefault returns v, or def when v is zero or negative.
@@ -290,8 +323,11 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 // first: the ICAP 200 and the HTTP header of policy.EarlyTranscode, which
 // holds for the transcoded and the original body alike; the server
 // flushes them as soon as the body is read. Then the whole body is read
-// (up to MaxBodyBytes) and the transcoded body sent, or the original
-// bytes if the transcode fails, times out or is not smaller. A
+// (up to EarlyHoldBytes) and the transcoded body sent, or the original
+// bytes if the transcode fails, times out or is not smaller; a body over
+// EarlyHoldBytes is sent unchanged, what was held first, then the rest as
+// it arrives, so that body bytes flow to Squid again (see
+// Service.EarlyHoldBytes). A
 // Transcoder that cannot commit early passes the body unchanged at once.
 func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *policy.Decision) {
 	resp := r.Response
@@ -307,7 +343,7 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 		s.stream(w, r, resp, r.Body)
 		return
 	}
-	limit := s.maxBodyBytes()
+	limit := s.earlyHoldBytes()
 	var first []byte
 	if r.InPreview() {
 		// Read past the preview first, which asks for the rest (100
@@ -341,8 +377,9 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 		return
 	}
 	if int64(len(held)) > limit {
-		s.Counters.early(transcode.ReasonTooBig)
-		s.logger().Debug("icapservice: body over max_body_bytes after committing early; sending the original", "rule", d.Rule, "limit", limit)
+		s.Counters.early(OutcomeTooLarge)
+		s.logger().Info("icapservice: body over the early-commit hold limit; sending the original", "rule", d.Rule,
+			"reason", OutcomeTooLarge, "limit", limit)
 		s.write(w, d, io.MultiReader(bytes.NewReader(held), r.Body))
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -227,19 +228,33 @@ func TestRespmod(t *testing.T) {
 	})
 	t.Run("early commit", func(t *testing.T) {
 		big := "<p>" + strings.Repeat("x", DefaultEarlyCommitBytes) + "</p>"
+		// huge is over the MaxBodyBytes of these tests (1 MiB), mid under
+		// it; their distinct lines show a lost or reordered chunk.
+		var hb strings.Builder
+		for i := 0; hb.Len() <= 1<<20; i++ {
+			fmt.Fprintf(&hb, "<p>line %d</p>\n", i)
+		}
+		huge := hb.String()
+		mid := huge[:600<<10]
 		for _, tc := range []struct {
 			name, body, length string // length "": unknown
 			fail, noEarly      bool
+			hold               int64 // EarlyHoldBytes
 			want, outcome      string
 		}{
-			{"over EarlyCommitBytes", big, strconv.Itoa(len(big)), false, false, strings.ToUpper(big), "adapted"},
-			{"unknown length", page, "", false, false, strings.ToUpper(page), "adapted"},
-			{"failure sends the original", big, "", true, false, big, "error"},
-			{"not committed passes unchanged", big, "", false, true, big, "not-committed"},
+			{"over EarlyCommitBytes", big, strconv.Itoa(len(big)), false, false, 0, strings.ToUpper(big), "adapted"},
+			{"unknown length", page, "", false, false, 0, strings.ToUpper(page), "adapted"},
+			{"failure sends the original", big, "", true, false, 0, big, "error"},
+			{"not committed passes unchanged", big, "", false, true, 0, big, "not-committed"},
+			{"at EarlyHoldBytes is adapted", mid, "", false, false, int64(len(mid)), strings.ToUpper(mid), "adapted"},
+			{"over EarlyHoldBytes sends the original", mid, strconv.Itoa(len(mid)), false, false, int64(len(mid)) - 1, mid, OutcomeTooLarge},
+			{"over EarlyHoldBytes of unknown length", mid, "", false, false, 1000, mid, OutcomeTooLarge},
+			{"over MaxBodyBytes under EarlyHoldBytes", huge, "", false, false, 8 << 20, huge, OutcomeTooLarge},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				f := newFixture(t, earlyUpper{upperTranscoder{fail: tc.fail}})
 				f.svc.MaxBodyBytes = 1 << 20
+				f.svc.EarlyHoldBytes = tc.hold
 				f.svc.Counters = &Counters{}
 				h := http.Header{"Content-Length": {tc.length}}
 				if tc.noEarly {
@@ -258,6 +273,9 @@ func TestRespmod(t *testing.T) {
 				}
 				if n := f.svc.Counters.Early(tc.outcome); n != 1 {
 					t.Errorf("early commits with outcome %q: %d, want 1", tc.outcome, n)
+				}
+				if tc.outcome == OutcomeTooLarge && !strings.Contains(f.logs.String(), "reason="+OutcomeTooLarge) {
+					t.Errorf("too-large pass not logged: %s", f.logs.String())
 				}
 			})
 		}

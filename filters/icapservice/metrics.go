@@ -38,7 +38,8 @@ func (c *Counters) early(outcome string) {
 	c.earlyMu.Unlock()
 }
 
-// Early returns the number of early commits with outcome: "adapted", a
+// Early returns the number of early commits with outcome: "adapted",
+// OutcomeTooLarge (over EarlyHoldBytes: the original was sent), a
 // transcode.Reason... constant or "error" (the original was sent),
 // "read-error", or "not-committed" (the body passed unchanged).
 func (c *Counters) Early(outcome string) uint64 {

@@ -1,6 +1,7 @@
 package icapservice
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,23 +81,13 @@ func TestThroughSquid(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := &Service{Policy: holder, Transcoder: upperTranscoder{}, Logger: logger}
-	mux := icap.NewServeMux()
-	for _, p := range []struct{ path, method string }{{"/reqmod", icap.MethodREQMOD}, {"/respmod", icap.MethodRESPMOD}} {
-		mux.Handle(p.path, svc, icap.ServiceOptions{
-			Methods: []string{p.method}, Service: "policy test", Allow204: true, Allow206: true,
-			Preview: icap.DefaultPreview, TransferPreview: []string{"*"}, XInclude: []string{"X-Client-IP"},
-			ISTag: ISTag(holder.Policy()),
-		})
-	}
+	mux, srv := serveICAP(t, svc)
 	holder.OnReload = func(p *policy.Policy, err error) {
 		if err == nil {
 			mux.SetISTag("/reqmod", ISTag(p))
 			mux.SetISTag("/respmod", ISTag(p))
 		}
 	}
-	srv := icaptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-
 	// A second icap_log with the ISTag of each ICAP response. Squid
 	// writes it as its effective user, hence a world-writable directory.
 	logDir, err := os.MkdirTemp("", "icapservice-squid")
@@ -186,5 +178,92 @@ func TestThroughSquid(t *testing.T) {
 	}
 	if tag1 == tag2 || !strings.Contains(log, "REQMOD %22"+want1+"%22") || !strings.Contains(log, "REQMOD %22"+want2+"%22") {
 		t.Errorf("ISTags %s → %s not both in icap_log:\n%s", tag1, tag2, log)
+	}
+}
+
+// serveICAP serves svc on /reqmod and /respmod of a loopback ICAP server
+// as icapd does (preview, 204, 206).
+func serveICAP(t *testing.T, svc *Service) (*icap.ServeMux, *icaptest.Server) {
+	t.Helper()
+	mux := icap.NewServeMux()
+	for _, p := range []struct{ path, method string }{{"/reqmod", icap.MethodREQMOD}, {"/respmod", icap.MethodRESPMOD}} {
+		mux.Handle(p.path, svc, icap.ServiceOptions{
+			Methods: []string{p.method}, Service: "policy test", Allow204: true, Allow206: true,
+			Preview: icap.DefaultPreview, TransferPreview: []string{"*"}, XInclude: []string{"X-Client-IP"},
+			ISTag: ISTag(svc.Policy.Policy()),
+		})
+	}
+	srv := icaptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return mux, srv
+}
+
+// TestEarlyHoldThroughSquid: behind Squid 5.7, early-committed pages of
+// unknown length for a Save-Data client arrive transformed when they fit
+// EarlyHoldBytes and complete and unchanged (outcome too-large) when
+// they do not, never stalled. ICAPSERVICE_HOLD_PROBE=N instead sends N
+// pages of just under EarlyHoldBytes=ICAPSERVICE_HOLD_BYTES (default the
+// default) and logs how many stalled (no answer within 20 s): the probe
+// behind DefaultEarlyHoldBytes.
+func TestEarlyHoldThroughSquid(t *testing.T) {
+	hold := int64(DefaultEarlyHoldBytes)
+	if s := os.Getenv("ICAPSERVICE_HOLD_BYTES"); s != "" {
+		var err error
+		if hold, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatalf("ICAPSERVICE_HOLD_BYTES=%q: %v", s, err)
+		}
+	}
+	probe, _ := strconv.Atoi(os.Getenv("ICAPSERVICE_HOLD_PROBE"))
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		w.Header().Set("Content-Type", "text/html")
+		io.Copy(w, squidtest.Body(n)) // no Content-Length: committed early
+	}))
+	t.Cleanup(origin.Close)
+	f := newFixture(t, earlyUpper{})
+	f.svc.EarlyHoldBytes, f.svc.MaxBodyBytes = hold, 32<<20
+	f.svc.Counters = &Counters{}
+	_, srv := serveICAP(t, f.svc)
+	sq := squidtest.Start(t, squidtest.Config{Services: []squidtest.Service{
+		{Name: "req", Point: squidtest.ReqmodPrecache, URL: srv.ServiceURL("/reqmod")},
+		{Name: "resp", Point: squidtest.RespmodPrecache, URL: srv.ServiceURL("/respmod")},
+	}})
+	client := sq.Client()
+	client.Timeout = 20 * time.Second
+	get := func(i int, n int64) ([]byte, error) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/p%d?n=%d", origin.URL, i, n), nil)
+		req.Header.Set("Save-Data", "on")
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}
+	if probe > 0 {
+		stalled := 0
+		for i := range probe {
+			if _, err := get(i, hold-1024); err != nil {
+				stalled++
+			}
+		}
+		t.Logf("EarlyHoldBytes %d, pages of %d bytes held whole: %d of %d stalled", hold, hold-1024, stalled, probe)
+		return
+	}
+	for i, tc := range []struct {
+		n       int64
+		outcome string
+	}{{hold - 1024, "adapted"}, {8 << 20, OutcomeTooLarge}, {256 << 20, OutcomeTooLarge}} {
+		want, _ := io.ReadAll(squidtest.Body(tc.n))
+		if tc.outcome == "adapted" {
+			want = bytes.ToUpper(want)
+		}
+		got, err := get(i, tc.n)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%d-byte page: %d bytes, err %v; want %d bytes (%s)", tc.n, len(got), err, len(want), tc.outcome)
+		}
+	}
+	if a, tl := f.svc.Counters.Early("adapted"), f.svc.Counters.Early(OutcomeTooLarge); a != 1 || tl != 2 {
+		t.Errorf("early commits adapted %d, too-large %d; want 1 and 2", a, tl)
 	}
 }

@@ -54,10 +54,11 @@ type Config struct {
 	// LogLevel is the minimum level of the daemon's own log (not the access
 	// log): debug, info, warn or error; "" means info.
 	LogLevel string
-	// Policy, Spand, MaxTranscodeBytes and EarlyCommitBytes configure the
-	// adaptation pipeline (see PipelineConfig).
-	Policy, Spand                       string
-	MaxTranscodeBytes, EarlyCommitBytes int64
+	// Policy, Spand, MaxTranscodeBytes, EarlyCommitBytes and
+	// EarlyHoldBytes configure the adaptation pipeline (see
+	// PipelineConfig).
+	Policy, Spand                                       string
+	MaxTranscodeBytes, EarlyCommitBytes, EarlyHoldBytes int64
 	// Proxy is the address of the HTTP forward proxy applying the same
 	// pipeline (see StartProxy); "" means DefaultProxy and "off" disables
 	// it. When the default address is busy (a Squid on the same host),
@@ -95,6 +96,7 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
 	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged")
 	fs.Int64Var(&c.EarlyCommitBytes, "early-commit-bytes", icapservice.DefaultEarlyCommitBytes, "bodies larger than this (or of unknown length) get their ICAP and HTTP headers before they are read, so Squid keeps sending them; keep it under 64 KB behind Squid")
+	fs.Int64Var(&c.EarlyHoldBytes, "early-hold-bytes", icapservice.DefaultEarlyHoldBytes, "most of an early-committed body held to transcode; larger ones are sent unchanged, as Squid 5.7 may stall while an answer has begun but sends no body")
 	fs.StringVar(&c.Proxy, "proxy", DefaultProxy, `HTTP forward proxy address applying the same policy as /reqmod and /respmod; CONNECT is tunnelled untouched ("" or "off" to disable)`)
 	noCM := fs.Bool("proxy-cm", true, "write to the proxy's clients through the congestion manager (one macroflow per client host), whose rate and RTT give the policy the client's bandwidth class")
 	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth and for the proxy's performance reports, e.g. http://127.0.0.1:7070 (default: the in-process store)")

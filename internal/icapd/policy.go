@@ -59,6 +59,10 @@ type PipelineConfig struct {
 	// icapservice.Service.EarlyCommitBytes. Keep it under 64 KB behind
 	// Squid.
 	EarlyCommitBytes int64
+	// EarlyHoldBytes caps the body held to transcode after an early
+	// commit; zero means icapservice.DefaultEarlyHoldBytes (2 MiB). See
+	// icapservice.Service.EarlyHoldBytes.
+	EarlyHoldBytes int64
 }
 
 // Pipeline is icapd's adaptation pipeline: the policy (policy.toml) held
@@ -148,6 +152,7 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 		Transcoder:       pl.Transcoder,
 		MaxBodyBytes:     maxBody,
 		EarlyCommitBytes: cfg.EarlyCommitBytes,
+		EarlyHoldBytes:   cfg.EarlyHoldBytes,
 		Logger:           logger,
 		Counters:         &icapservice.Counters{},
 	}

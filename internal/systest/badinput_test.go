@@ -34,7 +34,8 @@ const (
 	// all of TestBadInput: the largest body icapd holds is
 	// -max-transcode-bytes (32 MB), a decompression stops at 64 MB.
 	maxBadInputRSS = 256 << 20
-	// bigHTML is the size of the page of the known-issue subtest.
+	// bigHTML is the size of the page of the subtest that stalled
+	// Squid before -early-hold-bytes.
 	bigHTML = 8 << 20
 )
 
@@ -135,8 +136,9 @@ func rawICAP(t *testing.T, addr, req string) (status int, hdr textproto.MIMEHead
 //     the corpus's 99.6 MP JPEG, committed early) for a Save-Data client:
 //     the original passes unchanged, reason too-many-pixels logged and
 //     counted;
-//   - a gzip bomb (1 GiB of zeros in 1 MB) as text/html with
-//     Content-Encoding: gzip: passes unchanged, reason bomb;
+//   - a gzip bomb (512 MiB in 1 MB, under -early-hold-bytes so that it
+//     is held and decompressed) as text/html with Content-Encoding:
+//     gzip: passes unchanged, reason bomb;
 //   - a 1 GiB text/plain body of unknown length for a Save-Data client
 //     (the rule matches text/*, the profile has nothing to do to plain
 //     text once committed early, so icapd streams it back unchanged):
@@ -198,8 +200,18 @@ func TestBadInput(t *testing.T) {
 	}{
 		"/bomb.png":           {"image/png", "", pngBomb(50000, 50000)},
 		"/bomb.jpg":           {"image/jpeg", "", corpusBomb},
-		"/bomb.html.gz":       {"text/html; charset=utf-8", "gzip", gzipBomb(1 << 30)},
+		"/bomb.html.gz":       {"text/html; charset=utf-8", "gzip", gzipBomb(512 << 20)},
 		"/small-bomb.html.gz": {"text/html; charset=utf-8", "gzip", gzipBomb(16 << 20)},
+	}
+	// Adaptable bodies over -early-hold-bytes, sent unchanged.
+	bigBodies := map[string]struct {
+		typ     string
+		n       int64
+		chunked bool // no Content-Length
+	}{
+		"/big.html":   {"text/html", bigHTML, false},
+		"/big30.jpg":  {"image/jpeg", 30 << 20, false},
+		"/big30.html": {"text/html", 30 << 20, true},
 	}
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/huge.txt" {
@@ -211,10 +223,12 @@ func TestBadInput(t *testing.T) {
 			io.Copy(w, squidtest.Body(huge))
 			return
 		}
-		if r.URL.Path == "/big.html" {
-			w.Header().Set("Content-Type", "text/html")
-			w.Header().Set("Content-Length", strconv.Itoa(bigHTML))
-			io.Copy(w, squidtest.Body(bigHTML))
+		if b, ok := bigBodies[r.URL.Path]; ok {
+			w.Header().Set("Content-Type", b.typ)
+			if !b.chunked {
+				w.Header().Set("Content-Length", strconv.FormatInt(b.n, 10))
+			}
+			io.Copy(w, squidtest.Body(b.n))
 			return
 		}
 		b, ok := bodies[r.URL.Path]
@@ -239,7 +253,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"PNG bomb 50000x50000", "/bomb.png", "too-many-pixels"},
 		{"JPEG bomb 9643x10328 (corpus)", "/bomb.jpg", "too-many-pixels"},
-		{"gzip bomb 1 GiB in 1 MB (committed early)", "/bomb.html.gz", "bomb"},
+		{"gzip bomb 512 MiB in 1 MB (committed early)", "/bomb.html.gz", "bomb"},
 		{"gzip bomb 16 MiB in 33 KB (held)", "/small-bomb.html.gz", "bomb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,30 +309,40 @@ func TestBadInput(t *testing.T) {
 			n, took.Round(time.Millisecond), float64(n)/took.Seconds()/1e6, streamed, mib(float64(hwm)))
 	})
 
-	// Known issue, reported to icapd's owner: an adaptable body of more
-	// than about 3.5 MB (Content-Length 4 MB here; 1 GiB chunked) for a
-	// Save-Data client is committed early, icapd waits for up to
-	// -max-transcode-bytes (32 MB) of it, and Squid 5.7 stops sending
-	// the rest: the transaction hangs until icapd's 5-minute read
-	// timeout and the client gets a truncated response.
-	t.Run("8 MB HTML for a Save-Data client", func(t *testing.T) {
-		if os.Getenv("SYSTEST_KNOWN_ISSUES") == "" {
-			t.Skip("known issue: adaptable bodies over ~3.5 MB stall through Squid 5.7 after an early commit (SYSTEST_KNOWN_ISSUES=1 runs it)")
-		}
-		c := sq.Client()
-		c.Timeout = time.Minute
-		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/big.html", nil)
-		req.Header.Set("Save-Data", "on")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		n, err := io.Copy(io.Discard, resp.Body)
-		if err != nil || resp.StatusCode != 200 || n == 0 {
-			t.Fatalf("status %d, %d bytes, err %v; want the adapted or the original page", resp.StatusCode, n, err)
-		}
-	})
+	// An adaptable body over -early-hold-bytes (2 MiB) for a Save-Data
+	// client is committed early, then sent unchanged once icapd has held
+	// 2 MiB of it: holding more stalled Squid 5.7 (Squid bug 5352) until
+	// icapd's 5-minute read timeout, with a truncated response.
+	for _, tc := range []struct{ name, path string }{
+		{"8 MB HTML for a Save-Data client", "/big.html"},
+		{"30 MB JPEG for a Save-Data client", "/big30.jpg"},
+		{"30 MB HTML of unknown length for a Save-Data client", "/big30.html"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := d.metrics(t)
+			c := sq.Client()
+			c.Timeout = time.Minute
+			req, _ := http.NewRequest(http.MethodGet, origin.URL+tc.path, nil)
+			req.Header.Set("Save-Data", "on")
+			start := time.Now()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			took := time.Since(start)
+			want, _ := io.ReadAll(squidtest.Body(bigBodies[tc.path].n))
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, want) {
+				t.Fatalf("status %d, %d bytes, err %v; want the original %d bytes", resp.StatusCode, len(got), err, len(want))
+			}
+			d.waitLog(t, "reason=too-large", 10*time.Second)
+			poll(t, 10*time.Second, "the early commit counted too-large", func() bool {
+				return sum(d.metrics(t), "icapd_early_commit_total", `outcome="too-large"`)-sum(before, "icapd_early_commit_total", `outcome="too-large"`) >= 1
+			})
+			figure(t, "outcome", "original %d bytes (early commit, over -early-hold-bytes: too-large) in %v", len(got), took.Round(time.Millisecond))
+		})
+	}
 
 	rss, hwm := d.memStatus(t)
 	figure(t, "icapd RSS at the end / peak", "%s / %s (bound %s)", mib(float64(rss)), mib(float64(hwm)), mib(maxBadInputRSS))
