@@ -1,76 +1,112 @@
 #!/usr/bin/env bash
-# Offline speed of spand against tcptrace and tshark, in the same run, on
-# zeek-echo-connections (82,582 packets, 500 connections), decompressed
-# first. Each tool reads the same raw pcap file from the page cache and
-# writes its per-connection output to /dev/null. RUNS runs (default 3);
-# the table gives medians of wall-clock and CPU (user+sys) rates and the
-# ratio to tcptrace (wall and CPU). It also runs BenchmarkTrackEcho
-# (decode + track from memory, one core) for the in-process figure.
-# SPAND_BASE=FILE adds a row for another spand binary (a baseline build),
-# measured in the same runs.
+# Offline speed of the whole `spand -r` process against `tcptrace -n -l -r`
+# (the issue's peer), in the same run, on every capture of the corpus
+# (decompressed first) and on echo-x10, zeek-echo-connections repeated ten
+# times 20 s apart (825,820 packets, 68 MB; made with editcap and
+# mergecap), where start-up no longer dominates. Each tool reads the same
+# file from the page cache and writes its per-connection output to
+# /dev/null: spand one JSON line per connection (-o json), tcptrace its
+# long listing (-l). Rows "tcptrace-brief" (tcptrace -n, one short block
+# per connection) and "spand-table" (-o table) show what the output
+# volume costs either tool; tshark (-q -z conv,tcp) runs on the echo file
+# only.
 #
-#   bench/spand-vs-tcptrace.sh            # from the repository root
-#   RUNS=5 bench/spand-vs-tcptrace.sh
-#   SPAND_BASE=/tmp/spand-old RUNS=7 bench/spand-vs-tcptrace.sh
+# spand is built as released (CGO_ENABLED=0, a static binary, as
+# docker/Dockerfile.spand builds it) and, for the "spand-cgo" row, with
+# the plain `go build` default (cgo on, so the net package links libc and
+# the process starts through the dynamic loader, about 1.5 ms more).
+#
+# Timing: hyperfine -N (no shell in between), REPS runs per tool per
+# round, RUNS rounds with the tools interleaved; each figure is the median
+# over rounds of the per-round median wall time (and of the mean CPU time,
+# user + system, less sensitive to other load on the machine). "ratio" is
+# tcptrace's time over the tool's (above 1: faster than tcptrace). The last
+# lines give the median ratio over all files and the in-process
+# decode+track rate (BenchmarkTrackEcho, one goroutine).
+#
+#   bench/spand-vs-tcptrace.sh                 # from the repository root
+#   RUNS=5 REPS=10 bench/spand-vs-tcptrace.sh
+#   FILES="zeek-echo-connections echo-x10" bench/spand-vs-tcptrace.sh
+#   SPAND_BASE=/tmp/spand-old bench/spand-vs-tcptrace.sh   # adds a baseline row
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
-corpus=../shared/corpus/pcap/zeek-echo-connections.pcap.gz
-for p in tcptrace tshark; do
-	command -v $p >/dev/null || { echo "needs $p (apt-get install $p)"; exit 1; }
+reps=${REPS:-10}
+corpus=../shared/corpus/pcap
+for p in tcptrace tshark hyperfine editcap mergecap capinfos jq; do
+	command -v $p >/dev/null || { echo "needs $p (apt-get install tcptrace tshark hyperfine jq)"; exit 1; }
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-gunzip -c "$corpus" >"$tmp/echo.pcap"
-go build -o "$tmp/spand" ./cmd/spand
-pkts=82582
+CGO_ENABLED=0 go build -o "$tmp/spand" ./cmd/spand
+go build -o "$tmp/spand-cgo" ./cmd/spand
 
-# measure CMD...: runs CMD $reps times and prints "wall cpu" seconds per
-# run (wall from date, CPU user+sys from GNU time over the loop: its 10 ms
-# resolution needs the repetitions).
-reps=${REPS:-10}
-measure() {
-	local t0 t1 cpu
-	t0=$(date +%s.%N)
-	/usr/bin/time -o "$tmp/time" -f "%U %S" bash -c 'for ((k = 0; k < $0; k++)); do "$@" >/dev/null 2>&1; done' "$reps" "$@"
-	t1=$(date +%s.%N)
-	cpu=$(tail -1 "$tmp/time")
-	awk -v a="$t0" -v b="$t1" -v r="$reps" '{printf "%.5f %.5f\n", (b - a) / r, ($1 + $2) / r}' <<<"$cpu"
+# The captures, uncompressed, and echo-x10.
+for f in "$corpus"/*.pcap "$corpus"/*.pcap.gz; do
+	n=$(basename "$f")
+	n=${n%.gz}
+	n=${n%.pcap}
+	if [[ $f == *.gz ]]; then gunzip -c "$f" >"$tmp/$n.pcap"; else cp "$f" "$tmp/$n.pcap"; fi
+done
+parts=()
+for i in $(seq 0 9); do
+	editcap -t $((i * 20)) "$tmp/zeek-echo-connections.pcap" "$tmp/part$i.pcap"
+	parts+=("$tmp/part$i.pcap")
+done
+mergecap -a -F pcap -w "$tmp/echo-x10.pcap" "${parts[@]}"
+rm -f "${parts[@]}"
+files=${FILES:-$(cd "$tmp" && ls *.pcap | sed 's/\.pcap$//' | sort)}
+
+# one FILE TOOL: prints the median wall seconds of $reps runs and their
+# mean CPU seconds (user + system).
+one() {
+	local f=$tmp/$1.pcap cmd
+	case $2 in
+	spand) cmd="$tmp/spand -r $f -o json" ;;
+	spand-cgo) cmd="$tmp/spand-cgo -r $f -o json" ;;
+	spand-table) cmd="$tmp/spand -r $f -o table" ;;
+	spand-base) cmd="$SPAND_BASE -r $f -o json" ;;
+	tcptrace) cmd="tcptrace -n -l -r $f" ;;
+	tcptrace-brief) cmd="tcptrace -n -r $f" ;;
+	tshark) cmd="tshark -n -r $f -q -z conv,tcp" ;;
+	esac
+	hyperfine -N -w 1 -r "$reps" --output=null --export-json "$tmp/h.json" "$cmd" >/dev/null 2>&1
+	jq -r '.results[0] | "\(.median) \(.user + .system)"' "$tmp/h.json"
 }
-declare -A wall cpu
-tools=(spand tcptrace tshark)
-[[ -n ${SPAND_BASE:-} ]] && tools=(spand spand-base tcptrace tshark)
-for ((i = 0; i < runs; i++)); do
-	for t in "${tools[@]}"; do
-		case $t in
-		spand) r=$(measure "$tmp/spand" -r "$tmp/echo.pcap" -o json) ;;
-		spand-base) r=$(measure "$SPAND_BASE" -r "$tmp/echo.pcap" -o json) ;;
-		tcptrace) r=$(measure tcptrace -n -l -r "$tmp/echo.pcap") ;;
-		tshark) r=$(measure tshark -n -r "$tmp/echo.pcap" -q -z conv,tcp) ;;
-		esac
-		wall[$t]+="${r% *} "
-		cpu[$t]+="${r#* } "
-	done
-done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-printf "\n%-10s %12s %14s %12s %14s %10s %10s\n" tool "wall s" "packets/s" "cpu s" "packets/cpu-s" "wall ratio" "cpu ratio"
-tw=$(median <<<"${wall[tcptrace]}")
-tc=$(median <<<"${cpu[tcptrace]}")
-for t in "${tools[@]}"; do
-	w=$(median <<<"${wall[$t]}")
-	c=$(median <<<"${cpu[$t]}")
-	awk -v t="$t" -v w="$w" -v c="$c" -v n=$pkts -v tw="$tw" -v tc="$tc" 'BEGIN {
-		cr = (c > 0) ? n / c : 0
-		printf "%-10s %12.4f %14.0f %12.4f %14.0f %9.2fx %9.2fx\n", t, w, n / w, c, cr, tw / w, (c > 0 ? tc / c : 0) }'
+
+declare -A wall cpu
+ratios=""
+cratios=""
+printf "%-24s %7s  %-15s %9s %11s %8s %9s %9s\n" file packets tool "wall ms" "packets/s" ratio "cpu ms" "cpu ratio"
+for file in $files; do
+	pkts=$(capinfos -c -M "$tmp/$file.pcap" | awk '/Number of packets/ {print $NF}')
+	tools=(spand spand-cgo spand-table tcptrace tcptrace-brief)
+	[[ -n ${SPAND_BASE:-} ]] && tools+=(spand-base)
+	[[ $file == zeek-echo-connections ]] && tools+=(tshark)
+	for t in "${tools[@]}"; do wall[$t]="" cpu[$t]=""; done
+	for ((i = 0; i < runs; i++)); do
+		for t in "${tools[@]}"; do
+			read -r w c < <(one "$file" "$t")
+			wall[$t]+="$w " cpu[$t]+="$c "
+		done
+	done
+	tw=$(median <<<"${wall[tcptrace]}")
+	tc=$(median <<<"${cpu[tcptrace]}")
+	for t in "${tools[@]}"; do
+		w=$(median <<<"${wall[$t]}")
+		c=$(median <<<"${cpu[$t]}")
+		awk -v f="$file" -v t="$t" -v w="$w" -v c="$c" -v n="$pkts" -v tw="$tw" -v tc="$tc" 'BEGIN {
+			printf "%-24s %7d  %-15s %9.2f %11.0f %7.2fx %9.2f %8.2fx\n", f, n, t, w * 1000, n / w, tw / w, c * 1000, tc / c }'
+	done
+	ratios+="$(awk -v w="$(median <<<"${wall[spand]}")" -v tw="$tw" 'BEGIN {print tw / w}') "
+	cratios+="$(awk -v c="$(median <<<"${cpu[spand]}")" -v tc="$tc" 'BEGIN {print tc / c}') "
 done
+echo "median ratio tcptrace/spand over the files: wall $(median <<<"$ratios")x, cpu $(median <<<"$cratios")x ($(wc -w <<<"$ratios") files)"
 
 # In-process: decode + track from memory, one goroutine (the issue's
 # benchmark), medians of the runs.
 go test -run '^$' -bench 'BenchmarkTrackEcho' -benchmem -count "$runs" ./spand/track | grep '^Benchmark' >"$tmp/bench"
 col() { awk -v u="$1" '{for (i = 2; i <= NF; i++) if ($i == u) print $(i-1)}' "$tmp/bench" | median; }
-pw=$(col packets/s)
-pc=$(col packets/cpu-s)
-allocs=$(col allocs/op)
-awk -v w="$pw" -v c="$pc" -v tw="$tw" -v tc="$tc" -v n=$pkts -v a="$allocs" 'BEGIN {
-	printf "%-10s %12.4f %14.0f %12.4f %14.0f %9.2fx %9.2fx  (decode+track in memory, %s allocs/packet)\n", "spand-mem", n / w, w, n / c, c, tw / (n / w), tc / (n / c), a }'
-echo "(median of $runs runs; processes: $reps repetitions each; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "in memory (BenchmarkTrackEcho): $(col packets/s) packets/s, $(col packets/cpu-s) packets/cpu-s, $(col allocs/op) allocs/packet"
+echo "(rounds: $runs, runs per round: $reps; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -1,6 +1,7 @@
 package icap_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -117,4 +118,33 @@ func BenchmarkRESPMODEcho1MB(b *testing.B) {
 	s := benchServer(b)
 	b.SetBytes(1 << 20)
 	benchDo(b, s, respmodReq(b, s.ServiceURL("/full"), make([]byte, 1<<20), -1, false), 200, 1<<20)
+}
+
+// BenchmarkReadRequest parses the request head icapbench sends for a
+// 10 KB RESPMOD (ICAP header, encapsulated request and response headers)
+// and drains its body, reusing the parser state as a server connection
+// does: the server's parsing cost alone, no I/O.
+func BenchmarkReadRequest(b *testing.B) {
+	req := "GET http://bench.test/file HTTP/1.1\r\nHost: bench.test\r\n\r\n"
+	res := "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 10240\r\n\r\n"
+	body := bytes.Repeat([]byte("x"), 10240)
+	wire := []byte("RESPMOD icap://127.0.0.1:1344/echo ICAP/1.0\r\nHost: 127.0.0.1:1344\r\nEncapsulated: req-hdr=0, res-hdr=" +
+		itoa(len(req)) + ", res-body=" + itoa(len(req)+len(res)) + "\r\n\r\n" + req + res + "2800\r\n")
+	wire = append(append(wire, body...), "\r\n0\r\n\r\n"...)
+	rd := bytes.NewReader(wire)
+	br := bufio.NewReaderSize(rd, 32<<10)
+	var p icap.Parser
+	b.ReportAllocs()
+	b.SetBytes(int64(len(wire)))
+	for b.Loop() {
+		rd.Reset(wire)
+		br.Reset(rd)
+		r, err := icap.ReadRequestWith(br, &p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

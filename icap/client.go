@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +56,11 @@ type Response struct {
 	Body io.ReadCloser
 	// Trailer holds the trailer fields, once Body returned io.EOF.
 	Trailer http.Header
+	// ICAPTrailer holds the ICAP trailer the server announced with a
+	// Trailer header (see Request.ICAPTrailer): the announced names with
+	// nil values until Body returned io.EOF, then the fields received.
+	// Nil without a Trailer header.
+	ICAPTrailer http.Header
 	// UseOriginalBody is the offset of a 206 response's
 	// "use-original-body=N", once Body returned io.EOF; -1 otherwise.
 	UseOriginalBody int64
@@ -118,6 +125,11 @@ type clientConn struct {
 	pastDeadline bool
 	writing      bool // a goroutine is writing the request body
 	writeDone    chan error
+	// trailer is the ICAP trailer of the request being sent; trailerBuf
+	// its wire form (the body writer may be another goroutine, so it does
+	// not share scratch).
+	trailer    http.Header
+	trailerBuf []byte
 }
 
 // Read and Write extend the inactivity deadline, then check the request's
@@ -364,10 +376,12 @@ func (cl *Client) Do(req *Request) (*Response, error) {
 
 func (cc *clientConn) roundTrip(req *Request) (*Response, error) {
 	body := req.clientBody()
+	cc.trailer = req.ICAPTrailer
 	if err := cc.writeHead(req, body != nil); err != nil {
 		return nil, err
 	}
 	if body == nil {
+		cc.writeICAPTrailer()
 		if err := cc.bw.Flush(); err != nil {
 			return nil, err
 		}
@@ -428,13 +442,15 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 		bw.WriteString("\r\n")
 	}
 	b := appendFields(cc.scratch[:0], req.Header, skipClient)
-	if req.Allow204 || req.Allow206 || req.AllowTrailers {
+	// A request that carries an ICAP trailer says it supports trailers.
+	trailers := req.AllowTrailers || len(req.ICAPTrailer) > 0
+	if req.Allow204 || req.Allow206 || trailers {
 		b = append(b, "Allow: "...)
 		sep := ""
 		for _, a := range [...]struct {
 			on  bool
 			tok string
-		}{{req.Allow204, "204"}, {req.Allow206, "206"}, {req.AllowTrailers, "trailers"}} {
+		}{{req.Allow204, "204"}, {req.Allow206, "206"}, {trailers, "trailers"}} {
 			if a.on {
 				b = append(b, sep...)
 				b = append(b, a.tok...)
@@ -450,6 +466,16 @@ func (cc *clientConn) writeHead(req *Request, hasBody bool) error {
 	}
 	if req.Close {
 		b = append(b, "Connection: close\r\n"...)
+	}
+	if len(req.ICAPTrailer) > 0 {
+		b = append(b, "Trailer: "...)
+		for i, k := range slices.Sorted(maps.Keys(req.ICAPTrailer)) {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, wireKey(k)...)
+		}
+		b = append(b, '\r', '\n')
 	}
 	if enc.N > 0 {
 		b = append(b, "Encapsulated: "...)
@@ -488,6 +514,7 @@ func (cc *clientConn) sendPreview(req *Request, body io.Reader) (*Response, erro
 		cc.cw.Close("", nil)
 	} else {
 		cc.cw.Close("ieof", nil)
+		cc.writeICAPTrailer()
 	}
 	copyBufPool.Put(bp)
 	if err := cc.bw.Flush(); err != nil {
@@ -538,7 +565,23 @@ func (cc *clientConn) writeBody(prefix []byte, body io.Reader) error {
 		}
 	}
 	cc.cw.Close("", nil)
+	cc.writeICAPTrailer()
 	return cc.bw.Flush()
+}
+
+// writeICAPTrailer writes the request's ICAP trailer, if it has one, after
+// the end of the message.
+func (cc *clientConn) writeICAPTrailer() {
+	if len(cc.trailer) == 0 {
+		return
+	}
+	b := cc.trailerBuf[:0]
+	for _, k := range slices.Sorted(maps.Keys(cc.trailer)) {
+		b = appendFields(b, http.Header{k: cc.trailer[k]}, 0)
+	}
+	b = append(b, '\r', '\n')
+	cc.trailerBuf = b
+	cc.bw.Write(b)
 }
 
 // waitWriter waits for the body writer, if any, and reports its error.
@@ -604,11 +647,14 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 		if !resp.Encapsulated.validResponse() {
 			return nil, protoErr(0, ErrBadEncapsulated, "Encapsulated %q not valid in a response", v[0])
 		}
-		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p); err != nil {
+		if resp.Request, resp.Response, err = readHeads(cc.br, &resp.Encapsulated, lim, &cc.p, nil); err != nil {
 			return nil, err
 		}
 	}
 	closeAfter := req.Close || hasToken(resp.Header["Connection"], "close")
+	if v, ok := resp.Header["Trailer"]; ok {
+		resp.ICAPTrailer = announcedTrailer(v)
+	}
 	if b := resp.Encapsulated.Body(); b != 0 && b != NullBody {
 		// A new body per response: the caller may still hold it (and
 		// Close it) after the connection went back to the pool.
@@ -622,6 +668,12 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 			resp.Response.Body = cb
 		}
 		return resp, nil
+	}
+	if resp.ICAPTrailer != nil {
+		// No body: the ICAP trailer follows the encapsulated headers.
+		if err := readICAPTrailer(cc.br, lim.maxHeader, &resp.ICAPTrailer, &cc.p); err != nil {
+			return nil, err
+		}
 	}
 	// No body: the transaction is over once our request body is written.
 	if err := cc.waitWriter(); err != nil || closeAfter {
@@ -651,7 +703,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.cr.Read(p)
 	if err != nil {
-		b.finish(err)
+		if b.finish(err); b.err != nil {
+			err = b.err
+		}
 		if err == io.EOF && n > 0 {
 			return n, nil
 		}
@@ -667,6 +721,7 @@ func (b *clientBody) WriteTo(w io.Writer) (int64, error) {
 	n, err := b.cr.WriteTo(w)
 	if err == nil {
 		b.finish(io.EOF)
+		err = b.err
 	} else if b.cr.Err() != nil {
 		b.finish(b.cr.Err())
 	} else {
@@ -681,6 +736,13 @@ func (b *clientBody) finish(err error) {
 	if err == io.EOF {
 		b.resp.Trailer = b.cr.Trailer()
 		b.resp.UseOriginalBody = b.cr.UseOriginalBody()
+		if b.resp.ICAPTrailer != nil {
+			lim := orDefault(cc.cl.MaxHeaderBytes, DefaultMaxHeaderBytes)
+			if terr := readICAPTrailer(cc.br, lim, &b.resp.ICAPTrailer, &cc.p); terr != nil {
+				b.err = terr
+				cc.broken = true
+			}
+		}
 	} else {
 		b.err = err
 		cc.broken = true

@@ -72,6 +72,23 @@
 // picks 204, then 206, then a full echo; Echo always echoes. A handler that
 // returns without writing gets NoModification: adaptation fails open.
 //
+// ICAP trailers (draft-rousskov-icap-trailers, which lifts the RFC 3507
+// errata's ban on trailers): a service announces "Allow: trailers" in its
+// OPTIONS answer (ServiceOptions.AllowTrailers). A client then may send a
+// "Trailer" ICAP header and, after the whole encapsulated message (after
+// the last chunk and its HTTP trailer, or after the encapsulated headers
+// of a message without body), ICAP trailer fields ending with an empty
+// line; the server exposes them as Request.ICAPTrailer once the body is
+// read, and reads (or drains) them even when the handler does not, so the
+// connection stays in sync. A handler sends its own ICAP trailer through
+// ICAPTrailerWriter when the request carried "Allow: trailers" (Squid 5
+// always sends it): the names are announced in the response head
+// ("Trailer", with "Allow: trailers", without which Squid fails the
+// transaction), the values written after the message; Squid 5.7 accepts
+// them (TestSquidICAPTrailer). The Client sends Request.ICAPTrailer and reads
+// Response.ICAPTrailer. The HTTP trailer of the encapsulated body
+// (Request.Trailer, ResponseWriter.Trailer) is a separate thing.
+//
 // Early responses: a handler may answer before reading the whole body; the
 // server then reads and discards the rest (up to Server.MaxDrainBytes, else
 // it closes the connection), so the connection stays in sync.

@@ -104,3 +104,35 @@ func ExampleClient() {
 	fmt.Println(resp.StatusCode, "(no modification: use the original message)")
 	// Output: 204 (no modification: use the original message)
 }
+
+// ExampleICAPTrailerWriter sends a scan verdict, known only once the whole
+// body has been read, as an ICAP trailer after the echoed message; the
+// client sent the body's digest as its own ICAP trailer.
+func ExampleICAPTrailerWriter() {
+	mux := icap.NewServeMux()
+	mux.HandleFunc("/scan", func(w icap.ResponseWriter, r *icap.Request) {
+		tw := w.(icap.ICAPTrailerWriter)
+		tw.ICAPTrailer()["X-Verdict"] = nil // announced in the response head
+		w.WriteHeader(icap.StatusOK, r.Response, true)
+		n, _ := io.Copy(w, r.Body) // r.ICAPTrailer is filled once the body is read
+		tw.ICAPTrailer().Set("X-Verdict", fmt.Sprintf("clean, %d bytes, digest %s", n, r.ICAPTrailer.Get("X-Digest")))
+	}, icap.ServiceOptions{Methods: []string{icap.MethodRESPMOD}, AllowTrailers: true})
+	srv := icaptest.NewServer(mux)
+	defer srv.Close()
+
+	httpResp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", Header: http.Header{},
+		Body: io.NopCloser(strings.NewReader("hello"))}
+	req, err := icap.NewRequest(icap.MethodRESPMOD, srv.URL+"/scan", nil, httpResp)
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.AllowTrailers = true
+	req.ICAPTrailer = http.Header{"X-Digest": {"5d41402a"}}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body) // the ICAP trailer follows the body
+	fmt.Printf("%s: %s\n", body, resp.ICAPTrailer.Get("X-Verdict"))
+	// Output: hello: clean, 5 bytes, digest 5d41402a
+}

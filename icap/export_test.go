@@ -1,7 +1,21 @@
 package icap
 
-import "time"
+import (
+	"bufio"
+	"time"
+)
 
 // SetClientClock replaces the client's clock, for tests of time-based
 // behaviour without waiting.
 func SetClientClock(c *Client, now func() time.Time) { c.now = now }
+
+// Parser is the server's per-connection parser state, for benchmarks
+// of parsing as the server does it (scratch buffers and the last ICAP
+// URI reused from one request to the next).
+type Parser struct{ p parser }
+
+// ReadRequestWith parses like the server's connection loop with default
+// limits.
+func ReadRequestWith(br *bufio.Reader, p *Parser) (*Request, error) {
+	return readRequest(br, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p.p)
+}

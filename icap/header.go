@@ -216,6 +216,19 @@ var hopByHop = map[string]bool{
 	"Upgrade":           true,
 }
 
+// hasHopByHop reports whether the fields just read include a hop-by-hop
+// header (Connection names the others to remove), so that the common
+// message without one costs no map deletions.
+func hasHopByHop(ents []fieldEnt) bool {
+	for _, e := range ents {
+		switch e.key {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			return true
+		}
+	}
+	return false
+}
+
 // removeHopByHop deletes hop-by-hop headers, including those named by
 // Connection, from h.
 func removeHopByHop(h http.Header) {
@@ -255,7 +268,9 @@ func internProto(b []byte) string {
 // readHTTPHead reads one encapsulated HTTP header section of exactly
 // size bytes (the difference of two Encapsulated offsets). It never reads
 // past the section: a header ending early or late is ErrBadEncapsulated.
-func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*http.Request, *http.Response, error) {
+// The message is parsed into *dst's Request or Response if dst is not
+// nil, else into new ones.
+func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser, dst *heads) (*http.Request, *http.Response, error) {
 	limit := min(size, max)
 	tooBig := func(n int) error {
 		if size > max {
@@ -273,9 +288,15 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	var req *http.Request
 	var resp *http.Response
 	if isRequest {
-		req, err = parseRequestLine(line)
+		if dst != nil {
+			req = &dst.req
+		}
+		req, err = parseRequestLine(line, req)
 	} else {
-		resp, err = parseStatusLine(line)
+		if dst != nil {
+			resp = &dst.resp
+		}
+		resp, err = parseStatusLine(line, resp)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -304,7 +325,9 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	}
 	// Transfer-Encoding is hop-by-hop: the ICAP body is always chunked by
 	// ICAP itself, so the encapsulated message's own framing is dropped.
-	removeHopByHop(h)
+	if hasHopByHop(p.ents) {
+		removeHopByHop(h)
+	}
 	if req != nil {
 		req.ContentLength = cl
 		if req.Host == "" {
@@ -316,7 +339,16 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser) (*
 	return nil, resp, nil
 }
 
-func parseRequestLine(line []byte) (*http.Request, error) {
+// heads is storage for the encapsulated messages of a request, allocated
+// with it.
+type heads struct {
+	req  http.Request
+	resp http.Response
+}
+
+// parseRequestLine parses an encapsulated request line into dst (a new
+// http.Request if nil).
+func parseRequestLine(line []byte, dst *http.Request) (*http.Request, error) {
 	i := indexByte(line, ' ')
 	if i <= 0 {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated request line %q", truncate(line))
@@ -342,7 +374,10 @@ func parseRequestLine(line []byte) (*http.Request, error) {
 			return nil, protoErr(StatusBadRequest, ErrMalformed, "encapsulated request URI %q: %v", target, err)
 		}
 	}
-	return &http.Request{
+	if dst == nil {
+		dst = new(http.Request)
+	}
+	*dst = http.Request{
 		Method:     method,
 		URL:        u,
 		RequestURI: target,
@@ -351,10 +386,20 @@ func parseRequestLine(line []byte) (*http.Request, error) {
 		ProtoMinor: minor,
 		Host:       u.Host,
 		Body:       http.NoBody,
-	}, nil
+	}
+	return dst, nil
 }
 
-func parseStatusLine(line []byte) (*http.Response, error) {
+// commonStatus interns the most frequent encapsulated status texts.
+var commonStatus = map[string]string{
+	"200 OK": "200 OK", "204 No Content": "204 No Content", "206 Partial Content": "206 Partial Content",
+	"301 Moved Permanently": "301 Moved Permanently", "302 Found": "302 Found", "304 Not Modified": "304 Not Modified",
+	"403 Forbidden": "403 Forbidden", "404 Not Found": "404 Not Found",
+}
+
+// parseStatusLine parses an encapsulated status line into dst (a new
+// http.Response if nil).
+func parseStatusLine(line []byte, dst *http.Response) (*http.Response, error) {
 	i := indexByte(line, ' ')
 	if i <= 0 {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated status line %q", truncate(line))
@@ -378,14 +423,22 @@ func parseStatusLine(line []byte) (*http.Response, error) {
 	if len(status) > 3 && status[3] != ' ' {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP status code %q", truncate(line))
 	}
-	return &http.Response{
-		Status:     string(status),
+	text, ok := commonStatus[string(status)]
+	if !ok {
+		text = string(status)
+	}
+	if dst == nil {
+		dst = new(http.Response)
+	}
+	*dst = http.Response{
+		Status:     text,
 		StatusCode: code,
 		Proto:      proto,
 		ProtoMajor: major,
 		ProtoMinor: minor,
 		Body:       http.NoBody,
-	}, nil
+	}
+	return dst, nil
 }
 
 func indexByte(b []byte, c byte) int { return bytes.IndexByte(b, c) }
@@ -410,9 +463,9 @@ func appendFields(b []byte, h http.Header, skip int) []byte {
 		switch {
 		case skip == skipHop && (hopByHop[k] || namedIn(conn, k)):
 			continue
-		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection"):
+		case skip == skipICAP && (k == "Encapsulated" || k == "Date" || k == "Connection" || k == "Trailer"):
 			continue
-		case skip == skipClient && (k == "Encapsulated" || k == "Preview" || k == "Allow" || k == "Connection"):
+		case skip == skipClient && (k == "Encapsulated" || k == "Preview" || k == "Allow" || k == "Connection" || k == "Trailer"):
 			continue
 		}
 		wk := wireKey(k)

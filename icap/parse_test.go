@@ -75,6 +75,10 @@ func describe(r *icap.Request, body []byte, err error) string {
 		b.WriteString("trailer:\n")
 		describeHeader(&b, "  ", r.Trailer)
 	}
+	if r.ICAPTrailer != nil {
+		b.WriteString("icap-trailer:\n")
+		describeHeader(&b, "  ", r.ICAPTrailer)
+	}
 	return b.String()
 }
 

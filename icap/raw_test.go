@@ -23,7 +23,10 @@ type rawResp struct {
 	Body    []byte // dechunked
 	LastExt string // extensions of the last chunk
 	Trailer string // raw trailer lines
-	Chunks  int
+	// ICAPTrailer holds the raw ICAP trailer lines (after the message),
+	// read when the response has a Trailer header.
+	ICAPTrailer string
+	Chunks      int
 }
 
 // rawConn is a client connection for wire-level tests. Every read has a
@@ -79,6 +82,25 @@ func (rc *rawConn) expectEOF() {
 }
 
 func (rc *rawConn) tryRead() (rawResp, error) {
+	r, err := rc.readMessage()
+	if err != nil || r.Header.Get("Trailer") == "" {
+		return r, err
+	}
+	tp := textproto.NewReader(rc.br)
+	for {
+		l, err := tp.ReadLine()
+		if err != nil {
+			return r, fmt.Errorf("ICAP trailer: %w", err)
+		}
+		if l == "" {
+			return r, nil
+		}
+		r.ICAPTrailer += l + "\n"
+	}
+}
+
+// readMessage reads a response up to the end of its encapsulated message.
+func (rc *rawConn) readMessage() (rawResp, error) {
 	var r rawResp
 	rc.c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	tp := textproto.NewReader(rc.br)

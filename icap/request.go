@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -81,8 +82,29 @@ type Request struct {
 	TLS *tls.ConnectionState
 
 	// Trailer holds the trailer fields after the last body chunk, once
-	// Body has returned io.EOF.
+	// Body has returned io.EOF: the encapsulated HTTP message's trailer.
 	Trailer http.Header
+
+	// ICAPTrailer is the ICAP trailer (draft-rousskov-icap-trailers, the
+	// fix of the RFC 3507 errata's ban on trailers): ICAP fields sent
+	// after the whole encapsulated message, announced by a "Trailer" ICAP
+	// header, independent of the HTTP trailer in the last chunk.
+	//
+	// On the server it is nil without a Trailer header; with one, it
+	// starts with the announced names mapped to nil values (as in
+	// net/http) and is filled once the message has been read: when Body
+	// returned io.EOF, or before the handler runs for a message without a
+	// body. A client that gets an answer inside its preview (no 100
+	// Continue) sends no trailer.
+	//
+	// A Client with a non-empty ICAPTrailer announces its names in a
+	// Trailer header and sends the fields after the message; send it only
+	// to a service whose OPTIONS answer allows trailers.
+	ICAPTrailer http.Header
+
+	// hasICAPTrailer: the request announced an ICAP trailer (Trailer
+	// header), which follows the message and must be read.
+	hasICAPTrailer bool
 
 	urlStr      string   // URL.String() of urlFor, computed once by NewRequest
 	urlFor      *url.URL // the URL urlStr belongs to
@@ -209,6 +231,15 @@ func (r *Request) clientBody() io.Reader {
 	return nil
 }
 
+// requestBlock holds a received request and the parts it points to, so
+// that parsing allocates them at once.
+type requestBlock struct {
+	req   Request
+	url   url.URL
+	heads heads
+	body  body
+}
+
 // limits bundles the parser limits.
 type limits struct {
 	maxHeader, maxHTTPHeader int
@@ -233,7 +264,9 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Request{Preview: -1}
+	blk := new(requestBlock)
+	r := &blk.req
+	r.Preview = -1
 	i := indexByte(line, ' ')
 	j := lastIndexByte(line, ' ')
 	if i <= 0 || j <= i+1 {
@@ -253,8 +286,8 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	if t := line[i+1 : j]; p.lastURL != nil && string(t) == p.lastTarget {
 		// A persistent connection asks for the same service again and
 		// again: copy the parsed URL instead of parsing it anew.
-		u := *p.lastURL
-		r.URL = &u
+		blk.url = *p.lastURL
+		r.URL = &blk.url
 	} else {
 		target := string(t)
 		if r.URL, err = url.ParseRequestURI(target); err != nil {
@@ -304,8 +337,14 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 		r.Encapsulated.N = 1
 		r.Encapsulated.Entries[0].Section = NullBody
 	}
-	if err := r.readHTTPHeads(br, lim, p); err != nil {
+	if err := r.readHTTPHeads(br, lim, p, blk); err != nil {
 		return r, err
+	}
+	if r.hasICAPTrailer && r.body == nil {
+		// No body: the ICAP trailer follows the encapsulated headers.
+		if err := readICAPTrailer(br, lim.maxHeader, &r.ICAPTrailer, p); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
 }
@@ -340,15 +379,48 @@ func (r *Request) parseICAPFields() error {
 	if v := h["X-Client-Ip"]; len(v) > 0 {
 		r.ClientIP = v[0]
 	}
+	if v, ok := h["Trailer"]; ok {
+		r.hasICAPTrailer = true
+		r.ICAPTrailer = announcedTrailer(v)
+	}
+	return nil
+}
+
+// announcedTrailer returns the field names listed by Trailer header values
+// as a header with nil values.
+func announcedTrailer(vs []string) http.Header {
+	h := make(http.Header)
+	for _, v := range vs {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				h[canonicalKey([]byte(f))] = nil
+			}
+		}
+	}
+	return h
+}
+
+// readICAPTrailer reads the ICAP trailer fields up to the empty line (at
+// most limit bytes) into *dst.
+func readICAPTrailer(br *bufio.Reader, limit int, dst *http.Header, p *parser) error {
+	if _, err := readFields(br, limit, dst, p); err != nil {
+		switch err {
+		case errLineLimit:
+			return protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP trailer over %d bytes", limit)
+		case io.EOF:
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("read ICAP trailer: %w", err)
+	}
 	return nil
 }
 
 // readHTTPHeads reads the encapsulated header sections, each exactly as
 // long as the offsets say, and sets up the body.
-func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser) error {
+func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser, blk *requestBlock) error {
 	e := &r.Encapsulated
 	var err error
-	r.Request, r.Response, err = readHeads(br, e, lim, p)
+	r.Request, r.Response, err = readHeads(br, e, lim, p, &blk.heads)
 	if err != nil {
 		return err
 	}
@@ -364,8 +436,12 @@ func (r *Request) readHTTPHeads(br *bufio.Reader, lim limits, p *parser) error {
 		}
 		return nil
 	}
-	b := &body{req: r, preview: r.Preview >= 0}
+	b := &blk.body
+	b.req, b.preview = r, r.Preview >= 0
 	b.cr.Reset(br)
+	if r.hasICAPTrailer {
+		b.br, b.p, b.trailerLimit = br, p, lim.maxHeader
+	}
 	r.body = b
 	r.Body = b
 	switch e.Body() {
@@ -394,6 +470,33 @@ type body struct {
 	// onContinue is set by the server: it writes "100 Continue" and
 	// flushes, or fails if the response already started.
 	onContinue func() error
+
+	// With an announced ICAP trailer: where to read it from, with which
+	// scratch parser and limit, and whether it has been read.
+	br           *bufio.Reader
+	p            *parser
+	trailerLimit int
+	trailerRead  bool
+	trailerErr   error
+}
+
+// complete reports whether the client has sent the whole message: the
+// last chunk of the body, or of a preview that held all of it (ieof).
+// After a preview without ieof and no 100 Continue, the client sends
+// nothing more (not even an ICAP trailer).
+func (b *body) complete() bool {
+	return b.cr.Done() && (!b.preview || b.continued || b.cr.IEOF())
+}
+
+// readTrailer reads the announced ICAP trailer once the message is
+// complete; it does nothing without one or when already read.
+func (b *body) readTrailer() error {
+	if b.br == nil || b.trailerRead {
+		return b.trailerErr
+	}
+	b.trailerRead = true
+	b.trailerErr = readICAPTrailer(b.br, b.trailerLimit, &b.req.ICAPTrailer, b.p)
+	return b.trailerErr
 }
 
 // inPreview reports whether the client is waiting in preview mode: it
@@ -483,7 +586,7 @@ func (b *body) finishSequence() error {
 	}
 	b.done = true
 	copyTrailer(&b.req.Trailer, b.cr.Trailer())
-	return nil
+	return b.readTrailer()
 }
 
 // Close marks the body as no longer wanted. Closing inside a preview means
@@ -496,13 +599,14 @@ func (b *body) Close() error {
 
 // readHeads reads the encapsulated HTTP header sections that e announces,
 // each exactly as long as its offsets say.
-func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, p *parser) (*http.Request, *http.Response, error) {
+// They are parsed into *dst if not nil.
+func readHeads(br *bufio.Reader, e *Encapsulated, lim limits, p *parser, dst *heads) (*http.Request, *http.Response, error) {
 	var req *http.Request
 	var resp *http.Response
 	for k := 0; k < e.N-1; k++ {
 		s := e.Entries[k]
 		size := e.Entries[k+1].Offset - s.Offset
-		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, p)
+		rq, rs, err := readHTTPHead(br, size, lim.maxHTTPHeader, s.Section == ReqHdr, p, dst)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF // the ICAP header promised more
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -52,6 +53,25 @@ type ResponseWriter interface {
 	UseOriginalBody(offset int64)
 }
 
+// ICAPTrailerWriter gives access to the ICAP trailer of a response
+// (draft-rousskov-icap-trailers): ICAP fields sent after the whole
+// encapsulated message, e.g. a scan verdict known only at the end of the
+// body. It is separate from ResponseWriter.Trailer, the HTTP trailer of
+// the encapsulated body. The server's ResponseWriter and
+// icaptest.ResponseRecorder implement it; other ResponseWriters may not,
+// so use a checked type assertion.
+//
+// The trailer is sent only when the client sent "Allow: trailers". Its
+// field names are announced in a "Trailer" ICAP header written with the
+// response head (with "Allow: trailers", which the draft and Squid
+// require of a message that carries a trailer), so they must be known before WriteHeader (or the first
+// Write): the keys of ICAPTrailer at that time, plus the names listed in
+// a "Trailer" field of ResponseWriter.Header. Values may be set until the
+// handler returns; only announced fields are sent.
+type ICAPTrailerWriter interface {
+	ICAPTrailer() http.Header
+}
+
 // response is the server's ResponseWriter, reused per connection.
 type response struct {
 	c      *conn
@@ -61,16 +81,20 @@ type response struct {
 	// fields the server writes itself): a service's OPTIONS answer.
 	wireHeader  []byte
 	trailer     http.Header
-	istag       string
-	via         string // service's Via text, added to modified messages
-	unmodified  bool   // the message is echoed unchanged: no Via
-	wroteHeader bool
-	hasBody     bool
-	closeAfter  bool
-	code        int
-	useOriginal int64
-	cw          chunked.Writer
-	err         error
+	icapTrailer http.Header
+	// icapTrailerNames are the ICAP trailer fields announced in the
+	// head, sorted; nil if none was announced.
+	icapTrailerNames []string
+	istag            string
+	via              string // service's Via text, added to modified messages
+	unmodified       bool   // the message is echoed unchanged: no Via
+	wroteHeader      bool
+	hasBody          bool
+	closeAfter       bool
+	code             int
+	useOriginal      int64
+	cw               chunked.Writer
+	err              error
 }
 
 func (w *response) reset(c *conn, req *Request) {
@@ -89,6 +113,34 @@ func (w *response) Trailer() http.Header {
 		w.trailer = make(http.Header)
 	}
 	return w.trailer
+}
+
+// ICAPTrailer implements ICAPTrailerWriter.
+func (w *response) ICAPTrailer() http.Header {
+	if w.icapTrailer == nil {
+		w.icapTrailer = make(http.Header)
+	}
+	return w.icapTrailer
+}
+
+// announceICAPTrailer returns the ICAP trailer names to announce: the
+// keys of the ICAP trailer and the names in Header's Trailer field, if
+// the client allows trailers.
+func (w *response) announceICAPTrailer() []string {
+	if !w.req.AllowTrailers || (len(w.icapTrailer) == 0 && len(w.header["Trailer"]) == 0) {
+		return nil
+	}
+	names := make([]string, 0, len(w.icapTrailer))
+	for k := range w.icapTrailer {
+		names = append(names, k)
+	}
+	for k := range announcedTrailer(w.header["Trailer"]) {
+		if _, dup := w.icapTrailer[k]; !dup {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 func (w *response) UseOriginalBody(offset int64) { w.useOriginal = offset }
@@ -227,6 +279,23 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 	}
 	if w.closeAfter {
 		bw.WriteString("Connection: close\r\n")
+	}
+	if names := w.announceICAPTrailer(); len(names) > 0 {
+		w.icapTrailerNames = names
+		if !hasToken(w.header["Allow"], "trailers") {
+			// A message with an ICAP trailer says that its sender
+			// supports trailers; Squid fails the transaction otherwise
+			// (ModXact::expectIcapTrailers).
+			bw.WriteString("Allow: trailers\r\n")
+		}
+		bw.WriteString("Trailer: ")
+		for i, k := range names {
+			if i > 0 {
+				bw.WriteString(", ")
+			}
+			bw.WriteString(wireKey(k))
+		}
+		bw.WriteString("\r\n")
 	}
 	bw.WriteString("Encapsulated: ")
 	c.scratch = enc.appendTo(c.scratch[:0])
@@ -385,6 +454,18 @@ func (w *response) finish() bool {
 			w.err = err
 		}
 	}
+	if w.icapTrailerNames != nil && w.err == nil {
+		// The ICAP trailer follows the whole encapsulated message: the
+		// last chunk, or the head of a message without body.
+		c.scratch = c.scratch[:0]
+		for _, k := range w.icapTrailerNames {
+			c.scratch = appendFields(c.scratch, http.Header{k: w.icapTrailer[k]}, 0)
+		}
+		c.scratch = append(c.scratch, '\r', '\n')
+		if _, err := c.bw.Write(c.scratch); err != nil {
+			w.err = err
+		}
+	}
 	if err := c.bw.Flush(); err != nil && w.err == nil {
 		w.err = err
 	}
@@ -397,11 +478,16 @@ func (w *response) finish() bool {
 		default:
 			// An early response: read and discard the rest of the body
 			// (of the preview, or of the whole message) up to the limit.
-			n, err := io.Copy(io.Discard, io.LimitReader(&b.cr, c.srv.maxDrain()+1))
+			c.drain = io.LimitedReader{R: &b.cr, N: c.srv.maxDrain() + 1}
+			n, err := io.Copy(io.Discard, &c.drain)
+			c.drain.R = nil
 			if err != nil || n > c.srv.maxDrain() || !b.cr.Done() {
 				keep = false
 			}
 		}
+	}
+	if b := w.req.body; b != nil && keep && b.complete() && b.readTrailer() != nil {
+		keep = false // the next request would start inside a broken trailer
 	}
 	return keep
 }

@@ -105,7 +105,10 @@ type Server struct {
 	// WriteTimeout bounds each write (inactivity).
 	WriteTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a persistent
-	// connection.
+	// connection. The deadline is renewed only when less than 3/4 of it
+	// is left, so that a busy connection costs no timer update per
+	// request: an idle connection closes after between 3/4 of
+	// IdleTimeout and IdleTimeout.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes limits the ICAP header (request line and fields).
 	MaxHeaderBytes int
@@ -390,11 +393,20 @@ type conn struct {
 	// counters of raw bytes, for TransactionInfo
 	nread, nwritten int64
 
-	// deadline management: in body phase each read/write refreshes its
-	// deadline lazily (at most every quarter timeout).
-	bodyPhase     bool
-	readDeadline  time.Time
-	writeDeadline time.Time
+	// Deadline management, so that a transaction usually costs no timer
+	// update: readDeadline and writeDeadline are the deadlines set on the
+	// socket. In body phase each read or write extends its deadline
+	// lazily (extendDeadline). Between requests the idle deadline is
+	// renewed only when less than 3/4 of IdleTimeout is left. The header
+	// deadline (headerDeadline, pending while headerPending) is set only
+	// if reading the header has to wait: not for the first read after
+	// the poller reported data (freshData).
+	bodyPhase      bool
+	readDeadline   time.Time
+	writeDeadline  time.Time
+	headerDeadline time.Time
+	headerPending  bool
+	freshData      bool
 
 	// flushBeforeRead makes the reader flush pending output before it
 	// blocks on the socket: output is batched while input is available
@@ -407,6 +419,7 @@ type conn struct {
 	idleLimit time.Duration
 
 	p       parser
+	drain   io.LimitedReader // for finish, so that draining allocates nothing
 	scratch []byte
 	head    []byte
 	resp    response
@@ -446,8 +459,16 @@ func (c *conn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if c.bodyPhase {
+	switch {
+	case c.bodyPhase:
 		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
+	case c.headerPending && c.freshData:
+		// The first read after the poller reported data cannot block:
+		// the idle deadline still on the socket is as good.
+		c.freshData = false
+	case c.headerPending:
+		c.headerPending = false
+		c.setReadDeadline(c.headerDeadline)
 	}
 	n, err := c.rwc.Read(p)
 	c.nread += int64(n)
@@ -456,11 +477,12 @@ func (c *conn) Read(p []byte) (int, error) {
 
 // extendDeadline implements an inactivity timeout cheaply: before each read
 // (or write) it pushes the deadline *dl to now+timeout, but only once less
-// than three quarters of the timeout is left, so that most calls cost one
-// clock read and no timer update.
+// than three quarters of the timeout is left (or if *dl is further away
+// than the timeout), so that most calls cost one clock read and no timer
+// update.
 func extendDeadline(nc net.Conn, dl *time.Time, timeout time.Duration, read bool) {
 	t := time.Now()
-	if dl.Sub(t) >= timeout*3/4 {
+	if left := dl.Sub(t); left >= timeout*3/4 && left <= timeout {
 		return
 	}
 	*dl = t.Add(timeout)
@@ -469,6 +491,12 @@ func extendDeadline(nc net.Conn, dl *time.Time, timeout time.Duration, read bool
 	} else {
 		nc.SetWriteDeadline(*dl)
 	}
+}
+
+// setReadDeadline sets the socket's read deadline and remembers it.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.readDeadline = t
+	c.rwc.SetReadDeadline(t)
 }
 
 // Write implements io.Writer for the connection's bufio.Writer.
@@ -606,13 +634,17 @@ func (c *conn) waitRequest() bool {
 	if c.idleLimit > 0 {
 		idle = c.idleLimit
 	}
-	c.rwc.SetReadDeadline(time.Now().Add(idle))
+	now := time.Now()
+	if left := c.readDeadline.Sub(now); left < idle*3/4 || left > idle {
+		c.setReadDeadline(now.Add(idle))
+	}
 	if c.waiter != nil {
 		// Wait until the socket is readable without reading into a
 		// buffer: no buffer is held while idle.
 		if err := c.waiter.wait(); err != nil {
 			return false
 		}
+		c.freshData = true
 	} else {
 		var one [1]byte
 		n, err := c.rwc.Read(one[:])
@@ -649,7 +681,13 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	}()
 
 	c.bodyPhase = false
-	c.rwc.SetReadDeadline(start.Add(s.readHeaderTimeout()))
+	c.headerDeadline = start.Add(s.readHeaderTimeout())
+	if c.freshData && c.br.Buffered() == 0 {
+		c.headerPending = true // set by Read if the header is not all there
+	} else {
+		c.freshData, c.headerPending = false, false
+		c.setReadDeadline(c.headerDeadline)
+	}
 	req, err := readRequest(c.br, s.limits(), &c.p)
 	if req != nil {
 		info.Method = req.Method
@@ -695,7 +733,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	}
 
 	c.bodyPhase = true
-	c.readDeadline = time.Time{}
+	c.headerPending, c.freshData = false, false
 	w := &c.resp
 	w.reset(c, req)
 	if req.body != nil {

@@ -39,7 +39,9 @@ func (p *patternReader) Read(b []byte) (int, error) {
 func (p *patternReader) Close() error { return nil }
 
 // streamBytes is the size of the streaming test: 1 GiB, or
-// ICAP_STREAM_BYTES, or 64 MiB with -short.
+// ICAP_STREAM_BYTES, or 64 MiB with -short, or 32 MiB under the race
+// detector (which instruments every byte the pattern generator writes and
+// the server moves: 1 GiB would take many minutes).
 func streamBytes(t *testing.T) int64 {
 	if v := os.Getenv("ICAP_STREAM_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -47,6 +49,9 @@ func streamBytes(t *testing.T) int64 {
 			t.Fatalf("ICAP_STREAM_BYTES: %v", err)
 		}
 		return n
+	}
+	if raceEnabled {
+		return 32 << 20
 	}
 	if testing.Short() {
 		return 64 << 20

@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestReporter(t *testing.T) {
@@ -37,8 +39,8 @@ func TestReporter(t *testing.T) {
 	if err := rp.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if q, _ := rp.Queued(); q != 0 {
-		t.Fatalf("%d still queued", q)
+	if st := rp.Stats(); st != (ReporterStats{Sent: 3, Dropped: 1, Failures: 1}) {
+		t.Fatalf("stats %+v after the server came back", st)
 	}
 	if st := srv.Store.(*MemoryStore).Stats(); st.Reports != 3 {
 		t.Fatalf("server got %d reports, want 3", st.Reports)
@@ -54,8 +56,8 @@ func TestReporter(t *testing.T) {
 	if err := rp2.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if q, _ := rp2.Queued(); q != 0 {
-		t.Fatalf("rejected batch still queued (%d)", q)
+	if st := rp2.Stats(); st != (ReporterStats{Rejected: 2}) {
+		t.Fatalf("rejected batch: stats %+v", st)
 	}
 
 	// Run sends the queue at shutdown.
@@ -67,5 +69,45 @@ func TestReporter(t *testing.T) {
 	<-done
 	if st := srv.Store.(*MemoryStore).Stats(); st.Reports != 4 {
 		t.Fatalf("server got %d reports after Run, want 4", st.Reports)
+	}
+}
+
+// TestReporterBoundAndDrain: reports queued while a flush fails stay
+// within MaxQueue (the oldest go, counted), and Drain keeps trying until
+// the server is back.
+func TestReporterBoundAndDrain(t *testing.T) {
+	clk := newFakeClock()
+	srv := &Server{}
+	live := newTestServer(t, srv, clk)
+	down := httptest.NewServer(nil)
+	down.Close()
+	rp := &Reporter{Client: &Client{BaseURL: down.URL}, MaxQueue: 4, FlushInterval: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	for range 4 {
+		rp.Add(rep("10.0.0.5", "192.0.2.10", ClassWeb, clk.Now(), 1e5))
+	}
+	if rp.Add(rep("10.0.0.5", "192.0.2.10", ClassWeb, clk.Now(), 1e5)) {
+		t.Fatal("fifth report queued with MaxQueue 4")
+	}
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := rp.Drain(dctx); err == nil {
+		t.Fatal("Drain to a closed server succeeded")
+	}
+	st := rp.Stats()
+	if st.Queued != 4 || st.Dropped != 1 || st.Failures < 2 || st.Sent != 0 {
+		t.Fatalf("after a failed Drain: %+v (want 4 queued, 1 dropped, retried)", st)
+	}
+	rp.Client.BaseURL = live.URL
+	if err := rp.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := rp.Stats(); st.Queued != 0 || st.Sent != 4 {
+		t.Fatalf("after Drain: %+v", st)
+	}
+	var b strings.Builder
+	rp.WriteMetrics(&b)
+	if !strings.Contains(b.String(), "spand_forward_sent_total 4\n") || !strings.Contains(b.String(), "spand_forward_dropped_total 1\n") {
+		t.Fatalf("metrics:\n%s", b.String())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,8 +71,8 @@ type Server struct {
 	limiter *limiter
 
 	requests  requestCounter
-	rejected  counterVec // reason
-	predicted counterVec // source
+	rejected  counterVec              // reason
+	predicted [numKinds]atomic.Uint64 // by the kind of key that answered
 	received  counterVec
 
 	// Testing.
@@ -156,8 +157,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.init()
 	sw := &statusWriter{ResponseWriter: w}
-	_, pattern := s.mux.Handler(r)
 	s.mux.ServeHTTP(sw, r)
+	pattern := r.Pattern // set by the mux: one routing per request
 	if pattern == "" {
 		pattern = "other"
 	} else if i := strings.IndexByte(pattern, ' '); i >= 0 {
@@ -325,7 +326,11 @@ func ParsePredictQuery(q map[string][]string) (netip.Addr, Class, error) {
 		}
 		return ""
 	}
-	a := get("addr")
+	return parsePredict(get("addr"), get("class"))
+}
+
+// parsePredict is ParsePredictQuery on the two values.
+func parsePredict(a, c string) (netip.Addr, Class, error) {
 	if a == "" {
 		return netip.Addr{}, "", errors.New("addr: missing")
 	}
@@ -334,7 +339,7 @@ func ParsePredictQuery(q map[string][]string) (netip.Addr, Class, error) {
 		return netip.Addr{}, "", fmt.Errorf("addr: %w", err)
 	}
 	class := ClassWeb
-	if c := get("class"); c != "" {
+	if c != "" {
 		if class, err = ParseClass(c); err != nil {
 			return netip.Addr{}, "", err
 		}
@@ -342,8 +347,38 @@ func ParsePredictQuery(q map[string][]string) (netip.Addr, Class, error) {
 	return addr.Unmap().WithZone(""), class, nil
 }
 
+// predictValues returns the addr and class values of a /v1/predict
+// query (the first of each, as url.Values.Get). A plain query (no
+// escapes, no ';') is split by hand, as url.ParseQuery splits it,
+// without building a map per request; anything else goes through
+// r.URL.Query().
+func predictValues(r *http.Request) (addr, class string) {
+	raw := r.URL.RawQuery
+	if strings.ContainsAny(raw, "%+;") {
+		q := r.URL.Query()
+		return q.Get("addr"), q.Get("class")
+	}
+	var haveAddr, haveClass bool
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "addr" && !haveAddr:
+			addr, haveAddr = v, true
+		case k == "class" && !haveClass:
+			class, haveClass = v, true
+		}
+	}
+	return addr, class
+}
+
+// jsonContentType is the Content-Type header value of JSON answers,
+// shared (net/http does not modify it).
+var jsonContentType = []string{"application/json"}
+
 func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
-	addr, class, err := ParsePredictQuery(r.URL.Query())
+	addr, class, err := parsePredict(predictValues(r))
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "invalid", err)
 		return
@@ -353,8 +388,15 @@ func (s *Server) handlePredict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusServiceUnavailable, "store", fmt.Errorf("store: %w", err))
 		return
 	}
-	s.predicted.add(p.Source, 1)
-	writeJSON(w, http.StatusOK, &p)
+	if k, err := ParseKind(p.Source); err == nil {
+		s.predicted[k].Add(1)
+	}
+	bp := jsonBufs.Get().(*[]byte)
+	b := appendPredictionJSON((*bp)[:0], &p)
+	w.Header()["Content-Type"] = jsonContentType
+	w.Write(b)
+	*bp = b
+	jsonBufs.Put(bp)
 }
 
 // HostsAnswer is the body of GET /v1/hosts.
@@ -419,8 +461,10 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	writeMetric(&buf, "spand_reports_received_total", "counter", "Reports accepted through POST /v1/reports.", s.received.snapshot())
 	writeMetric(&buf, "spand_requests_rejected_total", "counter", "Requests rejected, by reason.", s.rejected.snapshot())
 	bySource := map[string]float64{}
-	for src, n := range s.predicted.snapshot() {
-		bySource[label("source", src)] = n
+	for k := range s.predicted {
+		if n := s.predicted[k].Load(); n > 0 {
+			bySource[label("source", Kind(k).String())] = float64(n)
+		}
 	}
 	writeMetric(&buf, "spand_predictions_total", "counter", "Predictions answered, by the key that answered.", bySource)
 	s.Store.Metrics(&buf)

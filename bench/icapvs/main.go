@@ -89,6 +89,7 @@ func main() {
 	idle := flag.Int("idle", 10000, "idle connections for the RSS measurement (0 to skip)")
 	only := flag.String("only", "", "run only workloads whose name contains this")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, configs)")
+	warmup := flag.Duration("warmup", 500*time.Millisecond, "unmeasured run of each workload against each server before the first round (0 to skip)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("icapvs: ")
@@ -108,23 +109,43 @@ func main() {
 	run("go", "build", "-o", limitBin, "./bench/icaplimit")
 	cicapBin, err := exec.LookPath("c-icap")
 	if err != nil {
-		log.Fatal("c-icap not found: apt-get install -y c-icap")
+		fatalf("c-icap not found: apt-get install -y c-icap")
 	}
 	version := strings.TrimSpace(output(cicapBin, "-V"))
 
-	ci := startCICAP(cicapBin, dir)
-	defer ci.stop()
 	id := startIcapd(icapd, dir)
-	defer id.stop()
+	running = []*proc{id}
+	ci := startCICAP(cicapBin, dir)
+	running = append(running, ci)
 	lim := startLimit(limitBin)
-	defer lim.stop()
-	servers := []*server{&id.server, &ci.server, &lim.server}
+	procs := []*proc{id, ci, lim}
+	running = procs // the same backing array: restarts are seen too
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	restarts := map[string]int{}
 
 	var cs []int
 	for _, f := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		check(err)
 		cs = append(cs, n)
+	}
+
+	// Warm up: a fresh server grows its heap, pools and thread count
+	// during its first requests, which would otherwise land in round 1 of
+	// whichever cell comes first.
+	if *warmup > 0 {
+		for _, w := range workloads {
+			if *only != "" && !strings.Contains(w.name, *only) {
+				continue
+			}
+			for _, p := range procs {
+				bench(icapbench, &p.server, w, 16, *warmup)
+			}
+		}
 	}
 
 	// results[workload][c][server] = one Result per round
@@ -135,8 +156,25 @@ func main() {
 				continue
 			}
 			for _, c := range cs {
-				for _, s := range servers {
-					res := bench(icapbench, s, w, c, *dur)
+				for i := range procs {
+					res, ok := bench(icapbench, &procs[i].server, w, c, *dur)
+					if p := procs[i]; !ok || p.dead() {
+						// The server died (c-icap 0.5.10 has been seen to
+						// exit under this load): say so, start it again and
+						// measure the cell again, once.
+						p.stop()
+						syscall.Kill(-p.pid, syscall.SIGKILL) // its children, if any
+						log.Printf("round %d %s c=%d: %s exited (%v); restarting it and measuring again", r+1, w.name, c, p.name, p.exitErr)
+						if p.name == "c-icap" {
+							logTail(filepath.Join(dir, "c-icap-server.log"))
+						}
+						restarts[p.name]++
+						procs[i] = p.restart()
+						if res, ok = bench(icapbench, &procs[i].server, w, c, *dur); !ok {
+							fatalf("%s failed again: %s", p.name, res.LastError)
+						}
+					}
+					s := &procs[i].server
 					log.Printf("round %d %-34s c=%-3d %-7s %9.0f req/s %8.1f MB/s p50 %7.3f ms p99 %7.3f ms cpu %6.1f µs/req %v errors=%d %s",
 						r+1, w.name, c, s.name, res.ReqPerSec, res.MBPerSec, res.P50Ms, res.P99Ms, res.ServerCPUus, res.Status, res.Errors, res.LastError)
 					if results[w.name] == nil {
@@ -172,25 +210,45 @@ func main() {
 				ca, cb, cb/ca, statuses(a), statuses(b))
 		}
 	}
+	for name, n := range restarts {
+		fmt.Printf("\n%s died and was restarted %d time(s) during the run (see the log above)\n", name, n)
+	}
 	if *idle > 0 {
-		idleRSS(icapbench, &id.server, *idle)
+		idleRSS(icapbench, &procs[0].server, *idle)
 	}
 }
 
-// bench runs icapbench once against s.
-func bench(icapbench string, s *server, w workload, c int, d time.Duration) Result {
+// logTail logs the last lines of a server's log file.
+func logTail(path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		log.Printf("%s: %v", path, err)
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range lines[max(0, len(lines)-5):] {
+		log.Printf("  %s: %s", filepath.Base(path), l)
+	}
+}
+
+// bench runs icapbench once against s. It reports false if no request
+// succeeded (icapbench then exits 1 after printing its report).
+func bench(icapbench string, s *server, w workload, c int, d time.Duration) (Result, bool) {
 	args := append([]string{"-json", "-addr", s.addr, "-service", s.service, "-c", strconv.Itoa(c), "-d", d.String()}, w.args...)
 	cpu0 := cpuTicks(s.pid)
-	out := output(icapbench, args...)
+	cmd := exec.Command(icapbench, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	runErr := cmd.Run()
 	cpu1 := cpuTicks(s.pid)
 	var r Result
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		log.Fatalf("icapbench %v: %v: %s", args, err, out)
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		fatalf("icapbench %v: %v (%v): %s", args, err, runErr, out.String())
 	}
 	if r.Requests > 0 {
 		r.ServerCPUus = float64(cpu1-cpu0) * 1e6 / clockTicks / float64(r.Requests)
 	}
-	return r
+	return r, r.Requests > 0
 }
 
 // idleRSS opens n idle connections to s and reports its RSS growth.
@@ -210,7 +268,7 @@ func idleRSS(icapbench string, s *server, n int) {
 	line := make([]byte, 256)
 	k, err := stdout.Read(line)
 	if err != nil {
-		log.Fatalf("icapbench -idle: %v", err)
+		fatalf("icapbench -idle: %v", err)
 	}
 	after := rssKB(s.pid)
 	fmt.Printf("\nicapd RSS with %d idle persistent connections (each after one OPTIONS): %d KB before, %d KB after, %.1f KB per connection (icapbench: %s)\n",
@@ -220,17 +278,37 @@ func idleRSS(icapbench string, s *server, n int) {
 type proc struct {
 	server
 	cmd *exec.Cmd
+	// exited is closed when the process has exited; exitErr says how.
+	exited  chan struct{}
+	exitErr error
+	// restart starts the server again after it died, on a new port.
+	restart func() *proc
+}
+
+// watch reaps the process in the background, so that a server that dies
+// during the run is noticed (and restarted) instead of failing the rest.
+func (p *proc) watch() *proc {
+	p.exited = make(chan struct{})
+	go func() { p.exitErr = p.cmd.Wait(); close(p.exited) }()
+	return p
+}
+
+func (p *proc) dead() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *proc) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(5 * time.Second):
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+		<-p.exited
 	}
 }
 
@@ -241,7 +319,9 @@ func startIcapd(bin, dir string) *proc {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	check(cmd.Start())
 	waitListen(addr)
-	return &proc{server{"icapd", addr, "/echo", cmd.Process.Pid}, cmd}
+	p := (&proc{server: server{"icapd", addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
+	p.restart = func() *proc { return startIcapd(bin, dir) }
+	return p
 }
 
 var cicapConf = template.Must(template.New("c-icap.conf").Parse(`# generated by bench/icapvs: production-like, logs on disk
@@ -280,7 +360,9 @@ func startCICAP(bin, dir string) *proc {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	check(cmd.Start())
 	waitListen(addr)
-	return &proc{server{"c-icap", addr, "/echo", cmd.Process.Pid}, cmd}
+	p := (&proc{server: server{"c-icap", addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
+	p.restart = func() *proc { return startCICAP(bin, dir) }
+	return p
 }
 
 // startLimit starts bench/icaplimit, the protocol-free ceiling.
@@ -291,7 +373,9 @@ func startLimit(bin string) *proc {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	check(cmd.Start())
 	waitListen(addr)
-	return &proc{server{"limit", addr, "/echo", cmd.Process.Pid}, cmd}
+	p := (&proc{server: server{"limit", addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
+	p.restart = func() *proc { return startLimit(bin) }
+	return p
 }
 
 func waitListen(addr string) {
@@ -303,7 +387,7 @@ func waitListen(addr string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			log.Fatalf("nothing listens on %s: %v", addr, err)
+			fatalf("nothing listens on %s: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -373,7 +457,7 @@ func rssKB(pid int) int64 {
 			return n
 		}
 	}
-	log.Fatalf("no VmRSS in /proc/%d/status", pid)
+	fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
 }
 
@@ -415,7 +499,7 @@ func run(name string, args ...string) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		log.Fatalf("%s %v: %v", name, args, err)
+		fatalf("%s %v: %v", name, args, err)
 	}
 }
 
@@ -425,13 +509,27 @@ func output(name string, args ...string) string {
 	cmd.Stdout = &out
 	cmd.Stderr = io.MultiWriter(os.Stderr)
 	if err := cmd.Run(); err != nil {
-		log.Fatalf("%s %v: %v", name, args, err)
+		fatalf("%s %v: %v", name, args, err)
 	}
 	return out.String()
 }
 
 func check(err error) {
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
+}
+
+// running holds the servers started so far, so that a fatal error does
+// not leave them behind (log.Fatal skips deferred calls).
+var running []*proc
+
+// fatalf stops the servers and exits with the message.
+func fatalf(format string, args ...any) {
+	for _, p := range running {
+		if p != nil {
+			p.stop()
+		}
+	}
+	log.Fatalf(format, args...)
 }

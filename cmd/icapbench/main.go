@@ -10,7 +10,11 @@
 //	icapbench -idle 10000 -d 1m   # hold 10,000 idle persistent connections
 //
 // Unlike c-icap-stretch it never sleeps between requests, so it measures
-// the server's throughput. It refuses non-loopback targets unless
+// the server's throughput. It runs on the same machine as the server, so
+// by default it uses a raw client that costs as little as possible per
+// transaction (raw.go: prebuilt requests, sendfile for large bodies, a
+// minimal response parser, splice into /dev/null for large response
+// chunks); -client uses icap.Client instead, as -tls does. It refuses non-loopback targets unless
 // -allow-remote is given: a load generator must not hit a production
 // server by accident.
 package main
@@ -44,7 +48,8 @@ func main() {
 	flag.IntVar(&o.preview, "preview", -1, "preview size; -1 sends no preview")
 	flag.BoolVar(&o.allow204, "allow204", false, "send Allow: 204")
 	flag.BoolVar(&o.allow206, "allow206", false, "send Allow: 206")
-	flag.BoolVar(&o.tls, "tls", false, "ICAPS (icaps://)")
+	flag.BoolVar(&o.tls, "tls", false, "ICAPS (icaps://); uses the icap.Client")
+	flag.BoolVar(&o.client, "client", false, "send with the icap.Client instead of the raw prebuilt-request client")
 	flag.BoolVar(&o.insecure, "insecure", false, "with -tls, do not verify the server certificate")
 	flag.BoolVar(&o.allowRemote, "allow-remote", false, "allow a non-loopback target")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -111,7 +116,7 @@ type options struct {
 	size                  int64
 	preview               int
 	allow204, allow206    bool
-	tls, insecure         bool
+	tls, insecure, client bool
 	allowRemote, json     bool
 	idle                  int
 	timeout               time.Duration

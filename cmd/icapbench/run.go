@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -57,29 +58,66 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 		return nil, err
 	}
 	var issued atomic.Int64
-	deadline := time.Now().Add(o.d)
+	var deadline time.Time // set once the raw workers have connected
+	more := func() bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		if o.n > 0 {
+			return issued.Add(1) <= o.n
+		}
+		return time.Now().Before(deadline)
+	}
+	raw := !o.tls && !o.client
+	var w wire
+	var devNull, file *os.File
+	if raw {
+		w = buildWire(o, body)
+		if devNull, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			return nil, err
+		}
+		defer devNull.Close()
+		if w.needsFile() {
+			if file, err = bodyFile(body); err != nil {
+				return nil, err
+			}
+			defer file.Close()
+		}
+	}
 	ws := make([]*workerStats, o.c)
-	var wg sync.WaitGroup
-	start := time.Now()
+	var wg, ready sync.WaitGroup
+	go1 := make(chan struct{})
 	for i := range ws {
 		ws[i] = newWorkerStats()
 		wg.Add(1)
+		ready.Add(1)
 		go func(st *workerStats) {
 			defer wg.Done()
+			if raw {
+				// Connect first, then wait for the others: the run
+				// measures transactions, not a burst of 256 handshakes.
+				rc, err := dialRaw(ctx, o, devNull, file)
+				if err != nil {
+					st.fail(err)
+				}
+				ready.Done()
+				<-go1
+				rawLoop(ctx, o, &w, rc, devNull, file, st, more)
+				return
+			}
+			ready.Done()
+			<-go1
 			cl := &icap.Client{MaxIdleConnsPerHost: 1, Timeout: o.timeout, TLSConfig: o.tlsConfig()}
 			defer cl.CloseIdleConnections()
-			for ctx.Err() == nil {
-				if o.n > 0 {
-					if issued.Add(1) > o.n {
-						return
-					}
-				} else if time.Now().After(deadline) {
-					return
-				}
+			for more() {
 				one(ctx, cl, tmpl, body, st)
 			}
 		}(ws[i])
 	}
+	ready.Wait()
+	start := time.Now()
+	deadline = start.Add(o.d)
+	close(go1)
 	wg.Wait()
 	rep := &Report{
 		Addr: o.addr, Service: o.service, Method: o.method, Concurrency: o.c,
@@ -87,6 +125,41 @@ func run(ctx context.Context, o options, body []byte) (*Report, error) {
 	}
 	merge(rep, ws, time.Since(start))
 	return rep, nil
+}
+
+// rawLoop runs one worker's transactions with the raw client (raw.go) on
+// one persistent connection, redialled after an error or a close.
+func rawLoop(ctx context.Context, o options, w *wire, rc *rawConn, devNull, file *os.File, st *workerStats, more func() bool) {
+	defer func() {
+		if rc != nil {
+			rc.close()
+		}
+	}()
+	for more() {
+		t0 := time.Now()
+		if rc == nil {
+			var err error
+			if rc, err = dialRaw(ctx, o, devNull, file); err != nil {
+				st.fail(err)
+				continue
+			}
+		}
+		resp, sent, err := rc.transact(w)
+		if err != nil {
+			st.fail(err)
+			rc.close()
+			rc = nil
+			continue
+		}
+		st.latencies = append(st.latencies, time.Since(t0))
+		st.status[resp.status]++
+		st.bytesIn += resp.body
+		st.bytesOut += int64(sent)
+		if resp.close {
+			rc.close()
+			rc = nil
+		}
+	}
 }
 
 // one sends one request and reads the whole response.

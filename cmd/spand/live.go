@@ -42,7 +42,14 @@ func live(ctx context.Context, o *options, onConn func(*track.Conn), log *slog.L
 		return err
 	}
 	defer src.Close()
-	log.Info("capturing", "interface", o.iface, "filter", o.filter, "libpcap", o.libpcap)
+	if fw := o.fw; fw != nil {
+		inner := onConn
+		onConn = func(c *track.Conn) {
+			inner(c)
+			fw.conn(c)
+		}
+	}
+	log.Info("capturing", "interface", o.iface, "filter", o.filter, "libpcap", o.libpcap, "report_to", forwardOpts.url)
 	if o.statsEvery > 0 {
 		done := make(chan struct{})
 		defer close(done)

@@ -13,9 +13,10 @@ import (
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
-// TestLiveCommand runs `spand -i lo -f 'tcp port P' -o json` while a
-// connection to a loopback listener sends 1 MB, and checks the counters
-// published for /metrics and the connection record written at the end.
+// TestLiveCommand runs `spand -i lo -f 'tcp port P' -o json -report-to
+// URL` while a connection to a loopback listener sends 1 MB, and checks
+// the counters published for /metrics, the connection record written at
+// the end, and the report forwarded to a second spand server.
 func TestLiveCommand(t *testing.T) {
 	testenv.RequireRoot(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -28,8 +29,10 @@ func TestLiveCommand(t *testing.T) {
 	defer cancel()
 	var out, stderr testenv.SyncBuffer
 	done := make(chan error, 1)
+	central, _ := startServe(t, nil, &serveFlags{})
 	go func() {
-		done <- run(ctx, []string{"-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-o", "json"}, &out, &stderr)
+		done <- run(ctx, []string{"-i", "lo", "-f", fmt.Sprintf("tcp port %d", port), "-o", "json",
+			"-report-to", central, "-report-every", "50ms"}, &out, &stderr)
 	}()
 	// Wait for the capture to start before connecting.
 	waitFor(t, func() bool { return strings.Contains(stderr.String(), "capturing") })
@@ -67,6 +70,9 @@ func TestLiveCommand(t *testing.T) {
 	want := fmt.Sprintf(`"b":"127.0.0.1:%d"`, port)
 	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), `"data_bytes_a2b":1048576`) {
 		t.Errorf("output lacks the connection (%s, 1 MB):\n%s\nstderr:\n%s", want, out.String(), stderr.String())
+	}
+	if n := centralMetric(t, central, "spand_aggregated_reports_total"); n != 1 {
+		t.Errorf("the central server got %d reports, want the transfer's 1\n%s", n, stderr.String())
 	}
 	for _, m := range []string{"spand_capture_kernel_drops_total", "spand_track_connections_total", "spand_track_evicted_total"} {
 		if !strings.Contains(metrics.String(), m) {

@@ -4,6 +4,7 @@
 //	spand -r FILE [-f FILTER] [-o table|json|csv]   offline: one record per TCP connection
 //	spand -i IFACE [-f FILTER] [-o ...]             live capture, records as connections end
 //	spand -i IFACE [-f FILTER] -serve ADDR          live capture plus the performance server
+//	spand -i IFACE -report-to URL                   capture node: reports go to a central spand
 //	spand eval -r FILE                              SPAND evaluation of a capture
 //	spand query ADDR                                ask a running server
 package main
@@ -55,7 +56,7 @@ func main() {
 
 // run is main without the process: arguments, output and errors are
 // parameters so that tests can call it.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if len(args) > 0 {
 		if cmd, ok := commands[args[0]]; ok {
 			return cmd(ctx, args[1:])
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		reg(fs)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage:\n  spand -r FILE [-f FILTER] [-o table|json|csv]\n  spand -i IFACE [-f FILTER] [-serve ADDR]\n  spand eval -r FILE\n  spand query ADDR\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage:\n  spand -r FILE [-f FILTER] [-o table|json|csv]\n  spand -i IFACE [-f FILTER] [-serve ADDR] [-report-to URL]\n  spand eval -r FILE\n  spand query ADDR\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -91,9 +92,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	switch {
-	case o.read != "" && o.iface != "":
+	if o.read != "" && o.iface != "" {
 		return fmt.Errorf("-r and -i exclude each other")
+	}
+	if forwardOpts.url != "" {
+		if o.read == "" && o.iface == "" {
+			return fmt.Errorf("-report-to needs a capture to report on (-r or -i)")
+		}
+		local, lerr := serveOpts.agg.localFunc()
+		if lerr != nil {
+			return lerr
+		}
+		if o.fw, lerr = forwardOpts.newForwarder(local, log); lerr != nil {
+			return lerr
+		}
+		// The forwarder outlives ctx: at the end it keeps trying for
+		// -report-wait to deliver what is queued.
+		fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan error, 1)
+		go func() { done <- o.fw.run(fctx) }()
+		defer func() {
+			stop()
+			if ferr := <-done; ferr != nil && err == nil {
+				err = ferr
+			}
+		}()
+	}
+	switch {
 	case o.read != "":
 		return offline(ctx, &o, stdout, log)
 	case o.serve != "":

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/spand/capture"
@@ -25,6 +24,8 @@ type options struct {
 	libpcap    bool
 	statsEvery time.Duration
 	cpuProfile string
+
+	fw *forwarder // -report-to, nil without
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -90,10 +91,24 @@ func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	var conns []track.Conn
+	// Records arrive in the order connections ended; each goes to the
+	// slot of its ID (the tracker numbers connections 1, 2, ... as they
+	// start), which puts them in order without sorting big structs. The
+	// slots are in fixed-size chunks, so that nothing is copied as they
+	// grow. Slots of records not output (UDP without -udp) stay zero.
+	const chunk = 1024
+	var conns [][]track.Conn
 	cfg := o.trackerConfig(func(c *track.Conn) {
 		if c.Proto == track.TCP || o.udp {
-			conns = append(conns, *c)
+			if i := int(c.ID) - 1; i >= 0 && i < 1<<40 {
+				for len(conns) <= i/chunk {
+					conns = append(conns, make([]track.Conn, chunk))
+				}
+				conns[i/chunk][i%chunk] = *c
+			}
+		}
+		if o.fw != nil {
+			o.fw.conn(c)
 		}
 	})
 	cfg.NoUDP = !o.udp
@@ -101,10 +116,14 @@ func offline(ctx context.Context, o *options, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(conns, func(a, b track.Conn) int { return int(a.ID) - int(b.ID) })
-	for i := range conns {
-		if err := w.Write(&conns[i]); err != nil {
-			return err
+	for _, cs := range conns {
+		for i := range cs {
+			if cs[i].ID == 0 {
+				continue
+			}
+			if err := w.Write(&cs[i]); err != nil {
+				return err
+			}
 		}
 	}
 	if err := w.Flush(); err != nil {

@@ -142,6 +142,7 @@ func serve(ctx context.Context, ln net.Listener, capture CaptureFunc, o *serveFl
 			fmt.Fprintf(w, "# HELP spand_capture_conns_total Connection records from the capture.\n# TYPE spand_capture_conns_total counter\nspand_capture_conns_total %d\n", conns.Load())
 			fmt.Fprintf(w, "# HELP spand_capture_reports_total Reports made from captured connections.\n# TYPE spand_capture_reports_total counter\nspand_capture_reports_total %d\n", reports.Load())
 			writeCaptureMetrics(w) // packets, kernel drops, connection table (live.go)
+			writeForwardMetrics(w) // -report-to (forward.go)
 		},
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}

@@ -30,6 +30,12 @@ func startServe(t *testing.T, capture CaptureFunc, o *serveFlags) (string, func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServeOn(t, ln, capture, o)
+}
+
+// startServeOn is startServe on the listener ln.
+func startServeOn(t *testing.T, ln net.Listener, capture CaptureFunc, o *serveFlags) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- serve(ctx, ln, capture, o, slog.New(slog.DiscardHandler)) }()

@@ -34,6 +34,9 @@ type ResponseRecorder struct {
 	Chunks int
 	// Trailers is what the handler set in Trailer().
 	Trailers http.Header
+	// ICAPTrailers is what the handler set in ICAPTrailer() (the
+	// icap.ICAPTrailerWriter interface).
+	ICAPTrailers http.Header
 	// OriginalOffset is the UseOriginalBody argument, -1 if not called.
 	OriginalOffset int64
 	// WroteHeader reports whether WriteHeader was called.
@@ -79,10 +82,21 @@ func (rw *ResponseRecorder) Trailer() http.Header {
 	return rw.Trailers
 }
 
+// ICAPTrailer implements icap.ICAPTrailerWriter.
+func (rw *ResponseRecorder) ICAPTrailer() http.Header {
+	if rw.ICAPTrailers == nil {
+		rw.ICAPTrailers = make(http.Header)
+	}
+	return rw.ICAPTrailers
+}
+
 // UseOriginalBody implements icap.ResponseWriter.
 func (rw *ResponseRecorder) UseOriginalBody(offset int64) { rw.OriginalOffset = offset }
 
-var _ icap.ResponseWriter = (*ResponseRecorder)(nil)
+var (
+	_ icap.ResponseWriter    = (*ResponseRecorder)(nil)
+	_ icap.ICAPTrailerWriter = (*ResponseRecorder)(nil)
+)
 
 // NewRequest returns a request as a server would pass it to a handler:
 // method and target (e.g. "icap://127.0.0.1/echo"), the encapsulated

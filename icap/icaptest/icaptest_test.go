@@ -50,7 +50,8 @@ func TestRecorder(t *testing.T) {
 	rec.Write([]byte("a"))
 	rec.Write([]byte("bc"))
 	rec.Trailer().Set("X-T", "1")
-	if rec.Code != 200 || rec.Body.String() != "abc" || rec.Chunks != 2 || rec.Trailers.Get("X-T") != "1" {
+	rec.ICAPTrailer().Set("X-Verdict", "clean")
+	if rec.Code != 200 || rec.Body.String() != "abc" || rec.Chunks != 2 || rec.Trailers.Get("X-T") != "1" || rec.ICAPTrailers.Get("X-Verdict") != "clean" {
 		t.Fatalf("recorded %d %q %d chunks", rec.Code, rec.Body, rec.Chunks)
 	}
 }

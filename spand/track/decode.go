@@ -150,6 +150,9 @@ func (d *Decoder) Decode(data []byte, p *Packet) error {
 			return ErrNotTransport
 		}
 	}
+	if !d.noFast && d.wire(data, p) {
+		return nil
+	}
 	var isV4, isV6, isTCP, isUDP bool
 	if v4, tcp, ok := d.fast(data); ok {
 		isV4, isV6, isTCP, isUDP = v4, !v4, tcp, !tcp

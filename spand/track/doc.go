@@ -6,11 +6,15 @@
 // # Decoding
 //
 // A Decoder wraps a gopacket DecodingLayerParser over layers it owns, so
-// decoding allocates nothing per packet. The common frames (Ethernet or
-// raw IP, IPv4 or IPv6, TCP or UDP) take a fast path through the same
-// layers' DecodeFromBytes without the parser's generic dispatch; anything
-// else, or any error, goes to the parser, so both give the same result
-// (TestDecodeFastSame, FuzzDecode). Link types: Ethernet (802.1Q and
+// decoding allocates nothing per packet. The plainest frames (Ethernet
+// without tags or raw IP, IPv4 without options or IPv6 without extension
+// headers, TCP or UDP) are read by a walk over the header bytes that
+// fills only the fields a Packet holds (wire.go); the other common ones
+// take a second fast path through the same gopacket layers'
+// DecodeFromBytes without the parser's generic dispatch; anything else,
+// or any error, goes to the parser, which stays the decoder of record:
+// all paths give the same Packet (TestDecodeFastSame on every corpus
+// frame, FuzzDecode). Link types: Ethernet (802.1Q and
 // 802.1ad tags), Linux cooked capture v1 and v2 (the "any" device), raw IP
 // (the version is read per packet), BSD loopback/null. IPv4 and IPv6, TCP
 // and UDP; anything else (ARP, ICMP, MPLS, IP fragments after the first)

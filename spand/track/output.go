@@ -53,7 +53,10 @@ func NewWriter(w io.Writer, format string) (*Writer, error) {
 	case FormatJSON, FormatCSV:
 		wr.bw = bufio.NewWriterSize(w, 1<<16)
 	case FormatTable:
-		wr.tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		// tabwriter writes every cell and every run of padding
+		// separately: without a buffer that is two system calls per cell.
+		wr.bw = bufio.NewWriterSize(w, 1<<16)
+		wr.tw = tabwriter.NewWriter(wr.bw, 0, 0, 2, ' ', tabwriter.AlignRight)
 	default:
 		return nil, fmt.Errorf("track: output format %q: want table, json or csv", format)
 	}
@@ -179,7 +182,9 @@ func appendField(b []byte, c *Conn, i int, quote bool) []byte {
 // Flush writes out what is buffered.
 func (w *Writer) Flush() error {
 	if w.tw != nil {
-		return w.tw.Flush()
+		if err := w.tw.Flush(); err != nil {
+			return err
+		}
 	}
 	return w.bw.Flush()
 }

@@ -328,6 +328,15 @@ func (m *samples) median() uint32 {
 func selectNth(a []uint32, n int) uint32 {
 	lo, hi := 0, len(a)-1
 	for lo < hi {
+		if hi-lo < 12 {
+			// A short range: insertion sort is cheaper than partitioning.
+			for i := lo + 1; i <= hi; i++ {
+				for j := i; j > lo && a[j] < a[j-1]; j-- {
+					a[j], a[j-1] = a[j-1], a[j]
+				}
+			}
+			return a[n]
+		}
 		// Median of three as the pivot.
 		mid := lo + (hi-lo)/2
 		if a[mid] < a[lo] {

@@ -82,11 +82,13 @@ type Stats struct {
 }
 
 // key identifies a connection whatever the direction of the packet: the
-// endpoint that sorts first is lo.
+// endpoint that sorts first is lo. The addresses are held as big-endian
+// 64-bit halves of their 16-byte form, and the struct has no padding, so
+// the map hashes and compares it as one 40-byte block of memory.
 type key struct {
-	lo, hi         [16]byte
-	loPort, hiPort uint16
-	proto          Proto
+	lo0, lo1, hi0, hi1 uint64
+	ports              uint32 // lo port << 16 | hi port
+	proto              uint32
 }
 
 // flow is a table entry: the record being built plus the tracking state.
@@ -134,9 +136,11 @@ type Tracker struct {
 	lastScan int64
 	minTO    int64
 	pkt      Packet
-	// last is the flow of the previous packet, nil once it ended:
-	// packets of one connection come in runs, which then skip the map.
-	last *flow
+	// recent is a direct-mapped cache of flows by a cheap hash of their
+	// key, in front of the map (whose hashing and probing of 40-byte keys
+	// was a tenth of the per-packet cost): packets of the connections
+	// active now mostly find theirs here. A flow leaves it when it ends.
+	recent [recentSize]*flow
 }
 
 // New returns a Tracker with cfg (zero fields take their defaults).
@@ -198,8 +202,9 @@ func (t *Tracker) Track(p *Packet) {
 	t.advance(p.Time)
 
 	k, srcLo := makeKey(p)
-	f := t.last
-	if f == nil || f.key != k {
+	slot := k.slot()
+	f := t.recent[slot]
+	if f == nil || !f.key.equal(&k) {
 		f = t.table[k]
 	}
 	syn := p.Proto == TCP && p.Flags&(FlagSYN|FlagACK) == FlagSYN
@@ -219,7 +224,7 @@ func (t *Tracker) Track(p *Packet) {
 		f.listed = t.clock
 	}
 	f.touch = t.clock
-	t.last = f
+	t.recent[slot] = f
 	d := 0
 	if srcLo != f.aLo {
 		d = 1
@@ -248,8 +253,23 @@ func (t *Tracker) advance(ts int64) {
 	}
 }
 
+// recentSize is the number of slots of Tracker.recent (a power of two).
+const recentSize = 1024
+
+// slot is k's place in Tracker.recent: a multiplicative hash of the
+// words, top bits.
+func (k *key) slot() uint32 {
+	h := (k.lo0^k.lo1)*0x9e3779b97f4a7c15 ^ (k.hi0^k.hi1)*0xc2b2ae3d27d4eb4f ^ (uint64(k.ports)<<8|uint64(k.proto))*0x165667b19e3779f9
+	return uint32(h >> (64 - 10))
+}
+
+// equal is k == *o, compared word by word inline (== on the struct
+// calls memequal).
+func (k *key) equal(o *key) bool {
+	return k.lo1 == o.lo1 && k.hi1 == o.hi1 && k.ports == o.ports && k.lo0 == o.lo0 && k.hi0 == o.hi0 && k.proto == o.proto
+}
+
 func makeKey(p *Packet) (key, bool) {
-	k := key{proto: p.Proto}
 	s, d := p.Src.As16(), p.Dst.As16()
 	// Order the endpoints by address then port, comparing the addresses
 	// as two big-endian words (cheaper than bytes.Compare here).
@@ -257,11 +277,9 @@ func makeKey(p *Packet) (key, bool) {
 	d0, d1 := binary.BigEndian.Uint64(d[:8]), binary.BigEndian.Uint64(d[8:])
 	srcLo := s0 < d0 || s0 == d0 && (s1 < d1 || s1 == d1 && p.SrcPort <= p.DstPort)
 	if srcLo {
-		k.lo, k.hi, k.loPort, k.hiPort = s, d, p.SrcPort, p.DstPort
-	} else {
-		k.lo, k.hi, k.loPort, k.hiPort = d, s, p.DstPort, p.SrcPort
+		return key{s0, s1, d0, d1, uint32(p.SrcPort)<<16 | uint32(p.DstPort), uint32(p.Proto)}, true
 	}
-	return k, srcLo
+	return key{d0, d1, s0, s1, uint32(p.DstPort)<<16 | uint32(p.SrcPort), uint32(p.Proto)}, false
 }
 
 // reusedBy tells whether a SYN (without ACK) starts a new connection on the
@@ -321,8 +339,8 @@ func (t *Tracker) create(k key, p *Packet, srcLo bool) *flow {
 
 // end removes f from the table, delivers its final record and recycles it.
 func (t *Tracker) end(f *flow, why EndReason) {
-	if t.last == f {
-		t.last = nil
+	if s := f.key.slot(); t.recent[s] == f {
+		t.recent[s] = nil
 	}
 	delete(t.table, f.key)
 	t.unlink(f)
