@@ -75,15 +75,7 @@ func liveBulk(t *testing.T, iface string, write int, n int64) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	f, err := CompileFilter(fmt.Sprintf("tcp port %d", port), mustLinkType(t, iface))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := OpenLive(LiveOptions{Interface: iface, Filter: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openLiveFiltered(t, iface, fmt.Sprintf("tcp port %d", port))
 
 	type result struct {
 		client   netip.AddrPort
@@ -204,6 +196,22 @@ func liveBulk(t *testing.T, iface string, write int, n int64) {
 	}
 }
 
+// openLiveFiltered opens a live capture on iface with the kernel filter
+// expr, closed when the test ends.
+func openLiveFiltered(t *testing.T, iface, expr string) *Live {
+	t.Helper()
+	f, err := CompileFilter(expr, mustLinkType(t, iface))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenLive(LiveOptions{Interface: iface, Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
 func mustLinkType(t *testing.T, iface string) layers.LinkType {
 	lt, err := LinkTypeOf(iface)
 	if err != nil {
@@ -254,15 +262,7 @@ func TestLiveLoopbackPacketRate(t *testing.T) {
 	}
 	defer rx.Close()
 	port := rx.LocalAddr().(*net.UDPAddr).Port
-	f, err := CompileFilter(fmt.Sprintf("udp and dst port %d", port), mustLinkType(t, "lo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := OpenLive(LiveOptions{Interface: "lo", Filter: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openLiveFiltered(t, "lo", fmt.Sprintf("udp and dst port %d", port))
 	const n = 300000
 	sent := make(chan int, 1)
 	go func() {
@@ -341,15 +341,7 @@ func TestLiveQuietClose(t *testing.T) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	f, err := CompileFilter(fmt.Sprintf("tcp port %d", port), mustLinkType(t, "lo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := OpenLive(LiveOptions{Interface: "lo", Filter: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openLiveFiltered(t, "lo", fmt.Sprintf("tcp port %d", port))
 	const linger = 2 * time.Second
 	records := make(chan track.Conn, 4)
 	tr := track.New(track.Config{CloseLinger: linger, Periodic: -1, OnConn: func(c *track.Conn) {
