@@ -16,7 +16,7 @@ import (
 const (
 	DefaultHalfLife     = 30 * time.Minute
 	DefaultMaxAge       = 24 * time.Hour
-	DefaultMaxKeys      = 10000 // per table (host, prefix, local)
+	DefaultMaxKeys      = 10000 // per table (host, local, prefix, localprefix)
 	DefaultMaxSamples   = 32    // per key
 	DefaultPrefixV4Bits = 24
 	DefaultPrefixV6Bits = 64
@@ -36,17 +36,31 @@ type Config struct {
 	// MaxAge is the age past which a report is dropped; a key whose newest
 	// report is that old expires.
 	MaxAge time.Duration
-	// MaxKeys bounds each of the three tables (by remote host, by remote
-	// prefix, by local host); the least recently updated key is evicted.
+	// MaxKeys bounds each of the four tables (by remote host, by local
+	// host, by remote prefix, by local prefix); the least recently
+	// updated key is evicted.
 	MaxKeys int
 	// MaxSamples bounds the reports kept per key (a ring: the oldest
 	// received goes first). At most MaxSamplesLimit.
 	MaxSamples int
-	// PrefixV4Bits and PrefixV6Bits are the lengths of the remote prefixes
-	// the prefix table aggregates by (/24 and /64).
+	// PrefixV4Bits and PrefixV6Bits are the lengths of the prefixes the
+	// prefix tables (remote and local) aggregate by (/24 and /64).
 	PrefixV4Bits, PrefixV6Bits int
 	// MinReports is the number of live reports a key needs to answer.
 	MinReports int
+	// Local tells which addresses are LAN clients for predictions (nil:
+	// none, as before it existed; spand's server sets it from -local). A
+	// prediction for a LAN client never falls back to the remote prefix
+	// table: behind a proxy the remote side of every client's reports is
+	// the proxy's address, and its /24 would give a client with no
+	// reports of its own the figure of all the others.
+	Local LocalFunc
+	// LocalPrefixes also aggregates reports by local /24 or /64 (a fourth
+	// table), and answers a LAN client with no reports of its own from
+	// its neighbourhood (a slow Wi-Fi subnet) instead of not at all. Off
+	// by default: when every client shares one LAN /24, that prefix mixes
+	// the fast and the slow.
+	LocalPrefixes bool
 }
 
 // WithDefaults returns c with every zero field set to its default and the
@@ -87,10 +101,14 @@ const (
 	KindHost               // (remote host, class)
 	KindLocal              // (local host, class): the client's last mile
 	KindPrefix             // (remote /24 or /64, class)
+	// KindLocalPrefix is (local /24 or /64, class): a LAN client's
+	// neighbourhood (a slow Wi-Fi subnet), the last resort for a client
+	// with no reports of its own.
+	KindLocalPrefix
 	numKinds
 )
 
-var kindNames = [...]string{"none", "host", "local", "prefix"}
+var kindNames = [...]string{"none", "host", "local", "prefix", "localprefix"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -147,7 +165,8 @@ func hostPrefix(a netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(a, a.BitLen())
 }
 
-func (c Config) remotePrefix(a netip.Addr) netip.Prefix {
+// prefix is a's /24 or /64 (PrefixV4Bits, PrefixV6Bits).
+func (c Config) prefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	bits := c.PrefixV6Bits
 	if a.Is4() {
@@ -157,23 +176,41 @@ func (c Config) remotePrefix(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// Keys returns the three keys a report updates: remote host, remote prefix
-// and local host, each with the report's class.
-func (c Config) Keys(r *Report) [3]Key {
-	return [3]Key{
+// Keys returns the keys a report updates: remote host, local host,
+// remote prefix, and local prefix when LocalPrefixes is set (else the
+// zero Key, of KindNone, which callers skip), each with the report's
+// class.
+func (c Config) Keys(r *Report) [4]Key {
+	ks := [4]Key{
 		{KindHost, hostPrefix(r.Remote), r.Class},
 		{KindLocal, hostPrefix(r.Local), r.Class},
-		{KindPrefix, c.remotePrefix(r.Remote), r.Class},
+		{KindPrefix, c.prefix(r.Remote), r.Class},
 	}
+	if c.LocalPrefixes {
+		ks[3] = Key{KindLocalPrefix, c.prefix(r.Local), r.Class}
+	}
+	return ks
 }
 
 // LookupKeys returns the keys a prediction for addr consults, in order:
-// the remote host, the local host, then the remote prefix.
+// the remote host, the local host, then the remote prefix; for a LAN
+// client (Config.Local) the last is its local prefix when LocalPrefixes
+// is set, else the zero Key (KindNone, which callers skip). A LAN client
+// never gets the remote prefix table's answer: that table holds the
+// remote sides of reports, and when the remote side is a proxy every
+// client shares, its /24 mixes them all.
 func (c Config) LookupKeys(addr netip.Addr, class Class) [3]Key {
+	last := Key{KindPrefix, c.prefix(addr), class}
+	if c.Local != nil && c.Local(addr.Unmap()) {
+		last = Key{}
+		if c.LocalPrefixes {
+			last = Key{KindLocalPrefix, c.prefix(addr), class}
+		}
+	}
 	return [3]Key{
 		{KindHost, hostPrefix(addr), class},
 		{KindLocal, hostPrefix(addr), class},
-		{KindPrefix, c.remotePrefix(addr), class},
+		last,
 	}
 }
 
@@ -342,8 +379,8 @@ func (c Config) Estimate(key Key, samples []Sample, now time.Time) (p Prediction
 	return p, true
 }
 
-// Aggregator keeps reports in three bounded tables (remote host, remote
-// prefix, local host) and answers predictions from them. It is safe for
+// Aggregator keeps reports in four bounded tables (remote host, local
+// host, remote prefix, local prefix) and answers predictions from them. It is safe for
 // concurrent use. Create it with NewAggregator.
 type Aggregator struct {
 	cfg Config
@@ -406,6 +443,9 @@ func (a *Aggregator) Add(reports ...Report) {
 		}
 		a.added++
 		for _, k := range a.cfg.Keys(r) {
+			if k.Kind == KindNone {
+				continue
+			}
 			a.addSampleLocked(k, s, now)
 		}
 	}
@@ -492,14 +532,19 @@ func (t *table) remove(e *entry) {
 	delete(t.m, e.key)
 }
 
-// Predict answers for addr and class from the host table, then the local
-// table, then the prefix table; Source "none" when none has live reports.
+// Predict answers for addr and class from the keys of LookupKeys in
+// order: the host table, the local table, then the remote prefix table,
+// or for a LAN client (Config.Local) the local prefix table if
+// LocalPrefixes is set; Source "none" when none has live reports.
 func (a *Aggregator) Predict(addr netip.Addr, class Class) Prediction {
 	now := a.now()
 	keys := a.cfg.LookupKeys(addr, class)
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	for _, k := range keys {
+		if k.Kind == KindNone {
+			continue
+		}
 		if e := a.tables[k.Kind].m[k]; e != nil {
 			if p, ok := a.cfg.Estimate(k, e.samples, now); ok {
 				p.Addr = addr

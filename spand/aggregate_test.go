@@ -299,3 +299,53 @@ func TestReplaceSamples(t *testing.T) {
 		t.Fatalf("after one more report: %+v, want 4000..6000", p)
 	}
 }
+
+// TestAggregatorProxyClients: reports made through a proxy (local: the
+// client, remote: the proxy's LAN address 10.0.0.1) from a slow client A
+// (10.0.1.7) and a fast client B (10.0.2.9). A LAN client with no reports
+// of its own must not be answered from the proxy's remote prefix (the mix
+// of A and B) once Config.Local says which addresses are clients: it gets
+// "none", or with LocalPrefixes its own /24's figure. Remote servers keep
+// their prefix fallback.
+func TestAggregatorProxyClients(t *testing.T) {
+	const slow, fast, server = 20_000, 2_000_000, 500_000
+	local := LocalPrefixes()
+	tests := []struct {
+		name         string
+		cfg          Config
+		addr         string
+		source, key  string
+		throughput   float64
+		localPrefixN int // keys in the local prefix table
+	}{
+		{"no Local: old fallback to the proxy's /24", Config{}, "10.0.0.9", "prefix", "10.0.0.0/24", slow, 0},
+		{"client's own reports", Config{Local: local}, "10.0.1.7", "local", "10.0.1.7", slow, 0},
+		{"newcomer in the proxy's /24", Config{Local: local}, "10.0.0.9", "none", "", 0, 0},
+		{"newcomer in another /24", Config{Local: local}, "10.0.3.4", "none", "", 0, 0},
+		{"newcomer in A's /24, no local prefixes", Config{Local: local}, "10.0.1.8", "none", "", 0, 0},
+		{"remote server's prefix", Config{Local: local}, "198.51.100.99", "prefix", "198.51.100.0/24", server, 0},
+		{"newcomer in A's /24", Config{Local: local, LocalPrefixes: true}, "10.0.1.8", "localprefix", "10.0.1.0/24", slow, 3},
+		{"newcomer in B's /24", Config{Local: local, LocalPrefixes: true}, "10.0.2.1", "localprefix", "10.0.2.0/24", fast, 3},
+		{"newcomer in the proxy's /24, local prefixes", Config{Local: local, LocalPrefixes: true}, "10.0.0.9", "none", "", 0, 3},
+		{"newcomer in another /24, local prefixes", Config{Local: local, LocalPrefixes: true}, "10.0.3.4", "none", "", 0, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, clk := newTestAggregator(tt.cfg)
+			for range 3 {
+				a.Add(rep("10.0.1.7", "10.0.0.1", ClassWeb, clk.Now(), slow),
+					rep("10.0.1.7", "10.0.0.1", ClassWeb, clk.Now(), slow))
+				a.Add(rep("10.0.2.9", "10.0.0.1", ClassWeb, clk.Now(), fast))
+				clk.Advance(time.Minute)
+			}
+			a.Add(rep("10.0.5.5", "198.51.100.7", ClassWeb, clk.Now(), server))
+			p := a.Predict(netip.MustParseAddr(tt.addr), ClassWeb)
+			if p.Source != tt.source || p.Key != tt.key || p.Throughput != tt.throughput {
+				t.Errorf("Predict(%s) = source %s key %q throughput %v; want %s %q %v", tt.addr, p.Source, p.Key, p.Throughput, tt.source, tt.key, tt.throughput)
+			}
+			if n := a.Stats().Keys[KindLocalPrefix]; n != tt.localPrefixN {
+				t.Errorf("%d local prefix keys, want %d", n, tt.localPrefixN)
+			}
+		})
+	}
+}

@@ -16,14 +16,18 @@
 //     body rate. Clients that measure for themselves (icapd in proxy mode)
 //     POST reports of the same shape.
 //   - An Aggregator keeps reports by (remote host, class), by (remote /24
-//     or /64, class) and by (local host, class). Reports weigh
+//     or /64, class), by (local host, class) and, with
+//     Config.LocalPrefixes, by (local /24 or /64, class). Reports weigh
 //     2^(-age/HalfLife); reports older than MaxAge are dropped and keys
 //     with none left expire. Each table holds at most MaxKeys keys (least
 //     recently updated evicted) of at most MaxSamples reports each.
 //   - Predict answers with a decay-weighted median throughput, its 25th
 //     and 75th percentiles, RTT, loss, the number of live reports behind
 //     the answer, their age and the key that answered: the remote host,
-//     else the local host, else the remote prefix, else "none".
+//     else the local host, else the remote prefix, else "none". For a LAN
+//     client (Config.Local) the last resort is its local prefix (with
+//     LocalPrefixes), never the remote prefix table: behind a proxy that
+//     is the proxy's /24, which mixes all its clients.
 //   - A Store holds the aggregation: MemoryStore (snapshotted atomically to
 //     a file, so a restart keeps what was learned) or redisstore.Store
 //     (one view shared by many capture hosts and icapd nodes).

@@ -419,7 +419,7 @@ func (s *Server) handleHosts(w http.ResponseWriter, r *http.Request) {
 	source := q.Get("source")
 	if source != "" {
 		if k, err := ParseKind(source); err != nil || k == KindNone {
-			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("source %q: want host, local or prefix", source))
+			s.fail(w, r, http.StatusBadRequest, "invalid", fmt.Errorf("source %q: want host, local, prefix or localprefix", source))
 			return
 		}
 	}

@@ -159,7 +159,8 @@ func (s *Server) webPage(r *http.Request) (*dashboard.Page, error) {
 	p.Stats = []dashboard.Stat{
 		{Label: "Remote hosts", Value: count("host")},
 		{Label: "Local hosts", Value: count("local")},
-		{Label: "Prefixes", Value: count("prefix")},
+		{Label: "Remote prefixes", Value: count("prefix")},
+		{Label: "Local prefixes", Value: count("localprefix")},
 		{Label: "Reports aggregated", Value: dashboard.FormatValue(agg)},
 		{Label: "Reports received", Value: dashboard.FormatValue(received), Note: "POST /v1/reports"},
 	}

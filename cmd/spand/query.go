@@ -35,7 +35,7 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	server := fs.String("server", def, "performance server `URL` (or set SPAND_SERVER)")
 	class := fs.String("class", "", "one `CLASS` only: bulk, web, interactive or realtime")
-	source := fs.String("source", "", "without ADDR, list one `SOURCE` only: host (remote hosts), local (LAN clients) or prefix")
+	source := fs.String("source", "", "without ADDR, list one `SOURCE` only: host (remote hosts), local (LAN clients), prefix or localprefix (with -local-prefix)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	limit := fs.Int("limit", spand.DefaultHostsLimit, "entries to list without ADDR")
 	timeout := fs.Duration("timeout", 5*time.Second, "time allowed for the server's answer")

@@ -26,18 +26,20 @@ type aggFlags struct {
 	maxAge     time.Duration
 	maxKeys    int
 	maxSamples int
+	localPfx   bool
 }
 
 func (a *aggFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.local, "local", "", "comma-separated `PREFIXES` of the LAN side (default: RFC 1918, 100.64/10, ULA, link-local, loopback)")
 	fs.DurationVar(&a.halfLife, "half-life", spand.DefaultHalfLife, "age at which a report weighs half")
 	fs.DurationVar(&a.maxAge, "max-age", spand.DefaultMaxAge, "age past which reports are dropped")
-	fs.IntVar(&a.maxKeys, "max-keys", spand.DefaultMaxKeys, "keys per table (remote host, remote prefix, local host); LRU beyond")
+	fs.IntVar(&a.maxKeys, "max-keys", spand.DefaultMaxKeys, "keys per table (remote host, local host, remote prefix, local prefix); LRU beyond")
 	fs.IntVar(&a.maxSamples, "max-samples", spand.DefaultMaxSamples, "reports kept per key")
+	fs.BoolVar(&a.localPfx, "local-prefix", false, "also aggregate by the local /24 or /64 and answer a LAN client with no reports of its own from it")
 }
 
 func (a *aggFlags) config() spand.Config {
-	return spand.Config{HalfLife: a.halfLife, MaxAge: a.maxAge, MaxKeys: a.maxKeys, MaxSamples: a.maxSamples}
+	return spand.Config{HalfLife: a.halfLife, MaxAge: a.maxAge, MaxKeys: a.maxKeys, MaxSamples: a.maxSamples, LocalPrefixes: a.localPfx}
 }
 
 func (a *aggFlags) localFunc() (spand.LocalFunc, error) {
@@ -91,6 +93,11 @@ func init() {
 // openStore builds the store the flags ask for.
 func (s *serveFlags) openStore(log *slog.Logger) (spand.Store, error) {
 	cfg := s.agg.config()
+	local, err := s.agg.localFunc()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Local = local // predictions for LAN clients fall back to their local prefix
 	if s.redis != "" {
 		if s.snapshot != "" {
 			return nil, errors.New("-snapshot and -redis exclude each other: Redis is the persistent store")

@@ -285,3 +285,71 @@ func TestServeRedisTwoNodes(t *testing.T) {
 		t.Fatalf("nodes disagree:\n %+v\n %+v", p1, p2)
 	}
 }
+
+// TestServeProxyClients: the server, with its default -local, answers a
+// LAN client that has no reports of its own "none" rather than from the
+// proxy's /24 its other clients reported through, and with -local-prefix
+// from the client's own /24; in memory and through Redis (two nodes: the
+// second answers from what the first wrote).
+func TestServeProxyClients(t *testing.T) {
+	proxy := netip.MustParseAddr("10.0.0.1")
+	now := time.Now()
+	mk := func(client string, thr float64) spand.Report {
+		return spand.Report{Local: netip.MustParseAddr(client), Remote: proxy, Class: spand.ClassWeb,
+			Start: now.Add(-2 * time.Second), Duration: 2, Bytes: int64(2 * thr), Throughput: thr}
+	}
+	reports := []spand.Report{mk("10.0.1.7", 20_000), mk("10.0.1.7", 20_000), mk("10.0.2.9", 2e6)}
+	rs := redistest.Start(t)
+	for _, tc := range []struct {
+		name     string
+		redis    bool
+		localPfx bool
+		want     map[string]string // address: source
+	}{
+		{"memory", false, false, map[string]string{"10.0.1.7": "local", "10.0.0.9": "none", "10.0.1.8": "none"}},
+		{"memory/-local-prefix", false, true, map[string]string{"10.0.1.7": "local", "10.0.0.9": "none", "10.0.1.8": "localprefix", "10.0.3.4": "none"}},
+		{"redis/-local-prefix", true, true, map[string]string{"10.0.1.7": "local", "10.0.0.9": "none", "10.0.1.8": "localprefix", "10.0.3.4": "none"}},
+		{"redis", true, false, map[string]string{"10.0.1.7": "local", "10.0.0.9": "none", "10.0.1.8": "none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &serveFlags{agg: aggFlags{localPfx: tc.localPfx}}
+			if tc.redis {
+				o.redis, o.redisPrefix = rs.Addr(), strings.ReplaceAll(tc.name, "/", "-")+":"
+			}
+			url, _ := startServe(t, nil, o)
+			readURL := url
+			if tc.redis {
+				readURL, _ = startServe(t, nil, o)
+			}
+			ctx := context.Background()
+			if err := (&spand.Client{BaseURL: url}).Report(ctx, reports); err != nil {
+				t.Fatal(err)
+			}
+			c := &spand.Client{BaseURL: readURL, CacheTTL: -1}
+			// Redis is written in the background: wait for A's answer.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				p, err := c.Predict(ctx, netip.MustParseAddr("10.0.1.7"), spand.ClassWeb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Known() {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the reports never became visible")
+				}
+				<-time.After(10 * time.Millisecond) // poll interval
+			}
+			for addr, want := range tc.want {
+				p, err := c.Predict(ctx, netip.MustParseAddr(addr), spand.ClassWeb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Source != want || want != "none" && p.Throughput != 20_000 {
+					t.Errorf("Predict(%s) = %s %v B/s (key %s), want %s (A's 20000 B/s)", addr, p.Source, p.Throughput, p.Key, want)
+				}
+			}
+		})
+	}
+}

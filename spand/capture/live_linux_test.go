@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -74,15 +75,7 @@ func liveBulk(t *testing.T, iface string, write int, n int64) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	f, err := CompileFilter(fmt.Sprintf("tcp port %d", port), mustLinkType(t, iface))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := OpenLive(LiveOptions{Interface: iface, Filter: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openLiveFiltered(t, iface, fmt.Sprintf("tcp port %d", port))
 
 	type result struct {
 		client   netip.AddrPort
@@ -206,6 +199,22 @@ func liveBulk(t *testing.T, iface string, write int, n int64) {
 	}
 }
 
+// openLiveFiltered opens a live capture on iface with the kernel filter
+// expr, closed when the test ends.
+func openLiveFiltered(t *testing.T, iface, expr string) *Live {
+	t.Helper()
+	f, err := CompileFilter(expr, mustLinkType(t, iface))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := OpenLive(LiveOptions{Interface: iface, Filter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
 func mustLinkType(t *testing.T, iface string) layers.LinkType {
 	lt, err := LinkTypeOf(iface)
 	if err != nil {
@@ -256,15 +265,7 @@ func TestLiveLoopbackPacketRate(t *testing.T) {
 	}
 	defer rx.Close()
 	port := rx.LocalAddr().(*net.UDPAddr).Port
-	f, err := CompileFilter(fmt.Sprintf("udp and dst port %d", port), mustLinkType(t, "lo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := OpenLive(LiveOptions{Interface: "lo", Filter: f})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openLiveFiltered(t, "lo", fmt.Sprintf("udp and dst port %d", port))
 	const n = 300000
 	sent := make(chan int, 1)
 	go func() {
@@ -327,5 +328,78 @@ func TestLiveLoopbackPacketRate(t *testing.T) {
 	}
 	if uint64(handled)+ks.Drops != uint64(n) || tr.Stats().UDP != uint64(handled) {
 		t.Errorf("handled %d + drops %d != sent %d (tracker UDP %d)", handled, ks.Drops, n, tr.Stats().UDP)
+	}
+}
+
+// TestLiveQuietClose: on a loopback capture that sees nothing after a
+// connection closes (the kernel filter keeps only its port), the record
+// still comes, CloseLinger after its last packet plus at most LiveClockLag
+// and the scan and poll intervals: Run moves the tracker's clock on its
+// idle reads. Before, the record waited for the next packet.
+func TestLiveQuietClose(t *testing.T) {
+	testenv.RequireRoot(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	src := openLiveFiltered(t, "lo", fmt.Sprintf("tcp port %d", port))
+	const linger = 2 * time.Second
+	records := make(chan track.Conn, 4)
+	tr := track.New(track.Config{CloseLinger: linger, Periodic: -1, OnConn: func(c *track.Conn) {
+		if c.Final {
+			records <- *c
+		}
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, src, nil, tr)
+		ran <- err
+	}()
+	defer func() {
+		cancel()
+		if err := <-ran; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		_, err = io.Copy(io.Discard, c)
+		c.Close()
+		served <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(make([]byte, 10000)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	closed := time.Now() // both sides closed: the last ACK is on its way
+	limit := linger + LiveClockLag + time.Second + DefaultPollTimeout + 2*time.Second
+	select {
+	case r := <-records:
+		wait := time.Since(closed)
+		t.Logf("record %v after the close (CloseLinger %v): %s", wait.Round(time.Millisecond), linger, r.Reason)
+		if r.Reason != track.EndClosed || r.AB.DataBytes != 10000 || !r.FinAB || !r.FinBA {
+			t.Errorf("record %+v, want the closed 10000-byte connection", r)
+		}
+		if wait < linger-100*time.Millisecond {
+			t.Errorf("record came %v after the close, before CloseLinger %v", wait, linger)
+		}
+	case <-time.After(limit):
+		t.Fatalf("no record %v after the close on a quiet capture", limit)
 	}
 }

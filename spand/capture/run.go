@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/edgeadapt/edgeadapt/spand/track"
 )
@@ -19,6 +20,15 @@ type RunStats struct {
 	CutShort bool
 }
 
+// LiveClockLag is how far behind wall time Run sets the tracker's clock
+// when a live source was idle for its poll timeout: packets still in a
+// ring block the kernel has not handed over yet (TPACKET_V3 retires a
+// block after a few tens of ms) are older than now, and must not find
+// their connection already ended. Records of closed connections come
+// CloseLinger plus at most this plus a second (the scan interval) after
+// their last packet.
+const LiveClockLag = time.Second
+
 // errTimeout is returned (wrapped) by live sources when no packet came
 // within the poll timeout, so that Run can look at its context.
 var errTimeout = errors.New("capture: read timeout")
@@ -27,7 +37,10 @@ var errTimeout = errors.New("capture: read timeout")
 // feeds every packet filter accepts (nil: all) to t. filter is evaluated
 // in user space; for live sources, set it in the kernel instead (the
 // Live options) and pass nil here. At io.EOF Run returns nil; the caller
-// decides whether to t.Flush().
+// decides whether to t.Flush(). When a live source is idle for its
+// poll timeout, Run advances t's clock to wall time less LiveClockLag
+// (track.Tracker.Advance); files never are idle, so offline results
+// depend on the capture only.
 func Run(ctx context.Context, src Source, filter *Filter, t *track.Tracker) (RunStats, error) {
 	return RunProgress(ctx, src, filter, t, nil)
 }
@@ -58,6 +71,10 @@ func RunProgress(ctx context.Context, src Source, filter *Filter, t *track.Track
 	for {
 		data, ci, err := src.ReadPacketData()
 		if errors.Is(err, errTimeout) {
+			// Live and idle: move the tracker's clock on with wall
+			// time, so that connections that closed or went idle are
+			// reported though no packet comes to move it.
+			t.Advance(time.Now().Add(-LiveClockLag).UnixNano())
 			if progress != nil {
 				progress(r.st)
 			}

@@ -258,6 +258,9 @@ func (s *Store) write(ctx context.Context, reports []spand.Report) error {
 		smp := spand.SampleOf(r)
 		b := encodeSample(smp)
 		for _, k := range s.cfg.Keys(r) {
+			if k.Kind == spand.KindNone {
+				continue
+			}
 			lk := s.listKey(k)
 			pipe.LPush(ctx, lk, b)
 			pipe.LTrim(ctx, lk, 0, int64(s.cfg.MaxSamples-1))
@@ -329,7 +332,9 @@ func (s *Store) Predict(ctx context.Context, addr netip.Addr, class spand.Class)
 	pipe := s.rdb.Pipeline()
 	var cmds [len(keys)]*redis.StringSliceCmd
 	for i, k := range keys {
-		cmds[i] = pipe.LRange(ctx, s.listKey(k), 0, -1)
+		if k.Kind != spand.KindNone {
+			cmds[i] = pipe.LRange(ctx, s.listKey(k), 0, -1)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		s.fallback("predict", err)
@@ -338,12 +343,18 @@ func (s *Store) Predict(ctx context.Context, addr netip.Addr, class spand.Class)
 	now := s.now()
 	var samples [len(keys)][]spand.Sample
 	for i := range keys {
+		if cmds[i] == nil {
+			continue
+		}
 		samples[i] = decodeSamples(cmds[i].Val())
 		slices.Reverse(samples[i]) // oldest first, as the local ring keeps them
 		// Keep what was read, to answer from if Redis goes away.
 		s.local.ReplaceSamples(keys[i], samples[i])
 	}
 	for i, k := range keys {
+		if cmds[i] == nil {
+			continue
+		}
 		if p, ok := s.cfg.Estimate(k, samples[i], now); ok {
 			p.Addr = addr
 			return p, nil

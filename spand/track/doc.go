@@ -84,7 +84,10 @@
 // after UDPTimeout (1 min). A SYN on the endpoints of a closed connection,
 // or with another initial sequence number, starts a new record
 // (EndReused). Long connections get interim records every Periodic
-// (Final false). Every ending is counted in Stats.
+// (Final false). Every ending is counted in Stats. The clock moves with
+// packet timestamps, and with Advance: a live capture calls it when idle
+// (capture.Run, with wall time), so that on a quiet network the records
+// still come on time; offline, timeouts depend on the capture only.
 //
 // # Application classes
 //

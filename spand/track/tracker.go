@@ -241,6 +241,17 @@ func (t *Tracker) Track(p *Packet) {
 	}
 }
 
+// Advance moves the tracker's clock to now (capture time, Unix ns) without
+// a packet, and ends the connections whose timeouts passed by then (at
+// most one scan per second of capture time, as packets do). The clock
+// only runs on packet timestamps otherwise, so on a quiet network a
+// connection closed by FIN would wait for the next packet to be reported:
+// a live capture calls Advance when its source was idle, with wall time
+// (live timestamps are the kernel's wall clock). An offline reader does
+// not, and stays a pure function of the capture. A now behind the clock
+// is ignored.
+func (t *Tracker) Advance(now int64) { t.advance(now) }
+
 // advance moves the tracker clock (never backwards: merged captures jump)
 // and runs the timeout scan once a second of capture time.
 func (t *Tracker) advance(ts int64) {

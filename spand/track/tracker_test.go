@@ -325,3 +325,44 @@ func TestClassifyConversation(t *testing.T) {
 		t.Errorf("class %s, want interactive", got)
 	}
 }
+
+// TestTrackerAdvance: with no packet after a connection's close, only
+// Advance moves the clock (a fake one here, as a live capture's idle
+// reads do with wall time): the record comes once CloseLinger has passed,
+// not before; an idle connection ends at IdleTimeout the same way, and a
+// clock set backwards changes nothing.
+func TestTrackerAdvance(t *testing.T) {
+	const linger, idle = 5 * time.Second, time.Minute
+	f := newFeeder(t, track.Config{CloseLinger: linger, IdleTimeout: idle})
+	c2 := netip.MustParseAddrPort("192.168.1.3:40002")
+	f.send(tracktest.Segment{Src: c2, Dst: srv, ACK: true, Seq: 1, Ack: 1, Window: 100, Payload: []byte("mid-stream")}, 0)
+	f.send(tracktest.Segment{Src: srv, Dst: c2, ACK: true, Seq: 1, Ack: 11, Window: 100}, 0)
+	exchange(f, cli, srv, 10*time.Millisecond, 3)
+	last := f.now // the time of the last packet
+	steps := []struct {
+		at    time.Duration // fake clock after the last packet
+		wantN int
+	}{
+		{0, 0},
+		{linger - 10*time.Millisecond, 0},
+		{-time.Hour, 0}, // backwards: ignored
+		{linger + 1100*time.Millisecond, 1},
+		{idle - time.Second, 1},
+		{idle + 1100*time.Millisecond, 2},
+	}
+	for _, s := range steps {
+		f.tr.Advance(last.Add(s.at).UnixNano())
+		if len(f.conns) != s.wantN {
+			t.Fatalf("at last packet + %v: %d records, want %d", s.at, len(f.conns), s.wantN)
+		}
+	}
+	if c := f.conns[0]; c.A != cli || c.Reason != track.EndClosed || c.BA.DataBytes != 3000 {
+		t.Errorf("first record %v %v %d bytes, want the closed exchange", c.A, c.Reason, c.BA.DataBytes)
+	}
+	if c := f.conns[1]; c.A != c2 || c.Reason != track.EndIdle {
+		t.Errorf("second record %v %v, want the idle connection", c.A, c.Reason)
+	}
+	if st := f.tr.Stats(); st.Active != 0 || st.Packets != 13 {
+		t.Errorf("stats %+v", st)
+	}
+}
