@@ -76,7 +76,9 @@ func NewMeasurement(cfg Config, logger *slog.Logger) (*Measurement, error) {
 		ms.Reporter = &spand.Reporter{Client: ms.Client, Logger: logger}
 		src, sink = ms.Client, proxy.ReporterSink{R: ms.Reporter}
 	} else {
-		st, err := spand.NewMemoryStore(spand.Config{}, cfg.StoreSnapshot)
+		// The proxy's clients are LAN hosts: a client with no reports of
+		// its own gets no answer rather than the proxy's /24 (spand.Config.Local).
+		st, err := spand.NewMemoryStore(spand.Config{Local: spand.LocalPrefixes()}, cfg.StoreSnapshot)
 		if err != nil {
 			return nil, fmt.Errorf("measurement store: %w", err)
 		}
