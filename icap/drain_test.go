@@ -67,6 +67,18 @@ func shutdownAsync(t *testing.T, s *icaptest.Server, ctx context.Context) <-chan
 	return done
 }
 
+// closeAndWaitShutdown closes the client's side of rc, as Squid does once
+// the server closed (ending the server's lingering close), then checks
+// that Shutdown returned nil and no connection goroutine is left.
+func closeAndWaitShutdown(t *testing.T, rc *rawConn, done <-chan error) {
+	t.Helper()
+	rc.c.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	waitNoConnGoroutines(t)
+}
+
 // TestShutdownInFlightConnectionClose: a transaction in flight on a reused
 // connection when Shutdown begins completes with "Connection: close"; the
 // next request on that connection finds it closed, without a 503.
@@ -86,11 +98,7 @@ func TestShutdownInFlightConnectionClose(t *testing.T) {
 		t.Fatalf("in flight: %d %q %v, want 200 \"data\" with Connection: close", r.Status, r.Body, r.Header)
 	}
 	rc.expectClosedWithoutResponse(crlf(optionsReq))
-	rc.c.Close() // as Squid does: the server's lingering close ends
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	waitNoConnGoroutines(t)
+	closeAndWaitShutdown(t, rc, done)
 }
 
 // TestShutdownPipelined: a request pipelined behind the one in flight is
@@ -145,11 +153,7 @@ func TestShutdownPipelined(t *testing.T) {
 				t.Fatalf("streamed in-flight response without Connection: close: %v", r.Header)
 			}
 			rc.expectEOF()
-			rc.c.Close()
-			if err := <-done; err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			waitNoConnGoroutines(t)
+			closeAndWaitShutdown(t, rc, done)
 		})
 	}
 }
@@ -181,11 +185,7 @@ func TestShutdownRequestArrivingAsDrainBegins(t *testing.T) {
 		t.Fatalf("request read during shutdown: %d %v, want 200 with Connection: close", r.Status, r.Header)
 	}
 	rc.expectEOF()
-	rc.c.Close()
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	waitNoConnGoroutines(t)
+	closeAndWaitShutdown(t, rc, done)
 }
 
 // TestShutdownClient: icap.Client's pooled connection sees the in-flight
