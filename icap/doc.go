@@ -23,9 +23,13 @@
 // MaxConns connections at most (503 beyond); MaxDrainBytes of unread body
 // after an early response (else the connection closes).
 //
-// Shutdown stops gracefully: listeners and idle connections close at once,
-// in-flight transactions finish, a request already pipelined behind them
-// gets 503. Observer sees every transaction (for access logs and metrics),
+// Shutdown stops gracefully, as net/http's does: listeners and idle
+// connections close at once; in-flight transactions finish with
+// "Connection: close" in their responses, then their connections close; a
+// request already read (pipelined, or arriving as the drain begins) is
+// served the same way rather than answered 503, so a client either gets
+// a full answer or a connection closed before any response byte, which
+// Squid retries (reused connection) or bypasses. Observer sees every transaction (for access logs and metrics),
 // including the errors the server answers itself; ConnState sees every
 // connection (StateNew once per accepted connection).
 //
@@ -125,8 +129,7 @@
 // reason is logged; ErrMalformed, ErrBadEncapsulated, ErrHeaderTooLarge),
 // 408 timeout while reading a request, 501 unknown method, 505 version
 // other than ICAP/1.0. The server also answers 404/405 (ServeMux), 500 (a
-// handler panicked before writing) and 503 (over MaxConns, or shutting
-// down). Every response carries an ISTag; every error answer (>= 400)
+// handler panicked before writing) and 503 (over MaxConns). Every response carries an ISTag; every error answer (>= 400)
 // carries "Connection: close" and closes the connection, as c-icap does. Parse errors are *ProtocolError values wrapping the
 // sentinels.
 //

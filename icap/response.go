@@ -226,11 +226,13 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 		// (c-icap-client 0.5) read a body-less error answer until EOF.
 		w.closeAfter = true
 	}
-	if c.srv.inShutdown.Load() && (w.req.body == nil || w.req.body.done) && c.br.Buffered() == 0 {
-		// Shutting down and nothing pipelined: this is the connection's
-		// last transaction. (If bytes are buffered they may be a
-		// pipelined request, which is then answered 503; otherwise the
-		// connection closes quietly after this response.)
+	if c.srv.inShutdown.Load() && !((w.req.body == nil || w.req.body.done) && c.br.Buffered() > 0) {
+		// Shutting down: this is the connection's last transaction, and
+		// the client learns it before it sends another request (a
+		// request on a connection closed without a word is retried by
+		// Squid only if it had not seen the close coming). Bytes
+		// buffered after a complete request are a pipelined request:
+		// it is served next, and its response carries the close.
 		w.closeAfter = true
 	}
 	head := c.head[:0]

@@ -302,10 +302,16 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 	return true
 }
 
-// Shutdown stops the server gracefully: it closes the listeners, closes
-// idle connections, lets in-flight transactions finish (their responses
-// carry "Connection: close"; further requests on those connections get
-// 503), and waits until all connections are closed or ctx is done.
+// Shutdown stops the server gracefully, as net/http's does: it closes the
+// listeners and the idle connections, lets in-flight transactions finish
+// and waits until all connections are closed or ctx is done (then it
+// returns ctx.Err(); Close ends what is left). A response written during
+// the shutdown carries "Connection: close" and its connection closes after
+// it. A request already read (pipelined, or arriving as the shutdown
+// begins) is served the same way, never answered 503, and a connection
+// closed while idle is closed before any byte of a response: a client
+// such as Squid retries a request on a reused connection closed so, or
+// bypasses the service. Serve returns ErrServerClosed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
@@ -582,7 +588,11 @@ func (c *conn) serve(overloaded bool) {
 			return
 		}
 		if c.srv.inShutdown.Load() && (c.br == nil || c.br.Buffered() == 0) {
-			return // after a complete response, nothing pipelined
+			// After a complete response, nothing pipelined: close, with
+			// a lingering close so that a request the client sends at
+			// this moment cannot reset the response away.
+			c.linger = true
+			return
 		}
 	}
 }
@@ -603,6 +613,7 @@ func (c *conn) lingeringClose() {
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}
+	c.bodyPhase = false // Read must not push the deadline out
 	c.rwc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	var src io.Reader = c.rwc
 	if c.br != nil {
@@ -720,14 +731,12 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	req.RemoteAddr = c.remoteAddr
 	req.TLS = c.tlsState
 	req.ctx = c.ctx
-	if overloaded || s.inShutdown.Load() {
-		why := ErrServerClosed
-		if overloaded {
-			why = errOverloaded
-		}
-		info.Err = why
+	if overloaded {
+		// (A request read while shutting down is served: its response
+		// carries "Connection: close", see writeHeader.)
+		info.Err = errOverloaded
 		info.Status = StatusServiceUnavailable
-		c.writeError(StatusServiceUnavailable, s.istag(), why)
+		c.writeError(StatusServiceUnavailable, s.istag(), errOverloaded)
 		c.linger = true
 		return false
 	}
@@ -757,7 +766,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		}
 	}
 	keep = w.finish()
-	c.linger = !keep && w.err == nil && w.code >= 400
+	c.linger = !keep && w.err == nil && (w.code >= 400 || s.inShutdown.Load())
 	info.Status = w.code
 	info.Continued = req.body != nil && req.body.continued
 	if w.err != nil {

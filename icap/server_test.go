@@ -597,26 +597,6 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
-func TestShutdownPipelined503(t *testing.T) {
-	s, entered, release := slowServer(t)
-	rc := dialRaw(t, s.URL)
-	rc.send(respmod("/slow", "", "data", chunks("", "data")) + crlf("OPTIONS icap://127.0.0.1/echo ICAP/1.0\nHost: x\n\n"))
-	<-entered
-	done := make(chan error, 1)
-	go func() { done <- s.Config.Shutdown(context.Background()) }()
-	waitListenerClosed(t, s) // Shutdown has begun
-	close(release)
-	if r := rc.read(); r.Status != 200 {
-		t.Fatalf("in-flight: %d", r.Status)
-	}
-	if r := rc.read(); r.Status != 503 {
-		t.Fatalf("pipelined during shutdown: %d, want 503", r.Status)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestTLS(t *testing.T) {
 	s := icaptest.NewUnstartedServer(testMux())
 	s.Config.Logger = discardLogger()
