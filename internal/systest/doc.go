@@ -20,7 +20,5 @@
 // processes. The load test runs for SYSTEST_LOAD_DURATION (default 25s;
 // the README's figures use 5m); SYSTEST_HUGE_BYTES sets the size of the
 // huge body (default 1 GiB); SYSTEST_FAILURE_LIMIT Squid's
-// icap_service_failure_limit in TestICAPDFailover (default -1);
-// SYSTEST_KNOWN_ISSUES=1 also asserts what known issues break (see the
-// README). With -v the tests print a table of the figures they measured.
+// icap_service_failure_limit in TestICAPDFailover (default -1). With -v the tests print a table of the figures they measured.
 package systest
