@@ -89,7 +89,7 @@
 // Response.ICAPTrailer. The HTTP trailer of the encapsulated body
 // (Request.Trailer, ResponseWriter.Trailer) is a separate thing.
 //
-// Known Squid bug (5.7, and unchanged in Squid 7's ModXact.cc): with a
+// Known Squid bug (5.7, unchanged in Squid 8.0 master's ModXact.cc): with a
 // response body larger than Squid's adapted body pipe (64 KB), Squid may
 // not read an ICAP trailer that reaches it after the last chunk while the
 // pipe is full (ModXact::noteMoreBodySpaceAvailable parses the last

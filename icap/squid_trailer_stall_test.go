@@ -104,7 +104,8 @@ func (s *rawTrailerServer) serveConn(t *testing.T, nc net.Conn) {
 	}
 }
 
-// TestSquidICAPTrailerStall shows a Squid 5.7 bug (still in Squid 7):
+// TestSquidICAPTrailerStall shows a Squid 5.7 bug (unchanged in Squid 8.0
+// master, August 2026):
 // when the adapted body pipe is full, ModXact stops reading from the ICAP
 // connection (ModXact::readMore: "not reading because ICAP reply pipe is
 // full"); once the HTTP side drains the pipe, noteMoreBodySpaceAvailable
