@@ -93,6 +93,18 @@
 // Response.ICAPTrailer. The HTTP trailer of the encapsulated body
 // (Request.Trailer, ResponseWriter.Trailer) is a separate thing.
 //
+// Known Squid bug (5.7, unchanged in Squid 8.0 master's ModXact.cc): with a
+// response body larger than Squid's adapted body pipe (64 KB), Squid may
+// not read an ICAP trailer that reaches it after the last chunk while the
+// pipe is full (ModXact::noteMoreBodySpaceAvailable parses the last
+// chunk and enters the trailer state without scheduling another read).
+// The HTTP response is complete, but the ICAP transaction stays open on
+// its connection until icap_io_timeout, and Squid opens new connections
+// meanwhile. The server cannot prevent it (Squid's read boundaries decide),
+// so with Squid send ICAP trailers only with small bodies or accept the
+// lingering connections. TestSquidICAPTrailerStall reproduces it
+// (SQUID_TRAILER_STALL=1).
+//
 // Early responses: a handler may answer before reading the whole body; the
 // server then reads and discards the rest (up to Server.MaxDrainBytes, else
 // it closes the connection), so the connection stays in sync.

@@ -51,7 +51,18 @@ func TestSquidICAPTrailer(t *testing.T) {
 		{Name: "trailer_resp", Point: squidtest.RespmodPrecache, URL: srv.ServiceURL("/respmod")},
 	}})
 	client := sq.Client()
-	sizes := []int64{0, 10 << 10, 1 << 20, 10 << 10}
+	// Bodies stay below Squid's BodyPipe capacity (64 KB): with a larger
+	// one, Squid 5.7 may never read the ICAP trailer and keep the
+	// transaction (and its connection) open until icap_io_timeout,
+	// although the HTTP response is complete. That is a Squid bug, shown
+	// by TestSquidICAPTrailerStall: if the adapted body pipe is full when
+	// the last chunk is in Squid's read buffer and the trailer is not
+	// (yet), ModXact parses the last chunk from noteMoreBodySpaceAvailable
+	// and enters psIcapTrailer without scheduling another read. This test
+	// once failed in CI that way with a 1 MB body under load (the HTTP
+	// client read slower than the ICAP server wrote). Large bodies with
+	// trailers are covered without Squid by TestICAPTrailerLargeBody.
+	sizes := []int64{0, 10 << 10, 48 << 10, 10 << 10}
 	for _, size := range sizes {
 		resp, err := client.Get(origin.URL(size))
 		if err != nil {

@@ -2,10 +2,12 @@ package icap_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap"
 )
@@ -187,5 +189,50 @@ func TestClientICAPTrailer(t *testing.T) {
 	}
 	if n := s.Accepted(); n != 1 {
 		t.Errorf("%d connections for three transactions, want 1 (trailers kept the connection in sync)", n)
+	}
+}
+
+// TestICAPTrailerLargeBody talks to the server as Squid 5.7 does, with
+// bodies far larger than the socket buffers: "Allow: 204, trailers", no
+// ICAP trailer of its own, a 1 KB preview, then (after 100 Continue) the
+// rest of the body written while the echoed answer is read. The answer
+// must be the whole body followed by the ICAP trailer, and the connection
+// must be ready for the next request: no wait for a request trailer that
+// was not announced, no deadlock between echoing and reading.
+func TestICAPTrailerLargeBody(t *testing.T) {
+	s, _ := startServer(t, trailerMux(), nil)
+	for _, size := range []int{1 << 20, 8 << 20} {
+		t.Run(itoa(size), func(t *testing.T) {
+			body := strings.Repeat("0123456789abcdef", size/16)
+			rc := dialRaw(t, s.URL)
+			rc.send(respmod("/verdict", "Allow: 204, trailers\nPreview: 1024\n", body, chunks("", body[:1024])))
+			if r := rc.read(); r.Status != icap.StatusContinue {
+				t.Fatalf("after the preview: status %d, want 100", r.Status)
+			}
+			var rest strings.Builder
+			for off := 1024; off < size; off += 64 << 10 {
+				part := body[off:min(off+64<<10, size)]
+				fmt.Fprintf(&rest, "%x\r\n%s\r\n", len(part), part)
+			}
+			rest.WriteString("0\r\n\r\n")
+			sent := make(chan error, 1)
+			go func() {
+				rc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+				_, err := io.WriteString(rc.c, rest.String())
+				sent <- err
+			}()
+			r := rc.read()
+			if err := <-sent; err != nil {
+				t.Fatalf("send the body: %v", err)
+			}
+			if r.Status != 200 || len(r.Body) != size || string(r.Body) != body || r.ICAPTrailer != "X-Verdict: got=\n" {
+				t.Fatalf("got %d, %d body bytes (intact %v), ICAP trailer %q; want 200, %d, %q",
+					r.Status, len(r.Body), string(r.Body) == body, r.ICAPTrailer, size, "X-Verdict: got=\n")
+			}
+			rc.send(crlf("OPTIONS icap://127.0.0.1/verdict ICAP/1.0\nHost: 127.0.0.1\n\n"))
+			if r := rc.read(); r.Status != 200 {
+				t.Fatalf("OPTIONS after the transaction: %d", r.Status)
+			}
+		})
 	}
 }
