@@ -142,8 +142,8 @@ type Tracker struct {
 	stats    Stats
 	table    map[key]*flow
 	hosts    map[netip.Addr]*host // busy-time accounting per address (host.go)
-	head     *flow // most recently used
-	tail     *flow // least recently used
+	head     *flow                // most recently used
+	tail     *flow                // least recently used
 	free     []*flow
 	nextID   uint64
 	clock    int64 // highest capture time seen, ns
