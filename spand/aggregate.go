@@ -239,6 +239,19 @@ func SampleOf(r *Report) Sample {
 	}
 }
 
+// SampleFor is the sample key k keeps of r: SampleOf, except that the
+// local tables (KindLocal, KindLocalPrefix) keep r's HostRate, when it has
+// one, as the throughput. A LAN client's bandwidth is what it gets over
+// all its connections while data flows; one of six parallel connections,
+// idle between requests, would show a fraction of it.
+func SampleFor(k Key, r *Report) Sample {
+	s := SampleOf(r)
+	if (k.Kind == KindLocal || k.Kind == KindLocalPrefix) && r.HostRate > 0 {
+		s.Throughput = float32(r.HostRate)
+	}
+	return s
+}
+
 // Prediction is the answer to "how fast is addr for class?". Source says
 // which key answered; when it is "none" the figures are zero.
 type Prediction struct {
@@ -436,8 +449,7 @@ func (a *Aggregator) Add(reports ...Report) {
 	defer a.mu.Unlock()
 	for i := range reports {
 		r := &reports[i]
-		s := SampleOf(r)
-		if now-s.T > int64(a.cfg.MaxAge) {
+		if now-r.End().UnixNano() > int64(a.cfg.MaxAge) {
 			a.stale++
 			continue
 		}
@@ -446,7 +458,7 @@ func (a *Aggregator) Add(reports ...Report) {
 			if k.Kind == KindNone {
 				continue
 			}
-			a.addSampleLocked(k, s, now)
+			a.addSampleLocked(k, SampleFor(k, r), now)
 		}
 	}
 }

@@ -71,6 +71,14 @@ type Report struct {
 	ResponseTime float64 `json:"response_time_ms,omitempty"` // request's last byte to response's first, ms
 	ResponseRate float64 `json:"response_rate,omitempty"`    // bytes/s of the response body alone
 
+	// HostRate is the bytes/s the local host received (sent, for an
+	// Upload) over all its connections while this one lasted, counting
+	// only the time data was flowing (track.DirStats.ReceiverRate): the
+	// bandwidth the client gets, which Throughput underestimates for a
+	// client using parallel or idle keep-alive connections. 0 = unknown.
+	// The local tables aggregate it instead of Throughput (SampleFor).
+	HostRate float64 `json:"host_rate,omitempty"`
+
 	Periodic bool `json:"periodic,omitempty"` // an interim report of a connection still open
 }
 
@@ -129,6 +137,8 @@ func (r *Report) Validate() error {
 		return bad("response_time_ms %v: out of range", r.ResponseTime)
 	case !finiteIn(r.ResponseRate, 0, MaxReportRate):
 		return bad("response_rate %v: want 0..%g", r.ResponseRate, float64(MaxReportRate))
+	case !finiteIn(r.HostRate, 0, MaxReportRate):
+		return bad("host_rate %v: want 0..%g", r.HostRate, float64(MaxReportRate))
 	}
 	return nil
 }
@@ -245,6 +255,11 @@ func ReportFromConn(c *track.Conn, local LocalFunc) (r Report, ok bool) {
 		Bytes: int64(main.UniqueBytes), Throughput: min(thr, MaxReportRate), Upload: upload,
 		Periodic: !c.Final,
 	}
+	hostRate := down.ReceiverRate
+	if upload {
+		hostRate = up.SenderRate
+	}
+	r.HostRate = min(hostRate, MaxReportRate)
 	r.RTTMin, r.RTTMedian = reportRTT(c)
 	r.RTTMin, r.RTTMedian = min(r.RTTMin, MaxReportRTT), min(r.RTTMedian, MaxReportRTT)
 	if main.DataPackets > 0 {

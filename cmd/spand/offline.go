@@ -23,6 +23,7 @@ type options struct {
 	snaplen    int
 	libpcap    bool
 	statsEvery time.Duration
+	busyGap    time.Duration
 	cpuProfile string
 
 	fw *forwarder // -report-to, nil without
@@ -41,6 +42,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.snaplen, "snaplen", 0, "live capture snap length in bytes (0: 256 with AF_PACKET, headers only, which is all spand reads; 262144 with libpcap)")
 	fs.BoolVar(&o.libpcap, "libpcap", false, "capture live with libpcap instead of AF_PACKET (builds with -tags libpcap)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
+	fs.DurationVar(&o.busyGap, "busy-gap", track.DefaultBusyGap, "longest gap between a host's data packets that still counts as busy time for its host rate (the local host's estimate)")
 	fs.DurationVar(&o.statsEvery, "stats", 0, "log capture statistics (packets, kernel drops, table) at this interval (live; 0: at the end only)")
 }
 
@@ -50,6 +52,7 @@ func (o *options) trackerConfig(onConn func(*track.Conn)) track.Config {
 		MaxConns:    o.maxConns,
 		IdleTimeout: o.idle,
 		Periodic:    o.periodic,
+		BusyGap:     o.busyGap,
 	}
 }
 

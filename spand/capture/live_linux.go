@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of LiveOptions.
@@ -67,13 +68,9 @@ func LinkTypeOf(iface string) (layers.LinkType, error) {
 	if iface == "" || iface == "any" {
 		return layers.LinkTypeRaw, nil
 	}
-	b, err := os.ReadFile("/sys/class/net/" + iface + "/type")
+	arphrd, err := arphrdType(iface)
 	if err != nil {
 		return 0, fmt.Errorf("capture: interface %q: %w", iface, err)
-	}
-	arphrd, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("capture: interface %q: type %q", iface, b)
 	}
 	switch arphrd {
 	case 1, 772: // ARPHRD_ETHER, ARPHRD_LOOPBACK (Ethernet framing on Linux)
@@ -82,6 +79,30 @@ func LinkTypeOf(iface string) (layers.LinkType, error) {
 		return layers.LinkTypeRaw, nil
 	}
 	return 0, fmt.Errorf("capture: interface %q: unsupported ARPHRD type %d", iface, arphrd)
+}
+
+// arphrdType is the ARPHRD type of iface in the calling thread's network
+// namespace (SIOCGIFHWADDR), else as /sys tells it: /sys shows the
+// namespace it was mounted in, which is not the thread's after setns (a
+// capture opened inside a network namespace by a test or a supervisor).
+func arphrdType(iface string) (int, error) {
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		defer unix.Close(fd)
+		if ifr, err := unix.NewIfreq(iface); err == nil {
+			if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err == nil {
+				return int(ifr.Uint16()), nil // the hardware address's sa_family
+			}
+		}
+	}
+	b, err := os.ReadFile("/sys/class/net/" + iface + "/type")
+	if err != nil {
+		return 0, err
+	}
+	arphrd, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("type %q", b)
+	}
+	return arphrd, nil
 }
 
 // ErrPermission is wrapped by OpenLive when the process may not open
@@ -194,8 +215,8 @@ func OpenLive(o LiveOptions) (*Live, error) {
 }
 
 func isLoopback(iface string) bool {
-	b, err := os.ReadFile("/sys/class/net/" + iface + "/type")
-	return err == nil && strings.TrimSpace(string(b)) == "772"
+	t, err := arphrdType(iface)
+	return err == nil && t == 772
 }
 
 // dropOutgoing is a BPF prologue rejecting packets the host sends

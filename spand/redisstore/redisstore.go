@@ -255,12 +255,12 @@ func (s *Store) write(ctx context.Context, reports []spand.Report) error {
 	index := s.opts.Prefix + "index"
 	for i := range reports {
 		r := &reports[i]
-		smp := spand.SampleOf(r)
-		b := encodeSample(smp)
 		for _, k := range s.cfg.Keys(r) {
 			if k.Kind == spand.KindNone {
 				continue
 			}
+			smp := spand.SampleFor(k, r)
+			b := encodeSample(smp)
 			lk := s.listKey(k)
 			pipe.LPush(ctx, lk, b)
 			pipe.LTrim(ctx, lk, 0, int64(s.cfg.MaxSamples-1))

@@ -97,6 +97,18 @@ type DirStats struct {
 	// HandshakeLeg is tcptrace's "RTT from 3WHS": for a->b the SYN to
 	// SYN-ACK time, for b->a the SYN-ACK to its ACK. Zero if not seen.
 	HandshakeLeg time.Duration
+
+	// SenderRate and ReceiverRate are the bytes/s at which this
+	// direction's sender sent, and its receiver received, unique TCP
+	// payload over all their connections in the table during this
+	// connection's lifetime, counting busy time only: a gap between two
+	// data packets of that host (any connection) longer than
+	// Config.BusyGap is idle and left out, as are the bytes of the packet
+	// after it. With parallel connections this is the host's whole rate,
+	// not this connection's share; on a keep-alive connection it leaves
+	// out the idle time between exchanges. Zero when no busy time passed.
+	// (Not tcptrace figures; Throughput is.)
+	SenderRate, ReceiverRate float64
 }
 
 // Conn is the record of one TCP connection (or UDP flow). The Tracker

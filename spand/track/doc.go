@@ -64,6 +64,20 @@
 // summed over responses of more than one segment: the body transfer rate
 // content adaptation needs, without the server's think time.
 //
+// Host rates (not tcptrace's): the tracker also counts, per address over
+// all its TCP connections in the table, the unique bytes it sent and
+// received and its busy time: the sum of the gaps between its consecutive
+// data packets (in that direction, any connection) of at most
+// Config.BusyGap (DefaultBusyGap, 500 ms). A longer gap is idle (a
+// keep-alive connection waiting for the next request, a user reading) and
+// the bytes of the packet after it are not counted either. Each record's
+// DirStats.SenderRate and ReceiverRate are the bytes over the busy time
+// its sender and receiver had during the connection's lifetime: the union
+// of the busy intervals of all their connections, so six parallel
+// connections sharing a link each show the link's rate, not a sixth of it
+// diluted by idle time (TestHostRate). Memory: one small entry per
+// address with a connection in the table, dropped with its last one.
+//
 // # The connection table
 //
 // Entries are keyed by the unordered endpoint pair and protocol; A is the

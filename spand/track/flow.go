@@ -31,7 +31,7 @@ func (f *flow) stats(d int) *DirStats {
 
 // tcp processes one TCP segment sent in direction d (0: a->b) at capture
 // time p.Time. clock is the tracker's monotonic clock.
-func (f *flow) tcp(p *Packet, d int, clock int64) {
+func (f *flow) tcp(p *Packet, d int, clock, busyGap int64) {
 	now := p.Time
 	f.last = now
 	this, other := &f.dir[d], &f.dir[1-d]
@@ -144,6 +144,7 @@ func (f *flow) tcp(p *Packet, d int, clock int64) {
 
 	if unique > 0 {
 		f.reqResp(d, unique, now)
+		f.hostData(d, unique, now, busyGap)
 	}
 }
 
@@ -242,6 +243,7 @@ func (f *flow) finish(why EndReason) {
 	if dur > 0 {
 		c.ResponseRate = float64(bytes) / (float64(dur) / 1e9)
 	}
+	f.hostRates()
 	c.Complete = c.SYN && c.SYNACK && (c.Reset || c.FinAB && c.FinBA)
 	c.Class = classify(f)
 }

@@ -41,6 +41,10 @@ type Config struct {
 	Periodic time.Duration
 	// NoUDP leaves UDP out of the table (offline TCP-only reports).
 	NoUDP bool
+	// BusyGap is the longest gap between two data packets of one host
+	// (over all its connections) that still counts as busy time for
+	// DirStats.SenderRate and ReceiverRate; longer gaps are idle.
+	BusyGap time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -61,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Periodic == 0 {
 		c.Periodic = DefaultPeriodic
+	}
+	if c.BusyGap <= 0 {
+		c.BusyGap = DefaultBusyGap
 	}
 }
 
@@ -119,6 +126,12 @@ type flow struct {
 	respTotDur   int64
 	respTime     int64
 
+	// busy-time accounting of A (0) and B (1) over all their
+	// connections, and where their sent and received meters stood when
+	// this flow started (see host.go)
+	host     [2]*host
+	hostMark [2][2]meterMark
+
 	prev, next *flow // LRU list, most recent first
 }
 
@@ -128,8 +141,9 @@ type Tracker struct {
 	cfg      Config
 	stats    Stats
 	table    map[key]*flow
-	head     *flow // most recently used
-	tail     *flow // least recently used
+	hosts    map[netip.Addr]*host // busy-time accounting per address (host.go)
+	head     *flow                // most recently used
+	tail     *flow                // least recently used
 	free     []*flow
 	nextID   uint64
 	clock    int64 // highest capture time seen, ns
@@ -146,7 +160,7 @@ type Tracker struct {
 // New returns a Tracker with cfg (zero fields take their defaults).
 func New(cfg Config) *Tracker {
 	cfg.setDefaults()
-	t := &Tracker{cfg: cfg, table: make(map[key]*flow)}
+	t := &Tracker{cfg: cfg, table: make(map[key]*flow), hosts: make(map[netip.Addr]*host)}
 	t.minTO = int64(min(cfg.CloseLinger, cfg.SYNTimeout, cfg.UDPTimeout, cfg.IdleTimeout))
 	return t
 }
@@ -230,7 +244,7 @@ func (t *Tracker) Track(p *Packet) {
 		d = 1
 	}
 	if p.Proto == TCP {
-		f.tcp(p, d, t.clock)
+		f.tcp(p, d, t.clock, int64(t.cfg.BusyGap))
 	} else {
 		f.udp(p, d)
 	}
@@ -342,6 +356,7 @@ func (t *Tracker) create(k key, p *Packet, srcLo bool) *flow {
 	f.first, f.last, f.lastPeriodic = p.Time, p.Time, p.Time
 	f.listed = t.clock
 	f.lastDataDir = -1
+	t.attachHosts(f)
 	t.table[k] = f
 	t.pushFront(f)
 	t.stats.Conns++
@@ -356,6 +371,7 @@ func (t *Tracker) end(f *flow, why EndReason) {
 	delete(t.table, f.key)
 	t.unlink(f)
 	t.deliver(f, why)
+	t.detachHosts(f)
 	f.release()
 	t.free = append(t.free, f)
 }
