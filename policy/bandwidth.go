@@ -168,7 +168,7 @@ type class struct {
 }
 
 // defaultClasses apply when policy.toml defines none.
-var defaultClasses = []class{{"slow", 256_000}, {"medium", 2_000_000}, {"fast", 0}}
+var defaultClasses = []class{{"slow", 512_000}, {"medium", 2_000_000}, {"fast", 0}}
 
 // ECT values of the Network Information API with the rate and RTT the
 // specification gives for each (the 4g figures are a representative fast

@@ -24,7 +24,7 @@ import (
 
 // Rates of policy.toml's classes, in bytes per second.
 const (
-	slowBelow   = 256_000 / 8
+	slowBelow   = 512_000 / 8
 	mediumBelow = 2_000_000 / 8
 )
 
@@ -93,7 +93,7 @@ func TestProxySlowClientAdapted(t *testing.T) {
 				if !tt.noCM {
 					p, ok := cm.Predict(context.Background(), h.Addr)
 					t.Logf("%s: congestion manager: %.0f B/s, srtt %v (%t)", h.Addr, p.Throughput, p.RTT, ok)
-					// slow: below 256 kbit/s (the macroflow's rate capped by
+					// slow: below 512 kbit/s (the macroflow's rate capped by
 					// what the connection delivered); fast: 2 Mbit/s or more.
 					if !ok || (isSlow && p.Throughput >= slowBelow) || (!isSlow && p.Throughput < mediumBelow) {
 						t.Errorf("%s: congestion manager predicts %.0f B/s (answered %t); want below %d B/s for the slow client, at least %d for the fast", h.Addr, p.Throughput, ok, slowBelow, mediumBelow)
@@ -118,7 +118,7 @@ func TestProxySlowClientAdapted(t *testing.T) {
 					t.Errorf("slow client %s: adapted width %d, want < %d", h.Addr, img.Bounds().Dx(), origCfg.Width)
 				}
 				if !strings.Contains(adapted, "profile=tiny") {
-					t.Errorf("slow client %s: X-Adapted %q; measured below 256 kbit/s, it is slow: want profile tiny", h.Addr, adapted)
+					t.Errorf("slow client %s: X-Adapted %q; measured below 512 kbit/s, it is slow: want profile tiny", h.Addr, adapted)
 				}
 			}
 			if sent, failed := ms.Meter.Stats(); sent < 2 || failed != 0 {
