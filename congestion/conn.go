@@ -19,7 +19,7 @@ const (
 	// DefaultNotSentLowat is the TCP_NOTSENT_LOWAT of a Conn's socket: the
 	// kernel keeps at most this much unsent data, so the backlog waits in
 	// user space, where the scheduler decides which flow goes next.
-	DefaultNotSentLowat = 32 << 10
+	DefaultNotSentLowat = 16 << 10
 	// DefaultPollInterval is the period of the TCP_INFO poller while the
 	// connection has data in flight or waits for a grant.
 	DefaultPollInterval = 2 * time.Millisecond
@@ -142,6 +142,11 @@ type Conn struct {
 	pacing  uint64 // bytes/s last set, 0 = unset; written by the poller
 	writing bool   // a Write is in progress
 	episode episode
+	// heldLost counts retransmitted bytes reported while no ACK came
+	// back (a tail loss probe on a silent path): the manager learns of
+	// the loss with the next ACK, when feedback really arrives, so a
+	// silent path ages the window instead of resetting its clock.
+	heldLost int
 }
 
 // ConnStats counts what a Conn reported to its flow since it was wrapped.
@@ -357,6 +362,8 @@ func (c *Conn) pollOnce() time.Duration {
 		return c.cfg.IdlePollInterval
 	}
 	fb := feedbackFrom(&c.last, &cur)
+	fb.nlost, fb.mode = c.holdLoss(&c.last, &cur, fb.nlost, fb.mode)
+	prevUnsent := c.last.Notsent_bytes
 	c.last = cur
 	c.stats.Polls++
 	c.stats.Acked += int64(fb.nrecd)
@@ -377,17 +384,40 @@ func (c *Conn) pollOnce() time.Duration {
 	}
 	c.mu.Unlock()
 	// Outside c.mu: Update may run subscribers, which may call Stats.
-	if fb.report() {
+	unsent := int(cur.Notsent_bytes)
+	switch {
+	case fb.report():
 		// The manager sees acks only when the poller reads them, so its
 		// feedback loop is never faster than the poll: on a path whose
 		// RTT is shorter than MinPollInterval (loopback), an srtt of
 		// microseconds would age the window away between two polls.
-		c.flow.Update(fb.nrecd, fb.nlost, fb.mode, max(fb.rtt, c.cfg.PollInterval))
+		c.flow.update(fb.nrecd, fb.nlost, fb.mode, max(fb.rtt, c.cfg.PollInterval), unsent)
+	case cur.Notsent_bytes != prevUnsent:
+		c.flow.setUnsent(unsent)
 	}
 	if !c.cfg.NoPacing {
 		c.pace()
 	}
 	return c.nextPoll(fb.rtt)
+}
+
+// holdLoss keeps back the bytes lost while no ACK arrived (see heldLost)
+// and returns what to report now. c.mu is held.
+func (c *Conn) holdLoss(prev, cur *unix.TCPInfo, nlost int, mode LossMode) (int, LossMode) {
+	acked := cur.Bytes_acked != prev.Bytes_acked || cur.Delivered != prev.Delivered
+	if !acked && mode != NoFeedback {
+		c.heldLost += nlost
+		if mode == LossFeedback {
+			mode = NoCongestion
+		}
+		return 0, mode
+	}
+	nlost += c.heldLost
+	c.heldLost = 0
+	if nlost > 0 && mode == NoCongestion {
+		mode = LossFeedback
+	}
+	return nlost, mode
 }
 
 // account turns the kernel's cumulative acknowledged bytes and this poll's

@@ -65,8 +65,7 @@ type AIMD struct {
 	ssthresh     int
 	acc          int // bytes acked towards the next additive increase
 	lastDecrease time.Time
-	agedUntil    time.Time // feedback or aging accounted up to here
-	aging        bool      // aged since the last feedback
+	ager
 }
 
 var _ Controller = (*AIMD)(nil)
@@ -74,7 +73,7 @@ var _ Controller = (*AIMD)(nil)
 // NewAIMD returns an AIMD controller starting at cfg.InitialWindow with an
 // unbounded ssthresh (cfg.MaxWindow).
 func NewAIMD(cfg ControllerConfig) *AIMD {
-	return &AIMD{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, agedUntil: cfg.Now}
+	return &AIMD{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, ager: ager{agedUntil: cfg.Now}}
 }
 
 // Window implements Controller.
@@ -92,7 +91,7 @@ func (a *AIMD) SetState(s WindowState) {
 // OnFeedback implements Controller.
 func (a *AIMD) OnFeedback(fb Feedback) {
 	if fb.HasFeedback || fb.Mode == NoFeedback {
-		a.agedUntil, a.aging = fb.Now, false
+		a.ager.feedback(fb.Now)
 	}
 	switch fb.Mode {
 	case LossFeedback, ExplicitCongestion:
@@ -137,28 +136,47 @@ func (a *AIMD) canDecrease(fb Feedback) bool {
 
 // Age implements Controller.
 func (a *AIMD) Age(now time.Time, srtt time.Duration) {
-	if srtt <= 0 {
-		return
+	if a.ager.age(now, srtt, &a.cwnd, &a.ssthresh, a.cfg.MinWindow) {
+		a.acc = 0
 	}
-	n := int(now.Sub(a.agedUntil) / srtt)
-	if !a.aging {
+}
+
+// ager is the exponential aging shared by the controllers: the window
+// halves for every srtt without feedback (after the first srtt, the
+// normal wait for an ACK) down to the floor, keeping ssthresh at least
+// 3/4 of the window it had (RFC 2861).
+type ager struct {
+	agedUntil time.Time // feedback or aging accounted up to here
+	aging     bool      // aged since the last feedback
+}
+
+// feedback restarts the clock: feedback came at now.
+func (g *ager) feedback(now time.Time) { g.agedUntil, g.aging = now, false }
+
+// age ages *cwnd up to now and reports whether it halved it.
+func (g *ager) age(now time.Time, srtt time.Duration, cwnd, ssthresh *int, floor int) bool {
+	if srtt <= 0 {
+		return false
+	}
+	n := int(now.Sub(g.agedUntil) / srtt)
+	if !g.aging {
 		// The first srtt after feedback is the normal wait for the next
 		// ACK (a new window's first ACK comes one RTT after it was sent).
 		n--
 	}
 	if n <= 0 {
-		return
+		return false
 	}
-	if !a.aging {
-		a.agedUntil, a.aging = a.agedUntil.Add(srtt), true
+	if !g.aging {
+		g.agedUntil, g.aging = g.agedUntil.Add(srtt), true
 	}
-	a.agedUntil = a.agedUntil.Add(time.Duration(n) * srtt)
-	if a.cwnd <= a.cfg.MinWindow {
-		return
+	g.agedUntil = g.agedUntil.Add(time.Duration(n) * srtt)
+	if *cwnd <= floor {
+		return false
 	}
-	a.ssthresh = max(a.ssthresh, a.cwnd*3/4)
-	for ; n > 0 && a.cwnd > a.cfg.MinWindow; n-- {
-		a.cwnd = max(a.cwnd/2, a.cfg.MinWindow)
+	*ssthresh = max(*ssthresh, *cwnd*3/4)
+	for ; n > 0 && *cwnd > floor; n-- {
+		*cwnd = max(*cwnd/2, floor)
 	}
-	a.acc = 0
+	return true
 }

@@ -49,8 +49,11 @@ func TestExperimentE1Fairness(t *testing.T) {
 				flows = append(flows, b.addFlow(fmt.Sprintf("cm%d", i), 0, info))
 			}
 			flows = append(flows, b.addFlow("plain", 1, nil))
-			g, _, _ := measure(b, cfg, flows)
+			g, from, to := measure(b, cfg, flows)
 			b.close()
+			for _, f := range flows {
+				diag(t, f, from, to)
+			}
 			macro := sum(g[:4])
 			if cm {
 				fs.add("share%", 100*macro/sum(g))
@@ -307,6 +310,7 @@ func TestExperimentE5Tracking(t *testing.T) {
 			stepStart := time.Now()
 			b.wait(time.Duration(i+1) * stepLen)
 			stepEnd := time.Now()
+			diag(t, f, stepStart, stepEnd)
 			// Settled: from the first window after which every window
 			// of the step is within 15%.
 			ws := windows(stepStart, stepEnd, win)
@@ -382,7 +386,9 @@ func TestExperimentE6Aging(t *testing.T) {
 		type point struct {
 			at     time.Duration
 			window int
-			signal bool // a loss or timeout signal came before the sample
+			srtt   time.Duration
+			lastFb time.Time // the macroflow's last feedback
+			signal bool      // a loss or timeout signal came before the sample
 		}
 		signals := func() int { st := f.cm.Stats(); return st.Losses + st.Timeouts }
 		sig0 := signals()
@@ -390,40 +396,58 @@ func TestExperimentE6Aging(t *testing.T) {
 		tick := time.NewTicker(2 * time.Millisecond)
 		for time.Since(start) < silence {
 			<-tick.C
-			trace = append(trace, point{time.Since(start), mf.Stats().Window, signals() != sig0})
+			st := mf.Stats()
+			trace = append(trace, point{time.Since(start), st.Window, st.SRTT, st.LastFeedback, signals() != sig0})
 		}
 		tick.Stop()
 		if err := b.tb.Blackhole(b.tb.Senders[0], false); err != nil {
 			t.Fatal(err)
 		}
 		b.close()
-		// Halvings: k srtts into the silence the window is W0/2^(k-1)
-		// (the controller waits one srtt, the normal wait for the next
-		// ACK, before it ages), or the floor; until the kernel's tail
-		// loss probe or RTO brings a loss signal.
+		// The silence, as the manager saw it, begins with its last
+		// feedback (the poller reads the last ACKs a little after the
+		// route went away), with the window and srtt it had then.
+		// Halvings: k srtts after that feedback the window is
+		// W0/2^(k-1) (the controller waits one srtt, the normal wait
+		// for the next ACK, before it ages), or the floor; until the
+		// kernel's RTO brings a timeout signal.
+		var ref point
+		for _, p := range trace {
+			if p.signal {
+				break
+			}
+			if !p.lastFb.Equal(ref.lastFb) {
+				ref = p
+			}
+		}
+		silentFrom := ref.lastFb.Sub(start)
 		worst, checked := 0.0, 0
 		firstSignal := silence
 		for _, p := range trace {
 			if p.signal {
-				// The kernel's tail loss probe or RTO retransmitted:
-				// from here on losses, not aging, shrink the window.
+				// The kernel's RTO fired: from here on a timeout, not
+				// aging, sets the window.
 				firstSignal = p.at
 				break
 			}
-			k := int(p.at / st0.SRTT)
-			want := max(float64(st0.Window)/math.Pow(2, float64(max(k-1, 0))), float64(floor))
+			if p.at < ref.at || ref.srtt <= 0 {
+				continue
+			}
+			since := p.at - silentFrom
+			k := int(since / ref.srtt)
+			want := max(float64(ref.window)/math.Pow(2, float64(max(k-1, 0))), float64(floor))
 			// Leave out samples within 5% of an srtt of a halving: the
-			// srtt moves a little, and the last ACK came slightly
-			// before the silence began.
-			if off := p.at - time.Duration(k)*st0.SRTT; off < st0.SRTT/20 || off > st0.SRTT-st0.SRTT/20 {
+			// sampler and the controller read the clock apart.
+			if off := since - time.Duration(k)*ref.srtt; off < ref.srtt/20 || off > ref.srtt-ref.srtt/20 {
 				continue
 			}
 			if e := math.Abs(math.Log2(float64(p.window) / want)); e > worst {
 				worst = e
-				t.Logf("E6: worst at %v (k=%d): window %d, want %.0f", p.at, k, p.window, want)
+				t.Logf("E6: worst at %v (k=%d): window %d, want %.0f", since, k, p.window, want)
 			}
 			checked++
 		}
+		st0.Window, st0.SRTT = ref.window, ref.srtt
 		last := trace[len(trace)-1]
 		toFloor := silence
 		for _, p := range trace {

@@ -78,6 +78,7 @@ type Flow struct {
 	grant        Grant       // live grant, N == 0 when none
 	outstanding  int         // bytes notified and not yet acked or lost
 	preacked     int         // bytes of the current grant acked before Notify
+	unsent       int         // bytes of outstanding still queued in the sending host (setUnsent)
 	lastFeedback time.Time   // last Update with feedback, or last Notify into an empty pipe
 	sub          *subscription
 	closed       bool
@@ -254,6 +255,12 @@ func (f *Flow) Notify(nsent int) {
 // only the rest). The window's growth within one srtt is capped at
 // doubling, so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
+	f.update(nrecd, nlost, mode, rtt, -1)
+}
+
+// update is Update that also sets the flow's unsent bytes (see setUnsent)
+// under the same lock, unless unsent is negative.
+func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent int) {
 	var o outbox
 	mf, c, now := f.lockOpen()
 	if mf == nil {
@@ -280,13 +287,22 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	}
 	f.outstanding -= nrecd + nlost
 	mf.outstanding -= nrecd + nlost
+	if unsent < 0 {
+		unsent = f.unsent
+	}
+	f.setUnsentLocked(mf, unsent)
 	nrecd += credit
 	feedback := nrecd+nlost > 0 || mode == ExplicitCongestion
 	if feedback || mode == NoFeedback {
 		f.lastFeedback = now
+		mf.lastFb = now
 	}
 	mf.sampleRTTLocked(rtt)
 	mf.ctrl.Age(now, mf.srtt)
+	if mf.unsent > 0 {
+		mf.dr.limited = true // the host's queue holds bytes back
+	}
+	mf.dr.ack(now, nrecd, mf.srtt)
 
 	// Growth cap: at most doubling (plus two segments of slack for ACK
 	// bunching) within one srtt.
@@ -296,7 +312,7 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	mf.ctrl.OnFeedback(Feedback{
 		Now: now, Acked: nrecd, Lost: nlost, Mode: mode, RTT: rtt,
 		SRTT: mf.srtt, RTTVar: mf.rttvar, MinRTT: mf.minRTT,
-		InFlight: mf.outstanding, HasFeedback: feedback,
+		InFlight: mf.outstanding - mf.unsent, HasFeedback: feedback,
 	})
 	if limit := 2*mf.roundBase + 2*c.MSS; mf.ctrl.Window() > limit {
 		st := mf.ctrl.State()
@@ -314,6 +330,32 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	o.run()
 }
 
+// setUnsent tells the macroflow that n of the flow's outstanding bytes
+// have not left the sending host yet (a Conn's kernel send queue): they
+// do not count as in flight, neither in the window nor in the rate.
+func (f *Flow) setUnsent(n int) {
+	var o outbox
+	mf, _, now := f.lockOpen()
+	if mf == nil {
+		return
+	}
+	old := f.unsent
+	f.setUnsentLocked(mf, n)
+	if f.unsent < old {
+		mf.dispatchLocked(now, &o)
+	}
+	mf.mu.Unlock()
+	o.run()
+}
+
+// setUnsentLocked sets f.unsent to n, within [0, f.outstanding], and
+// keeps the macroflow's sum. mf.mu is held.
+func (f *Flow) setUnsentLocked(mf *Macroflow, n int) {
+	n = min(max(n, 0), f.outstanding)
+	mf.unsent += n - f.unsent
+	f.unsent = n
+}
+
 // Query returns the flow's share of the macroflow's rate in bytes per
 // second, and the macroflow's srtt and rttvar (cm_query). ok is false
 // until the macroflow has an RTT sample.
@@ -327,7 +369,7 @@ func (f *Flow) Query() (rate float64, srtt, rttvar time.Duration, ok bool) {
 
 func (f *Flow) statusLocked() Status {
 	mf := f.mf.Load()
-	return Status{Rate: mf.rateLocked() * mf.shareLocked(f), SRTT: mf.srtt, RTTVar: mf.rttvar}
+	return Status{Rate: mf.rateLocked(f.m.cfg.Clock.Now()) * mf.shareLocked(f), SRTT: mf.srtt, RTTVar: mf.rttvar}
 }
 
 // Subscribe asks for fn to be called with the flow's status whenever its

@@ -20,11 +20,13 @@ type Macroflow struct {
 	srtt, rttvar, minRTT time.Duration
 	hasRTT               bool
 	outstanding          int // bytes notified sent, not yet acked or lost
+	unsent               int // bytes of outstanding not yet sent by the host
 	granted              int // bytes granted, not yet notified
 
 	roundStart time.Time // start of the current srtt-long round
 	roundBase  int       // window at roundStart: growth cap within the round
 	lastUsed   time.Time // last open, close or update: LRU and RememberTTL
+	lastFb     time.Time // last Update with feedback
 	nextScan   time.Time // next scan for stale outstanding bytes
 
 	timer      Timer
@@ -32,6 +34,7 @@ type Macroflow struct {
 	nextExpiry time.Time // no grant expires before this; zero: no grant
 	nsubs      int       // flows with a subscription
 
+	dr    deliveryRate   // for Query while the network limits the macroflow
 	stats MacroflowStats // counters
 }
 
@@ -39,10 +42,12 @@ type Macroflow struct {
 type MacroflowStats struct {
 	Key              string
 	Flows            int
-	Window, SSThresh int // bytes
-	Outstanding      int // bytes sent and not yet acked or lost
-	Granted          int // bytes granted and not yet notified
-	Waiting          int // flows with a request pending
+	Window, SSThresh int       // bytes
+	Outstanding      int       // bytes sent and not yet acked or lost
+	Unsent           int       // bytes of Outstanding still queued in the sending host
+	LastFeedback     time.Time // last Update that reported acked or lost bytes or ECN
+	Granted          int       // bytes granted and not yet notified
+	Waiting          int       // flows with a request pending
 	SRTT, RTTVar     time.Duration
 	Rate             float64 // Window/SRTT in bytes per second; 0 without an RTT sample
 	ExpiredGrants    int     // grants that expired unused
@@ -79,22 +84,70 @@ func (mf *Macroflow) Stats() MacroflowStats {
 	st := mf.ctrl.State()
 	s.Key, s.Flows = mf.key, len(mf.flows)
 	s.Window, s.SSThresh = st.Window, st.SSThresh
-	s.Outstanding, s.Granted = mf.outstanding, mf.granted
+	s.Outstanding, s.Granted, s.Unsent = mf.outstanding, mf.granted, mf.unsent
 	for f := range mf.flows {
 		if f.pending > 0 {
 			s.Waiting++
 		}
 	}
 	s.SRTT, s.RTTVar = mf.srtt, mf.rttvar
-	s.Rate = mf.rateLocked()
+	s.LastFeedback = mf.lastFb
+	s.Rate = mf.rateLocked(mf.m.cfg.Clock.Now())
 	return s
 }
 
-func (mf *Macroflow) rateLocked() float64 {
+// rateLocked returns the macroflow's rate: while the network limits it,
+// the rate at which its bytes were acknowledged over the last srtt-long
+// intervals (what it achieves); otherwise window/srtt (what it may send).
+// Window/srtt alone overestimates a busy macroflow: the window counts
+// granted bytes not yet in flight, and a sawtooth window runs ahead of
+// the smoothed srtt (EXPERIMENT E5).
+func (mf *Macroflow) rateLocked(now time.Time) float64 {
 	if !mf.hasRTT || mf.srtt <= 0 {
 		return 0
 	}
+	if mf.dr.valid && now.Sub(mf.dr.start) <= 2*mf.dr.interval(mf.srtt) {
+		return mf.dr.rate
+	}
 	return float64(mf.ctrl.Window()) / mf.srtt.Seconds()
+}
+
+// minRateInterval is the shortest interval of the delivery rate.
+const minRateInterval = 20 * time.Millisecond
+
+// deliveryRate measures the rate at which a macroflow's bytes are acked.
+type deliveryRate struct {
+	start     time.Time // of the current interval
+	delivered int       // bytes acked in the current interval
+	limited   bool      // the window or the host's queue held bytes back in it
+	rate      float64   // bytes/s, smoothed over the limited intervals
+	valid     bool      // the last complete interval was limited
+}
+
+func (d *deliveryRate) interval(srtt time.Duration) time.Duration {
+	return max(srtt, minRateInterval)
+}
+
+// ack counts n acked bytes at now and closes the interval after an srtt.
+func (d *deliveryRate) ack(now time.Time, n int, srtt time.Duration) {
+	if d.start.IsZero() {
+		d.start = now
+	}
+	d.delivered += n
+	el := now.Sub(d.start)
+	if el < d.interval(srtt) {
+		return
+	}
+	r := float64(d.delivered) / el.Seconds()
+	switch {
+	case !d.limited:
+		d.valid = false
+	case d.valid:
+		d.rate = (d.rate + r) / 2
+	default:
+		d.rate, d.valid = r, true
+	}
+	d.start, d.delivered, d.limited = now, 0, false
 }
 
 // idleSince reports whether the macroflow has no open flow, and since
@@ -167,6 +220,7 @@ func (mf *Macroflow) removeLocked(f *Flow) {
 	}
 	mf.outstanding -= f.outstanding
 	f.outstanding = 0
+	f.setUnsentLocked(mf, 0)
 	f.preacked = 0
 	f.pending = 0
 	mf.sched.Remove(f)
@@ -242,10 +296,13 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 	mf.expireLocked(now)
 	w := mf.ctrl.Window()
 	for {
-		inUse := mf.outstanding + mf.granted
+		// Bytes still queued in the host are not in the network: the
+		// window is what is in flight (RFC 3124's outstanding bytes).
+		inUse := mf.outstanding - mf.unsent + mf.granted
 		avail := w - inUse
 		if avail < c.MSS {
 			if inUse > 0 {
+				mf.dr.limited = mf.dr.limited || mf.waitingLocked()
 				return
 			}
 			avail = c.MSS // never deadlock on a window below one MSS
@@ -266,6 +323,16 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 		f.sendFn = nil
 		mf.armLocked(now, f.grant.Expires)
 	}
+}
+
+// waitingLocked reports whether a flow has a request pending.
+func (mf *Macroflow) waitingLocked() bool {
+	for f := range mf.flows {
+		if f.pending > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // expireLocked returns to the macroflow the grants past their expiry and
@@ -303,6 +370,7 @@ func (mf *Macroflow) expireLocked(now time.Time) {
 			mf.stats.StaleReleased += f.outstanding
 			mf.outstanding -= f.outstanding
 			f.outstanding = 0
+			f.setUnsentLocked(mf, 0)
 		}
 	}
 }
@@ -395,7 +463,7 @@ func (mf *Macroflow) notifyLocked(o *outbox) {
 		return
 	}
 	active := mf.activeWeightLocked()
-	rate := mf.rateLocked()
+	rate := mf.rateLocked(mf.m.cfg.Clock.Now())
 	for f := range mf.flows {
 		if f.sub == nil {
 			continue
