@@ -53,9 +53,18 @@ type ConnConfig struct {
 	// IdlePollInterval bounds the poll period of an idle connection, which
 	// is otherwise srtt/4 (DefaultIdlePollInterval).
 	IdlePollInterval time.Duration
-	// NoPacing leaves SO_MAX_PACING_RATE alone. By default it is set to
-	// the flow's share of window/srtt times the pacing gain, so the
-	// kernel spreads the flow's share over the RTT instead of bursting it.
+	// Pacing sets SO_MAX_PACING_RATE to the flow's share of
+	// window/srtt times the pacing gain, so the kernel spreads the flow's
+	// share over the RTT instead of bursting it. It is off by default:
+	// on the test bed's drop-tail bottleneck, paced Conns lost several
+	// times more packets than the ordinary CUBIC flow they competed with
+	// and took 15-25% of the link instead of half (EXPERIMENT E1; the
+	// pacing timer and TCP Small Queues hold back the packets an ACK
+	// would release at once).
+	Pacing bool
+	// NoPacing turns Pacing off.
+	//
+	// Deprecated: pacing is off unless Pacing is set.
 	NoPacing bool
 	// CongestionControl, when set, is written to TCP_CONGESTION ("cubic",
 	// "reno"): the kernel's own per-connection controller still runs under
@@ -82,17 +91,18 @@ func (c ConnConfig) withDefaults() ConnConfig {
 
 // Conn is a TCP connection whose writes go through a congestion manager
 // flow: every Write waits for a grant of the flow's macroflow and sends at
-// most that much, and a poller goroutine turns the kernel's TCP_INFO into
-// [Flow.Update] calls. The kernel's TCP still does the reliable delivery;
-// the manager decides how much of the shared window each connection to the
-// same host may have in flight.
+// most that much, and the kernel's TCP_INFO becomes [Flow.Update] calls.
+// The kernel's TCP still does the reliable delivery; the manager decides
+// how much of the shared window each connection to the same host may have
+// in flight.
 //
 // Feedback per poll (deltas since the last poll):
 //   - nrecd: tcpi_bytes_acked, counting each byte the Conn wrote once
 //     (see account);
 //   - nlost: tcpi_bytes_retrans minus the bytes the receiver reported as
 //     duplicates (tcpi_dsack_dups segments of tcpi_snd_mss bytes): a
-//     spurious retransmission is no loss;
+//     spurious retransmission is no loss; retransmissions made while no
+//     ACK came back (tail loss probes) are reported with the next ACK;
 //   - mode: NoFeedback when tcpi_total_rto grew or the socket entered the
 //     Loss state (a retransmission timeout), ExplicitCongestion when
 //     tcpi_delivered_ce grew, LossFeedback when nlost > 0, else
@@ -100,24 +110,26 @@ func (c ConnConfig) withDefaults() ConnConfig {
 //   - one LossFeedback or ExplicitCongestion per loss episode (see
 //     episode), the later losses of the episode count as bytes lost only;
 //   - rtt: tcpi_rtt, the kernel's smoothed RTT, but at least
-//     PollInterval: feedback cannot reach the manager faster than the
-//     poller reads it.
+//     PollInterval: feedback cannot reach the manager faster than it is
+//     read;
+//   - tcpi_notsent_bytes: bytes written but still queued in the socket are
+//     not in flight; they count neither in the window nor in the rate.
 //
 // tcpi_delivery_rate is not used: on a paced socket it reports the local
 // pacing rate, not the path's.
 //
-// The poller, one goroutine per Conn, reads TCP_INFO every PollInterval
-// (1 ms) while the connection has unacknowledged data or a Write waits for
-// a grant, and every srtt/4 (at most IdlePollInterval) when it is idle.
-// srtt/4 alone is far too slow for a busy connection: a gated flow is not
-// ACK-clocked (its window reopens only when the poller reads the ACKs),
-// and behind a full drop-tail queue the slot an ACK frees goes to
-// whichever flow sends first. On the 10 Mbit/s, 80 ms-queue test bed, four
-// gated flows took 12-37% of the link against one cubic flow when polled
-// every srtt/4 (16 ms), 21% at 5 ms, and 49% at 1-2 ms (EXPERIMENT E1).
-// Pacing the poll by the macroflow's own packet time does not work either:
-// a flow squeezed to a small rate polls ever more slowly. A getsockopt per
-// poll is cheap next to the data path (see BenchmarkWrite).
+// Feedback is read by the Manager's poller (one goroutine for all its
+// Conns) every PollInterval while a Conn has unacknowledged data or a
+// Write waits for a grant, and every srtt/4 (at most IdlePollInterval)
+// when it is idle; and by Write itself after a write(2) when the last
+// read is PollInterval old. srtt/4 alone is far too slow for a busy
+// connection: a gated flow is not ACK-clocked (its window reopens only
+// when the ACKs are read), and behind a full drop-tail queue the slot an
+// ACK frees goes to whichever flow sends first. On the 10 Mbit/s, 80
+// ms-queue test bed, four gated flows took 12-37% of the link against one
+// cubic flow when polled every srtt/4 (16 ms), 21% at 5 ms, and 49% at
+// 1-2 ms (EXPERIMENT E1). A getsockopt per poll is cheap next to the data
+// path (see BenchmarkWrite).
 //
 // Read, deadlines and addresses go straight to the TCP connection. Writes
 // are serialised; a write deadline also bounds the wait for a grant.
@@ -131,10 +143,13 @@ type Conn struct {
 	dlMu     sync.Mutex
 	deadline time.Time // write deadline
 
-	done      chan struct{}
-	pollDone  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// pollMu serialises TCP_INFO reads (the manager's poller and Write):
+	// each poll reports the delta from the one before.
+	pollMu   sync.Mutex
+	lastPoll time.Time
 
 	mu      sync.Mutex
 	last    unix.TCPInfo // at the previous poll
@@ -181,7 +196,7 @@ func NewConn(m *Manager, tc *net.TCPConn, cfg ConnConfig) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("congestion: conn to %v: %w", tc.RemoteAddr(), err)
 	}
-	c := &Conn{tc: tc, rc: rc, cfg: cfg, done: make(chan struct{}), pollDone: make(chan struct{})}
+	c := &Conn{tc: tc, rc: rc, cfg: cfg}
 	if err := c.setsockopt(func(fd int) error {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, cfg.NotSentLowat); err != nil {
 			return fmt.Errorf("TCP_NOTSENT_LOWAT %d: %w", cfg.NotSentLowat, err)
@@ -204,7 +219,8 @@ func NewConn(m *Manager, tc *net.TCPConn, cfg ConnConfig) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	go c.poll()
+	c.lastPoll = time.Now()
+	m.poller.add(c)
 	return c, nil
 }
 
@@ -239,6 +255,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	c.writing = true
 	c.mu.Unlock()
+	// A Write on an idle Conn: its feedback is wanted at the busy rate.
+	c.flow.m.poller.due(c, time.Now().Add(c.cfg.PollInterval))
 	defer func() {
 		c.mu.Lock()
 		c.writing = false
@@ -272,8 +290,21 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		// Feedback right after the write (the socket took the bytes, so
+		// the kernel has acked room), at most once per poll interval.
+		c.pollIfStale()
 	}
 	return n, nil
+}
+
+// pollIfStale polls unless the last poll is younger than PollInterval.
+func (c *Conn) pollIfStale() {
+	c.pollMu.Lock()
+	stale := time.Since(c.lastPoll) >= c.cfg.PollInterval
+	c.pollMu.Unlock()
+	if stale {
+		c.pollOnce()
+	}
 }
 
 // writeError maps a failed Acquire to the error net.Conn users expect.
@@ -297,10 +328,9 @@ func (c *Conn) Read(p []byte) (int, error) { return c.tc.Read(p) }
 // macroflow) and closes the connection. A blocked Write returns.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.done)
+		c.flow.m.poller.remove(c)
 		c.flow.Close()
 		c.closeErr = c.tc.Close()
-		<-c.pollDone
 	})
 	return c.closeErr
 }
@@ -335,24 +365,12 @@ func (c *Conn) setWriteDeadline(t time.Time) {
 
 var _ net.Conn = (*Conn)(nil)
 
-// poll reads TCP_INFO every srtt/4 and feeds the flow until Close.
-func (c *Conn) poll() {
-	defer close(c.pollDone)
-	t := time.NewTimer(c.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		t.Reset(c.pollOnce())
-	}
-}
-
 // pollOnce reads TCP_INFO once, reports the deltas to the flow, updates the
 // pacing cap and returns when to poll next.
 func (c *Conn) pollOnce() time.Duration {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	c.lastPoll = time.Now()
 	cur, err := c.tcpInfo()
 	c.mu.Lock()
 	if err != nil {
@@ -395,7 +413,7 @@ func (c *Conn) pollOnce() time.Duration {
 	case cur.Notsent_bytes != prevUnsent:
 		c.flow.setUnsent(unsent)
 	}
-	if !c.cfg.NoPacing {
+	if c.cfg.Pacing && !c.cfg.NoPacing {
 		c.pace()
 	}
 	return c.nextPoll(fb.rtt)
@@ -457,15 +475,13 @@ func (c *Conn) nextPoll(srtt time.Duration) time.Duration {
 // the pacing gain, when it moved by more than 1/8 since it was last set.
 // Only the poller calls it.
 func (c *Conn) pace() {
-	rate, _, _, ok := c.flow.Query()
-	if !ok || rate <= 0 {
+	rate, slowStart := c.flow.windowRate()
+	if rate <= 0 {
 		return
 	}
 	gain := DefaultPacingGain
-	if mf := c.flow.Macroflow(); mf != nil {
-		if st := mf.Stats(); st.Window < st.SSThresh {
-			gain = DefaultPacingGainSlowStart
-		}
+	if slowStart {
+		gain = DefaultPacingGainSlowStart
 	}
 	want := uint64(rate * gain)
 	if c.pacing != 0 && want > c.pacing-c.pacing/8 && want < c.pacing+c.pacing/8 {

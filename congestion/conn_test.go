@@ -86,7 +86,7 @@ func loopbackPair(t testing.TB) (client, server *net.TCPConn) {
 func TestConnDeliversEverythingAndFeedsTheFlow(t *testing.T) {
 	client, server := loopbackPair(t)
 	m := NewManager(Config{})
-	c, err := NewConn(m, server, ConnConfig{CongestionControl: "cubic"})
+	c, err := NewConn(m, server, ConnConfig{CongestionControl: "cubic", Pacing: true})
 	if err != nil {
 		t.Fatal(err)
 	}

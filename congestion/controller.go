@@ -42,7 +42,7 @@ type Feedback struct {
 	SRTT        time.Duration // after the sample; 0 before the first one
 	RTTVar      time.Duration
 	MinRTT      time.Duration
-	InFlight    int  // macroflow bytes outstanding after this update
+	InFlight    int  // macroflow bytes in flight or granted after this update
 	HasFeedback bool // bytes were acked or lost, or ECN was echoed
 }
 

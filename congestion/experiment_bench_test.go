@@ -130,7 +130,7 @@ func newBench(t *testing.T, senders int, cfg Config) *bench {
 	}
 	tb := testbed.New(t, testbed.Topology{Senders: senders, Rate: benchRate, Queue: benchQueue})
 	b := &bench{t: t, tb: tb, sink: tb.Receivers[0].NewSink(t, 0), m: NewManager(cfg), stop: make(chan struct{}), start: time.Now()}
-	b.connCfg.NoPacing = os.Getenv("CM_NOPACING") == "1"
+	b.connCfg.Pacing = os.Getenv("CM_PACING") == "1"
 	if v, err := strconv.Atoi(os.Getenv("CM_LOWAT")); err == nil {
 		b.connCfg.NotSentLowat = v
 	}
@@ -344,6 +344,8 @@ func report(t *testing.T, id string, fs *figures, cfg expConfig, target string, 
 
 // diag logs the medians of a flow's diagnostic samples in [from, to).
 func diag(t *testing.T, f *benchFlow, from, to time.Time) {
+	a, z := f.at(from), f.at(to)
+	t.Logf("%s: retrans %.2f%% of %d sent bytes", f.name, 100*float64(z.retrans-a.retrans)/float64(max(z.sent-a.sent, 1)), z.sent-a.sent)
 	var w, out, ns, cw, un, q []float64
 	for _, s := range f.between(from, to) {
 		w = append(w, float64(s.window))

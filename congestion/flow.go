@@ -241,6 +241,7 @@ func (f *Flow) Notify(nsent int) {
 		}
 		f.outstanding += nsent
 		mf.outstanding += nsent
+		mf.sent += int64(nsent)
 	}
 	mf.dispatchLocked(now, &o)
 	mf.mu.Unlock()
@@ -304,6 +305,8 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 	}
 	mf.dr.ack(now, nrecd, mf.srtt)
 
+	mode = mf.episodeLocked(mode)
+
 	// Growth cap: at most doubling (plus two segments of slack for ACK
 	// bunching) within one srtt.
 	if mf.roundStart.IsZero() || (mf.hasRTT && now.Sub(mf.roundStart) >= mf.srtt) {
@@ -312,7 +315,7 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 	mf.ctrl.OnFeedback(Feedback{
 		Now: now, Acked: nrecd, Lost: nlost, Mode: mode, RTT: rtt,
 		SRTT: mf.srtt, RTTVar: mf.rttvar, MinRTT: mf.minRTT,
-		InFlight: mf.outstanding - mf.unsent, HasFeedback: feedback,
+		InFlight: mf.outstanding - mf.unsent + mf.granted, HasFeedback: feedback,
 	})
 	if limit := 2*mf.roundBase + 2*c.MSS; mf.ctrl.Window() > limit {
 		st := mf.ctrl.State()
@@ -354,6 +357,21 @@ func (f *Flow) setUnsentLocked(mf *Macroflow, n int) {
 	n = min(max(n, 0), f.outstanding)
 	mf.unsent += n - f.unsent
 	f.unsent = n
+}
+
+// windowRate returns the flow's share of window/srtt (0 without an RTT
+// sample), and whether the window is below ssthresh: the pacing rate of
+// a Conn. Not Query's rate: a delivery rate that fell during a loss
+// recovery would hold the pacing, and with it the delivery rate, down.
+func (f *Flow) windowRate() (rate float64, slowStart bool) {
+	mf := f.lock()
+	defer mf.mu.Unlock()
+	if !mf.hasRTT || mf.srtt <= 0 {
+		return 0, false
+	}
+	mf.ctrl.Age(f.m.cfg.Clock.Now(), mf.srtt)
+	st := mf.ctrl.State()
+	return float64(st.Window) / mf.srtt.Seconds() * mf.shareLocked(f), st.Window < st.SSThresh
 }
 
 // Query returns the flow's share of the macroflow's rate in bytes per
@@ -455,6 +473,7 @@ func (f *Flow) SetMacroflow(name string) error {
 	nw.sched.Add(f)
 	f.outstanding = out
 	nw.outstanding += out
+	nw.sent += int64(out)
 	nw.lastUsed = now
 	f.mf.Store(nw)
 	if pending > 0 {

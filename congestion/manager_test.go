@@ -395,12 +395,28 @@ func TestHalvingOncePerSRTTAcrossFlows(t *testing.T) {
 			t.Fatalf("after loss report %d: window %s, want %s", i+1, mssf(got), mssf(w/2))
 		}
 	}
-	// One srtt after the first decrease (and less than one srtt after the
-	// last report, so no aging in between).
+	// One srtt after the first decrease, but within the loss episode
+	// (bytes outstanding at the first signal are not all acked yet): the
+	// slow flow's late report of the same overflow is merged.
 	h.clock.Advance(srtt - 3*srtt/10)
 	flows[1].Update(0, mss/2, congestion.ExplicitCongestion, 0)
-	if got := h.stats(flows[1]).Window; got != max(w/4, 2*mss) {
-		t.Fatalf("loss one srtt later: window %s, want %s", mssf(got), mssf(max(w/4, 2*mss)))
+	if s := h.stats(flows[1]); s.Window != w/2 || s.MergedSignals != 4 {
+		t.Fatalf("late report within the episode: window %s, merged %d; want %s, 4", mssf(s.Window), s.MergedSignals, mssf(w/2))
+	}
+	// Everything outstanding at the first signal is acked: a new loss is
+	// a new episode, and halves again.
+	for _, f := range flows {
+		f.Update(2*mss, 0, congestion.NoCongestion, srtt)
+	}
+	if s := h.stats(flows[0]); s.Outstanding != 0 {
+		t.Fatalf("outstanding %d after acking everything", s.Outstanding)
+	}
+	g := h.grantNow(flows[2], mss)
+	flows[2].Notify(g.N)
+	w = h.stats(flows[2]).Window
+	flows[2].Update(0, g.N, congestion.LossFeedback, 0)
+	if got := h.stats(flows[2]).Window; got != max(w/2, 2*mss) {
+		t.Fatalf("loss in a new episode: window %s, want %s", mssf(got), mssf(max(w/2, 2*mss)))
 	}
 }
 
