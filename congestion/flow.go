@@ -190,8 +190,23 @@ func (f *Flow) CancelRequest() bool {
 // returns ctx.Err() when ctx is done first, and ErrClosed when the flow
 // is closed. The caller must call Notify before its next Acquire.
 func (f *Flow) Acquire(ctx context.Context, n int) (Grant, error) {
+	return f.acquire(ctx, n, nil)
+}
+
+// acquire is Acquire; when the grant does not come at once, it calls
+// beforeWait (if not nil) before it blocks: a Conn reads its feedback
+// there, since the ACKs that free the window have often arrived already.
+func (f *Flow) acquire(ctx context.Context, n int, beforeWait func()) (Grant, error) {
 	if err := f.Request(n, f.acquireFn); err != nil {
 		return Grant{}, err
+	}
+	if beforeWait != nil {
+		select {
+		case g := <-f.grantCh:
+			return g, nil
+		default:
+			beforeWait()
+		}
 	}
 	select {
 	case g := <-f.grantCh:
