@@ -3,6 +3,7 @@ package congestion
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -333,6 +334,9 @@ func TestExperimentE5Tracking(t *testing.T) {
 				g := f.goodput(ws[j][0], ws[j][1])
 				q := meanQuery(f, ws[j][0], ws[j][1]) * 8
 				e := math.Abs(q-g) / g
+				if os.Getenv("CM_E5TRACE") == "1" {
+					t.Logf("E5 step %d window %d: goodput %.0f query %.0f err %.0f%%", i, j, g, q, 100*e)
+				}
 				if e > 0.15 {
 					break
 				}

@@ -316,9 +316,11 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 	mf.sampleRTTLocked(rtt)
 	mf.ctrl.Age(now, mf.srtt)
 	if mf.unsent > 0 {
-		mf.dr.limited = true // the host's queue holds bytes back
+		mf.dr.limitedAt = now // the host's queue holds bytes back
 	}
-	mf.dr.ack(now, nrecd, mf.srtt)
+	if nrecd > 0 {
+		mf.dr.ack(now, nrecd, max(mf.srtt, minRateInterval))
+	}
 
 	mode = mf.episodeLocked(mode)
 

@@ -101,57 +101,80 @@ func (mf *Macroflow) Stats() MacroflowStats {
 }
 
 // rateLocked returns the macroflow's rate: while the network limits it,
-// the rate at which its bytes were acknowledged over the last srtt-long
-// intervals (what it achieves); otherwise window/srtt (what it may send).
-// Window/srtt alone overestimates a busy macroflow: the window counts
-// granted bytes not yet in flight, and a sawtooth window runs ahead of
-// the smoothed srtt (EXPERIMENT E5).
+// the rate at which its bytes were acknowledged over the last srtt (what
+// it achieves; while no ACK comes, it falls); otherwise window/srtt (what
+// it may send). Window/srtt alone overestimates a busy macroflow: the
+// window counts granted bytes not yet in flight, and a sawtooth window
+// runs ahead of the smoothed srtt (EXPERIMENT E5).
 func (mf *Macroflow) rateLocked(now time.Time) float64 {
 	if !mf.hasRTT || mf.srtt <= 0 {
 		return 0
 	}
-	if mf.dr.valid && now.Sub(mf.dr.start) <= 2*mf.dr.interval(mf.srtt) {
-		return mf.dr.rate
+	if mf.outstanding > 0 && now.Sub(mf.dr.limitedAt) <= mf.srtt {
+		if r, ok := mf.dr.rate(now, max(mf.srtt, minRateInterval)); ok {
+			return r
+		}
 	}
 	return float64(mf.ctrl.Window()) / mf.srtt.Seconds()
 }
 
-// minRateInterval is the shortest interval of the delivery rate.
-const minRateInterval = 20 * time.Millisecond
+// minRateInterval is the shortest span of the delivery rate: shorter
+// spans see single ACK bunches and receive-side bursts.
+const minRateInterval = 100 * time.Millisecond
 
-// deliveryRate measures the rate at which a macroflow's bytes are acked.
+// deliveryRate measures the rate at which a macroflow's bytes are acked,
+// over a sliding span of one srtt.
 type deliveryRate struct {
-	start     time.Time // of the current interval
-	delivered int       // bytes acked in the current interval
-	limited   bool      // the window or the host's queue held bytes back in it
-	rate      float64   // bytes/s, smoothed over the limited intervals
-	valid     bool      // the last complete interval was limited
+	limitedAt time.Time // last time the window or the host's queue held bytes back
+	total     int64     // bytes acked so far
+	ring      [32]drPoint
+	n, head   int // points in ring; index of the newest
 }
 
-func (d *deliveryRate) interval(srtt time.Duration) time.Duration {
-	return max(srtt, minRateInterval)
+type drPoint struct {
+	at    time.Time
+	total int64
 }
 
-// ack counts n acked bytes at now and closes the interval after an srtt.
-func (d *deliveryRate) ack(now time.Time, n int, srtt time.Duration) {
-	if d.start.IsZero() {
-		d.start = now
-	}
-	d.delivered += n
-	el := now.Sub(d.start)
-	if el < d.interval(srtt) {
+// ack counts n acked bytes at now. Points closer than span/16 are merged,
+// so the ring covers at least two spans.
+func (d *deliveryRate) ack(now time.Time, n int, span time.Duration) {
+	d.total += int64(n)
+	if d.n > 0 && now.Sub(d.ring[d.head].at) < span/16 {
+		d.ring[d.head].total = d.total
 		return
 	}
-	r := float64(d.delivered) / el.Seconds()
-	switch {
-	case !d.limited:
-		d.valid = false
-	case d.valid:
-		d.rate = (d.rate + r) / 2
-	default:
-		d.rate, d.valid = r, true
+	d.head = (d.head + 1) % len(d.ring)
+	d.ring[d.head] = drPoint{now, d.total}
+	d.n = min(d.n+1, len(d.ring))
+}
+
+// rate returns the bytes acked between the newest point and the last
+// point at least span before it, over that time: the rate of the last
+// srtt, not diluted by the time since the last feedback was read. Once
+// no ACK came for half a span it runs to now instead, and falls. false
+// when the points do not reach back half a span.
+func (d *deliveryRate) rate(now time.Time, span time.Duration) (float64, bool) {
+	if d.n == 0 {
+		return 0, false
 	}
-	d.start, d.delivered, d.limited = now, 0, false
+	to := d.ring[d.head]
+	from := to
+	for i := range d.n {
+		from = d.ring[(d.head-i+len(d.ring))%len(d.ring)]
+		if to.at.Sub(from.at) >= span {
+			break
+		}
+	}
+	end := to.at
+	if now.Sub(to.at) > span/2 {
+		end = now
+	}
+	el := end.Sub(from.at)
+	if el < span/2 {
+		return 0, false
+	}
+	return float64(to.total-from.total) / el.Seconds(), true
 }
 
 // idleSince reports whether the macroflow has no open flow, and since
@@ -306,7 +329,9 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 		avail := w - inUse
 		if avail < c.MSS {
 			if inUse > 0 {
-				mf.dr.limited = mf.dr.limited || mf.waitingLocked()
+				if mf.waitingLocked() {
+					mf.dr.limitedAt = now
+				}
 				return
 			}
 			avail = c.MSS // never deadlock on a window below one MSS
