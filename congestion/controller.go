@@ -60,12 +60,8 @@ type Feedback struct {
 //     ssthresh at least 3/4 of the window it had (RFC 2861), so that slow
 //     start brings it back quickly when feedback resumes.
 type AIMD struct {
-	cfg          ControllerConfig
-	cwnd         int
-	ssthresh     int
-	acc          int // bytes acked towards the next additive increase
-	lastDecrease time.Time
-	ager
+	window
+	acc int // bytes acked towards the next additive increase
 }
 
 var _ Controller = (*AIMD)(nil)
@@ -73,19 +69,54 @@ var _ Controller = (*AIMD)(nil)
 // NewAIMD returns an AIMD controller starting at cfg.InitialWindow with an
 // unbounded ssthresh (cfg.MaxWindow).
 func NewAIMD(cfg ControllerConfig) *AIMD {
-	return &AIMD{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, ager: ager{agedUntil: cfg.Now}}
+	return &AIMD{window: newWindow(cfg)}
+}
+
+// window is the state the controllers share: the window, ssthresh, the
+// time of the last decrease and the aging clock.
+type window struct {
+	cfg          ControllerConfig
+	cwnd         int
+	ssthresh     int
+	lastDecrease time.Time
+	ager
+}
+
+func newWindow(cfg ControllerConfig) window {
+	return window{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, ager: ager{agedUntil: cfg.Now}}
 }
 
 // Window implements Controller.
-func (a *AIMD) Window() int { return a.cwnd }
+func (w *window) Window() int { return w.cwnd }
 
 // State implements Controller.
-func (a *AIMD) State() WindowState { return WindowState{Window: a.cwnd, SSThresh: a.ssthresh} }
+func (w *window) State() WindowState { return WindowState{Window: w.cwnd, SSThresh: w.ssthresh} }
 
 // SetState implements Controller.
-func (a *AIMD) SetState(s WindowState) {
-	a.cwnd = min(max(s.Window, a.cfg.MSS), a.cfg.MaxWindow)
-	a.ssthresh = max(s.SSThresh, a.cfg.MinWindow)
+func (w *window) SetState(s WindowState) {
+	w.cwnd = min(max(s.Window, w.cfg.MSS), w.cfg.MaxWindow)
+	w.ssthresh = max(s.SSThresh, w.cfg.MinWindow)
+}
+
+// slowStart grows the window by the bytes acked while it is below
+// ssthresh. It returns the bytes acked, clamped so that no arithmetic of
+// the caller can overflow, and whether congestion avoidance is left to do.
+func (w *window) slowStart(fb Feedback) (acked int, avoid bool) {
+	acked = min(fb.Acked, w.cfg.MaxWindow)
+	if acked <= 0 {
+		return 0, false
+	}
+	if w.cwnd < w.ssthresh {
+		w.cwnd = min(w.cwnd+acked, w.ssthresh, w.cfg.MaxWindow)
+		return acked, false
+	}
+	return acked, true
+}
+
+// canDecrease enforces one decrease per srtt (per macroflow, since the
+// controller is the macroflow's).
+func (w *window) canDecrease(fb Feedback) bool {
+	return w.lastDecrease.IsZero() || fb.SRTT <= 0 || fb.Now.Sub(w.lastDecrease) >= fb.SRTT
 }
 
 // OnFeedback implements Controller.
@@ -111,13 +142,8 @@ func (a *AIMD) OnFeedback(fb Feedback) {
 		a.acc = 0
 		return
 	}
-	// Clamped so that no arithmetic below can overflow.
-	acked := min(fb.Acked, a.cfg.MaxWindow)
-	if acked <= 0 {
-		return
-	}
-	if a.cwnd < a.ssthresh {
-		a.cwnd = min(a.cwnd+acked, a.ssthresh, a.cfg.MaxWindow)
+	acked, avoid := a.slowStart(fb)
+	if !avoid {
 		return
 	}
 	a.acc += acked
@@ -126,12 +152,6 @@ func (a *AIMD) OnFeedback(fb Feedback) {
 		a.acc -= n * a.cwnd
 		a.cwnd = min(a.cwnd+n*a.cfg.MSS, a.cfg.MaxWindow)
 	}
-}
-
-// canDecrease enforces one decrease per srtt (per macroflow, since the
-// controller is the macroflow's).
-func (a *AIMD) canDecrease(fb Feedback) bool {
-	return a.lastDecrease.IsZero() || fb.SRTT <= 0 || fb.Now.Sub(a.lastDecrease) >= fb.SRTT
 }
 
 // Age implements Controller.

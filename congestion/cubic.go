@@ -27,11 +27,7 @@ const (
 // 70%; with Cubic a macroflow of several connections takes one flow's
 // share (EXPERIMENT E1).
 type Cubic struct {
-	cfg          ControllerConfig
-	cwnd         int
-	ssthresh     int
-	lastDecrease time.Time
-	ager
+	window
 
 	epoch   time.Time // start of the current congestion avoidance epoch
 	wMax    float64   // window before the last decrease, segments
@@ -46,19 +42,12 @@ var _ Controller = (*Cubic)(nil)
 // NewCubic returns a Cubic controller starting at cfg.InitialWindow with
 // an unbounded ssthresh (cfg.MaxWindow).
 func NewCubic(cfg ControllerConfig) *Cubic {
-	return &Cubic{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, ager: ager{agedUntil: cfg.Now}}
+	return &Cubic{window: newWindow(cfg)}
 }
-
-// Window implements Controller.
-func (c *Cubic) Window() int { return c.cwnd }
-
-// State implements Controller.
-func (c *Cubic) State() WindowState { return WindowState{Window: c.cwnd, SSThresh: c.ssthresh} }
 
 // SetState implements Controller. It starts a new epoch.
 func (c *Cubic) SetState(s WindowState) {
-	c.cwnd = min(max(s.Window, c.cfg.MSS), c.cfg.MaxWindow)
-	c.ssthresh = max(s.SSThresh, c.cfg.MinWindow)
+	c.window.SetState(s)
 	c.epoch = time.Time{}
 }
 
@@ -91,7 +80,7 @@ func (c *Cubic) OnFeedback(fb Feedback) {
 	if fb.HasFeedback || fb.Mode == NoFeedback {
 		c.ager.feedback(fb.Now)
 	}
-	canDecrease := c.lastDecrease.IsZero() || fb.SRTT <= 0 || fb.Now.Sub(c.lastDecrease) >= fb.SRTT
+	canDecrease := c.canDecrease(fb)
 	switch fb.Mode {
 	case LossFeedback, ExplicitCongestion:
 		if canDecrease {
@@ -106,12 +95,8 @@ func (c *Cubic) OnFeedback(fb Feedback) {
 		c.cwnd = c.cfg.MSS
 		return
 	}
-	acked := min(fb.Acked, c.cfg.MaxWindow)
-	if acked <= 0 {
-		return
-	}
-	if c.cwnd < c.ssthresh {
-		c.cwnd = min(c.cwnd+acked, c.ssthresh, c.cfg.MaxWindow)
+	acked, avoid := c.slowStart(fb)
+	if !avoid {
 		return
 	}
 	w := c.segs(c.cwnd)

@@ -20,12 +20,7 @@ func newCubic() *congestion.Cubic {
 // start below ssthresh.
 func TestCubicRules(t *testing.T) {
 	const srtt = 100 * time.Millisecond
-	ack := func(d time.Duration, n int) congestion.Feedback {
-		return congestion.Feedback{Now: at(d), Acked: n, SRTT: srtt, HasFeedback: true}
-	}
-	loss := func(d time.Duration, mode congestion.LossMode) congestion.Feedback {
-		return congestion.Feedback{Now: at(d), Lost: mss, Mode: mode, SRTT: srtt, HasFeedback: true}
-	}
+	ack, loss := feedbackAt(srtt)
 	tests := []struct {
 		name  string
 		start congestion.WindowState

@@ -19,8 +19,10 @@ type Grant struct {
 // Status is what a flow learns about its path (RFC 3124 cm_query and
 // cmapp_update).
 type Status struct {
-	// Rate is the flow's share of the macroflow's rate (window/srtt,
-	// split by weight among the flows in use), in bytes per second.
+	// Rate is the flow's share of the macroflow's rate (its delivery
+	// rate while the network limits it, window/srtt otherwise; see the
+	// package documentation), split by weight among the flows in use, in
+	// bytes per second.
 	Rate   float64
 	SRTT   time.Duration
 	RTTVar time.Duration

@@ -52,7 +52,7 @@ type MacroflowStats struct {
 	Granted          int       // bytes granted and not yet notified
 	Waiting          int       // flows with a request pending
 	SRTT, RTTVar     time.Duration
-	Rate             float64 // Window/SRTT in bytes per second; 0 without an RTT sample
+	Rate             float64 // bytes per second, as Flow.Query's before the split; 0 without an RTT sample
 	ExpiredGrants    int     // grants that expired unused
 	CappedUpdates    int     // updates whose nrecd/nlost or growth were capped
 	StaleReleased    int     // bytes released because their flow stopped updating
