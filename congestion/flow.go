@@ -310,6 +310,15 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 	}
 	f.setUnsentLocked(mf, unsent)
 	nrecd += credit
+	if mode == NoFeedback && mf.hasRTT && !mf.lastFb.IsZero() && now.Sub(mf.lastFb) < mf.srtt {
+		// One flow timed out while the macroflow had feedback within the
+		// last srtt: the path is not silent. A loss, not a timeout of the
+		// macroflow: one connection with a few segments in flight and no
+		// duplicate ACKs must not take every flow's window to one MSS
+		// (EXPERIMENT E1).
+		mode = LossFeedback
+		mf.stats.LocalTimeouts++
+	}
 	feedback := nrecd+nlost > 0 || mode == ExplicitCongestion
 	if feedback || mode == NoFeedback {
 		f.lastFeedback = now

@@ -57,6 +57,7 @@ type MacroflowStats struct {
 	CappedUpdates    int     // updates whose nrecd/nlost or growth were capped
 	StaleReleased    int     // bytes released because their flow stopped updating
 	MergedSignals    int     // loss or ECN signals within a loss episode already signalled
+	LocalTimeouts    int     // NoFeedback taken as a loss: other feedback came within an srtt
 }
 
 func newMacroflow(m *Manager, key string, now time.Time) *Macroflow {

@@ -425,8 +425,16 @@ func TestNoFeedbackOneMSS(t *testing.T) {
 	a, b := h.open(congestion.FlowInfo{}), h.open(congestion.FlowInfo{})
 	g := h.grantNow(a, 1<<20)
 	a.Notify(g.N)
-	a.Update(g.N/2, 0, congestion.NoCongestion, 20*time.Millisecond)
-	a.Update(0, g.N/2, congestion.NoFeedback, 0)
+	a.Update(g.N/4, 0, congestion.NoCongestion, 20*time.Millisecond)
+	// Within an srtt of other feedback a timeout is one flow's: a loss.
+	w := h.stats(a).Window
+	a.Update(0, g.N/4, congestion.NoFeedback, 0)
+	if s := h.stats(a); s.Window != w/2 || s.LocalTimeouts != 1 {
+		t.Fatalf("window after a timeout within an srtt of feedback = %s, local timeouts %d; want %s, 1", mssf(s.Window), s.LocalTimeouts, mssf(w/2))
+	}
+	// An srtt and a half without feedback: the macroflow timed out.
+	h.clock.Advance(30 * time.Millisecond)
+	a.Update(0, g.N-2*(g.N/4), congestion.NoFeedback, 0)
 	if s := h.stats(a); s.Window != mss {
 		t.Fatalf("window after NoFeedback = %s, want 1 MSS", mssf(s.Window))
 	}
