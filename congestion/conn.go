@@ -17,9 +17,14 @@ import (
 // Defaults for the zero fields of [ConnConfig].
 const (
 	// DefaultNotSentLowat is the TCP_NOTSENT_LOWAT of a Conn's socket: the
-	// kernel keeps at most this much unsent data, so the backlog waits in
-	// user space, where the scheduler decides which flow goes next.
-	DefaultNotSentLowat = 32 << 10
+	// kernel keeps at most about this much unsent data (Write caps each
+	// write(2) at it while the kernel has unsent bytes), so the backlog
+	// waits in user space, where the scheduler decides which flow goes
+	// next. Unsent bytes do not count in the window. 64 KiB, the top of
+	// the sensible 16-64 KiB: at 16 KiB a Conn on loopback blocked in
+	// write(2) so often that it reached a fifth of the plain writes'
+	// throughput at 1.2 times their CPU per byte (BenchmarkWrite).
+	DefaultNotSentLowat = 64 << 10
 	// DefaultPollInterval is the period of the TCP_INFO poller while the
 	// connection has data in flight or waits for a grant.
 	DefaultPollInterval = 2 * time.Millisecond
@@ -53,9 +58,18 @@ type ConnConfig struct {
 	// IdlePollInterval bounds the poll period of an idle connection, which
 	// is otherwise srtt/4 (DefaultIdlePollInterval).
 	IdlePollInterval time.Duration
-	// NoPacing leaves SO_MAX_PACING_RATE alone. By default it is set to
-	// the flow's share of window/srtt times the pacing gain, so the
-	// kernel spreads the flow's share over the RTT instead of bursting it.
+	// Pacing sets SO_MAX_PACING_RATE to the flow's share of
+	// window/srtt times the pacing gain, so the kernel spreads the flow's
+	// share over the RTT instead of bursting it. It is off by default:
+	// on the test bed's drop-tail bottleneck, paced Conns lost several
+	// times more packets than the ordinary CUBIC flow they competed with
+	// and took 15-25% of the link instead of half (EXPERIMENT E1; the
+	// pacing timer and TCP Small Queues hold back the packets an ACK
+	// would release at once).
+	Pacing bool
+	// NoPacing turns Pacing off.
+	//
+	// Deprecated: pacing is off unless Pacing is set.
 	NoPacing bool
 	// CongestionControl, when set, is written to TCP_CONGESTION ("cubic",
 	// "reno"): the kernel's own per-connection controller still runs under
@@ -82,17 +96,18 @@ func (c ConnConfig) withDefaults() ConnConfig {
 
 // Conn is a TCP connection whose writes go through a congestion manager
 // flow: every Write waits for a grant of the flow's macroflow and sends at
-// most that much, and a poller goroutine turns the kernel's TCP_INFO into
-// [Flow.Update] calls. The kernel's TCP still does the reliable delivery;
-// the manager decides how much of the shared window each connection to the
-// same host may have in flight.
+// most that much, and the kernel's TCP_INFO becomes [Flow.Update] calls.
+// The kernel's TCP still does the reliable delivery; the manager decides
+// how much of the shared window each connection to the same host may have
+// in flight.
 //
 // Feedback per poll (deltas since the last poll):
 //   - nrecd: tcpi_bytes_acked, counting each byte the Conn wrote once
 //     (see account);
 //   - nlost: tcpi_bytes_retrans minus the bytes the receiver reported as
 //     duplicates (tcpi_dsack_dups segments of tcpi_snd_mss bytes): a
-//     spurious retransmission is no loss;
+//     spurious retransmission is no loss; retransmissions made while no
+//     ACK came back (tail loss probes) are reported with the next ACK;
 //   - mode: NoFeedback when tcpi_total_rto grew or the socket entered the
 //     Loss state (a retransmission timeout), ExplicitCongestion when
 //     tcpi_delivered_ce grew, LossFeedback when nlost > 0, else
@@ -100,24 +115,26 @@ func (c ConnConfig) withDefaults() ConnConfig {
 //   - one LossFeedback or ExplicitCongestion per loss episode (see
 //     episode), the later losses of the episode count as bytes lost only;
 //   - rtt: tcpi_rtt, the kernel's smoothed RTT, but at least
-//     PollInterval: feedback cannot reach the manager faster than the
-//     poller reads it.
+//     PollInterval: feedback cannot reach the manager faster than it is
+//     read;
+//   - tcpi_notsent_bytes: bytes written but still queued in the socket are
+//     not in flight; they count neither in the window nor in the rate.
 //
 // tcpi_delivery_rate is not used: on a paced socket it reports the local
 // pacing rate, not the path's.
 //
-// The poller, one goroutine per Conn, reads TCP_INFO every PollInterval
-// (1 ms) while the connection has unacknowledged data or a Write waits for
-// a grant, and every srtt/4 (at most IdlePollInterval) when it is idle.
-// srtt/4 alone is far too slow for a busy connection: a gated flow is not
-// ACK-clocked (its window reopens only when the poller reads the ACKs),
-// and behind a full drop-tail queue the slot an ACK frees goes to
-// whichever flow sends first. On the 10 Mbit/s, 80 ms-queue test bed, four
-// gated flows took 12-37% of the link against one cubic flow when polled
-// every srtt/4 (16 ms), 21% at 5 ms, and 49% at 1-2 ms (EXPERIMENT E1).
-// Pacing the poll by the macroflow's own packet time does not work either:
-// a flow squeezed to a small rate polls ever more slowly. A getsockopt per
-// poll is cheap next to the data path (see BenchmarkWrite).
+// Feedback is read by the Manager's poller (one goroutine for all its
+// Conns) every PollInterval while a Conn has unacknowledged data or a
+// Write waits for a grant, and every srtt/4 (at most IdlePollInterval)
+// when it is idle; and by Write itself after a write(2) when the last
+// read is PollInterval old. srtt/4 alone is far too slow for a busy
+// connection: a gated flow is not ACK-clocked (its window reopens only
+// when the ACKs are read), and behind a full drop-tail queue the slot an
+// ACK frees goes to whichever flow sends first. On the 10 Mbit/s, 80
+// ms-queue test bed, four gated flows took 12-37% of the link against one
+// cubic flow when polled every srtt/4 (16 ms), 21% at 5 ms, and 49% at
+// 1-2 ms (EXPERIMENT E1). A getsockopt per poll is cheap next to the data
+// path (see BenchmarkWrite).
 //
 // Read, deadlines and addresses go straight to the TCP connection. Writes
 // are serialised; a write deadline also bounds the wait for a grant.
@@ -131,10 +148,13 @@ type Conn struct {
 	dlMu     sync.Mutex
 	deadline time.Time // write deadline
 
-	done      chan struct{}
-	pollDone  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// pollMu serialises TCP_INFO reads (the manager's poller and Write):
+	// each poll reports the delta from the one before.
+	pollMu   sync.Mutex
+	lastPoll time.Time
 
 	mu      sync.Mutex
 	last    unix.TCPInfo // at the previous poll
@@ -142,6 +162,11 @@ type Conn struct {
 	pacing  uint64 // bytes/s last set, 0 = unset; written by the poller
 	writing bool   // a Write is in progress
 	episode episode
+	// heldLost counts retransmitted bytes reported while no ACK came
+	// back (a tail loss probe on a silent path): the manager learns of
+	// the loss with the next ACK, when feedback really arrives, so a
+	// silent path ages the window instead of resetting its clock.
+	heldLost int
 }
 
 // ConnStats counts what a Conn reported to its flow since it was wrapped.
@@ -176,7 +201,7 @@ func NewConn(m *Manager, tc *net.TCPConn, cfg ConnConfig) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("congestion: conn to %v: %w", tc.RemoteAddr(), err)
 	}
-	c := &Conn{tc: tc, rc: rc, cfg: cfg, done: make(chan struct{}), pollDone: make(chan struct{})}
+	c := &Conn{tc: tc, rc: rc, cfg: cfg}
 	if err := c.setsockopt(func(fd int) error {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, cfg.NotSentLowat); err != nil {
 			return fmt.Errorf("TCP_NOTSENT_LOWAT %d: %w", cfg.NotSentLowat, err)
@@ -199,7 +224,8 @@ func NewConn(m *Manager, tc *net.TCPConn, cfg ConnConfig) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	go c.poll()
+	c.lastPoll = time.Now()
+	m.poller.add(c)
 	return c, nil
 }
 
@@ -234,6 +260,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	c.writing = true
 	c.mu.Unlock()
+	// A Write on an idle Conn: its feedback is wanted at the busy rate.
+	c.flow.m.poller.due(c, time.Now().Add(c.cfg.PollInterval))
 	defer func() {
 		c.mu.Lock()
 		c.writing = false
@@ -250,14 +278,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		g, err := c.flow.Acquire(ctx, len(p))
+		g, err := c.flow.acquire(ctx, len(p), c.pollNow)
 		if err != nil {
 			return n, c.writeError(err)
 		}
-		// At most NotSentLowat per write(2): the kernel checks the low
-		// water mark only before it takes data, so a larger write would
-		// park the rest of the grant unsent in the socket.
-		k, err := c.tc.Write(p[:min(g.N, len(p), c.cfg.NotSentLowat)])
+		// At most NotSentLowat per write(2) while the kernel holds
+		// unsent bytes: it checks the low water mark only before it
+		// takes data, so a larger write would park the rest of the
+		// grant in the socket, committed to this flow. When the kernel
+		// sent everything, the whole grant goes in one write(2).
+		k, err := c.tc.Write(p[:min(g.N, len(p), c.writeLimit())])
 		c.flow.Notify(k)
 		n += k
 		p = p[k:]
@@ -267,8 +297,35 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		// Feedback right after the write (the socket took the bytes, so
+		// the kernel has acked room), at most once per poll interval.
+		c.pollIfStale()
 	}
 	return n, nil
+}
+
+// writeLimit returns how much one write(2) may take: NotSentLowat while
+// the kernel had unsent bytes at the last poll, else no limit.
+func (c *Conn) writeLimit() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last.Notsent_bytes > 0 {
+		return c.cfg.NotSentLowat
+	}
+	return int(^uint(0) >> 1)
+}
+
+// pollNow polls at once (for acquire: the window is full).
+func (c *Conn) pollNow() { c.pollOnce() }
+
+// pollIfStale polls unless the last poll is younger than PollInterval.
+func (c *Conn) pollIfStale() {
+	c.pollMu.Lock()
+	stale := time.Since(c.lastPoll) >= c.cfg.PollInterval
+	c.pollMu.Unlock()
+	if stale {
+		c.pollOnce()
+	}
 }
 
 // writeError maps a failed Acquire to the error net.Conn users expect.
@@ -292,10 +349,9 @@ func (c *Conn) Read(p []byte) (int, error) { return c.tc.Read(p) }
 // macroflow) and closes the connection. A blocked Write returns.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.done)
+		c.flow.m.poller.remove(c)
 		c.flow.Close()
 		c.closeErr = c.tc.Close()
-		<-c.pollDone
 	})
 	return c.closeErr
 }
@@ -330,24 +386,12 @@ func (c *Conn) setWriteDeadline(t time.Time) {
 
 var _ net.Conn = (*Conn)(nil)
 
-// poll reads TCP_INFO every srtt/4 and feeds the flow until Close.
-func (c *Conn) poll() {
-	defer close(c.pollDone)
-	t := time.NewTimer(c.cfg.PollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		t.Reset(c.pollOnce())
-	}
-}
-
 // pollOnce reads TCP_INFO once, reports the deltas to the flow, updates the
 // pacing cap and returns when to poll next.
 func (c *Conn) pollOnce() time.Duration {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	c.lastPoll = time.Now()
 	cur, err := c.tcpInfo()
 	c.mu.Lock()
 	if err != nil {
@@ -357,6 +401,8 @@ func (c *Conn) pollOnce() time.Duration {
 		return c.cfg.IdlePollInterval
 	}
 	fb := feedbackFrom(&c.last, &cur)
+	fb.nlost, fb.mode = c.holdLoss(&c.last, &cur, fb.nlost, fb.mode)
+	prevUnsent := c.last.Notsent_bytes
 	c.last = cur
 	c.stats.Polls++
 	c.stats.Acked += int64(fb.nrecd)
@@ -377,17 +423,40 @@ func (c *Conn) pollOnce() time.Duration {
 	}
 	c.mu.Unlock()
 	// Outside c.mu: Update may run subscribers, which may call Stats.
-	if fb.report() {
+	unsent := int(cur.Notsent_bytes)
+	switch {
+	case fb.report():
 		// The manager sees acks only when the poller reads them, so its
 		// feedback loop is never faster than the poll: on a path whose
 		// RTT is shorter than MinPollInterval (loopback), an srtt of
 		// microseconds would age the window away between two polls.
-		c.flow.Update(fb.nrecd, fb.nlost, fb.mode, max(fb.rtt, c.cfg.PollInterval))
+		c.flow.update(fb.nrecd, fb.nlost, fb.mode, max(fb.rtt, c.cfg.PollInterval), unsent)
+	case cur.Notsent_bytes != prevUnsent:
+		c.flow.setUnsent(unsent)
 	}
-	if !c.cfg.NoPacing {
+	if c.cfg.Pacing && !c.cfg.NoPacing {
 		c.pace()
 	}
 	return c.nextPoll(fb.rtt)
+}
+
+// holdLoss keeps back the bytes lost while no ACK arrived (see heldLost)
+// and returns what to report now. c.mu is held.
+func (c *Conn) holdLoss(prev, cur *unix.TCPInfo, nlost int, mode LossMode) (int, LossMode) {
+	acked := cur.Bytes_acked != prev.Bytes_acked || cur.Delivered != prev.Delivered
+	if !acked && mode != NoFeedback {
+		c.heldLost += nlost
+		if mode == LossFeedback {
+			mode = NoCongestion
+		}
+		return 0, mode
+	}
+	nlost += c.heldLost
+	c.heldLost = 0
+	if nlost > 0 && mode == NoCongestion {
+		mode = LossFeedback
+	}
+	return nlost, mode
 }
 
 // account turns the kernel's cumulative acknowledged bytes and this poll's
@@ -427,15 +496,13 @@ func (c *Conn) nextPoll(srtt time.Duration) time.Duration {
 // the pacing gain, when it moved by more than 1/8 since it was last set.
 // Only the poller calls it.
 func (c *Conn) pace() {
-	rate, _, _, ok := c.flow.Query()
-	if !ok || rate <= 0 {
+	rate, slowStart := c.flow.windowRate()
+	if rate <= 0 {
 		return
 	}
 	gain := DefaultPacingGain
-	if mf := c.flow.Macroflow(); mf != nil {
-		if st := mf.Stats(); st.Window < st.SSThresh {
-			gain = DefaultPacingGainSlowStart
-		}
+	if slowStart {
+		gain = DefaultPacingGainSlowStart
 	}
 	want := uint64(rate * gain)
 	if c.pacing != 0 && want > c.pacing-c.pacing/8 && want < c.pacing+c.pacing/8 {

@@ -86,7 +86,7 @@ func loopbackPair(t testing.TB) (client, server *net.TCPConn) {
 func TestConnDeliversEverythingAndFeedsTheFlow(t *testing.T) {
 	client, server := loopbackPair(t)
 	m := NewManager(Config{})
-	c, err := NewConn(m, server, ConnConfig{CongestionControl: "cubic"})
+	c, err := NewConn(m, server, ConnConfig{CongestionControl: "cubic", Pacing: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,4 +230,67 @@ func (c *Conn) flowPending() bool {
 	mf := c.flow.lock()
 	defer mf.mu.Unlock()
 	return c.flow.pending > 0
+}
+
+// TestPollerOneGoroutinePerManager: the Conns of a manager share one
+// poller, which feeds each of them and ends with the last Conn.
+func TestPollerOneGoroutinePerManager(t *testing.T) {
+	m := NewManager(Config{})
+	var conns []*Conn
+	var readers []chan int64
+	for range 3 {
+		client, server := loopbackPair(t)
+		c, err := NewConn(m, server, ConnConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		done := make(chan int64, 1)
+		go func() {
+			n, _ := io.Copy(io.Discard, client)
+			done <- n
+		}()
+		readers = append(readers, done)
+	}
+	m.poller.mu.Lock()
+	n, running := len(m.poller.conns), m.poller.running
+	m.poller.mu.Unlock()
+	if n != 3 || !running {
+		t.Fatalf("poller has %d conns, running %v; want 3, true", n, running)
+	}
+	const size = 1 << 20
+	for _, c := range conns {
+		if _, err := c.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The poller alone reports the last acknowledgements: no Write runs.
+	for i, c := range conns {
+		deadline := time.Now().Add(10 * time.Second)
+		for c.Stats().Received < size && time.Now().Before(deadline) {
+			<-time.After(time.Millisecond)
+		}
+		if got := c.Stats().Received; got != size {
+			t.Fatalf("conn %d: %d of %d bytes reported received", i, got, size)
+		}
+	}
+	for i, c := range conns {
+		c.Close()
+		if got := <-readers[i]; got != size {
+			t.Errorf("conn %d: reader got %d bytes, want %d", i, got, size)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.poller.mu.Lock()
+		running = m.poller.running
+		m.poller.mu.Unlock()
+		if !running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("poller still running after the last Conn closed")
+		}
+		<-time.After(time.Millisecond)
+	}
 }

@@ -42,7 +42,7 @@ type Feedback struct {
 	SRTT        time.Duration // after the sample; 0 before the first one
 	RTTVar      time.Duration
 	MinRTT      time.Duration
-	InFlight    int  // macroflow bytes outstanding after this update
+	InFlight    int  // macroflow bytes in flight or granted after this update
 	HasFeedback bool // bytes were acked or lost, or ECN was echoed
 }
 
@@ -60,13 +60,8 @@ type Feedback struct {
 //     ssthresh at least 3/4 of the window it had (RFC 2861), so that slow
 //     start brings it back quickly when feedback resumes.
 type AIMD struct {
-	cfg          ControllerConfig
-	cwnd         int
-	ssthresh     int
-	acc          int // bytes acked towards the next additive increase
-	lastDecrease time.Time
-	agedUntil    time.Time // feedback or aging accounted up to here
-	aging        bool      // aged since the last feedback
+	window
+	acc int // bytes acked towards the next additive increase
 }
 
 var _ Controller = (*AIMD)(nil)
@@ -74,25 +69,60 @@ var _ Controller = (*AIMD)(nil)
 // NewAIMD returns an AIMD controller starting at cfg.InitialWindow with an
 // unbounded ssthresh (cfg.MaxWindow).
 func NewAIMD(cfg ControllerConfig) *AIMD {
-	return &AIMD{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, agedUntil: cfg.Now}
+	return &AIMD{window: newWindow(cfg)}
+}
+
+// window is the state the controllers share: the window, ssthresh, the
+// time of the last decrease and the aging clock.
+type window struct {
+	cfg          ControllerConfig
+	cwnd         int
+	ssthresh     int
+	lastDecrease time.Time
+	ager
+}
+
+func newWindow(cfg ControllerConfig) window {
+	return window{cfg: cfg, cwnd: cfg.InitialWindow, ssthresh: cfg.MaxWindow, ager: ager{agedUntil: cfg.Now}}
 }
 
 // Window implements Controller.
-func (a *AIMD) Window() int { return a.cwnd }
+func (w *window) Window() int { return w.cwnd }
 
 // State implements Controller.
-func (a *AIMD) State() WindowState { return WindowState{Window: a.cwnd, SSThresh: a.ssthresh} }
+func (w *window) State() WindowState { return WindowState{Window: w.cwnd, SSThresh: w.ssthresh} }
 
 // SetState implements Controller.
-func (a *AIMD) SetState(s WindowState) {
-	a.cwnd = min(max(s.Window, a.cfg.MSS), a.cfg.MaxWindow)
-	a.ssthresh = max(s.SSThresh, a.cfg.MinWindow)
+func (w *window) SetState(s WindowState) {
+	w.cwnd = min(max(s.Window, w.cfg.MSS), w.cfg.MaxWindow)
+	w.ssthresh = max(s.SSThresh, w.cfg.MinWindow)
+}
+
+// slowStart grows the window by the bytes acked while it is below
+// ssthresh. It returns the bytes acked, clamped so that no arithmetic of
+// the caller can overflow, and whether congestion avoidance is left to do.
+func (w *window) slowStart(fb Feedback) (acked int, avoid bool) {
+	acked = min(fb.Acked, w.cfg.MaxWindow)
+	if acked <= 0 {
+		return 0, false
+	}
+	if w.cwnd < w.ssthresh {
+		w.cwnd = min(w.cwnd+acked, w.ssthresh, w.cfg.MaxWindow)
+		return acked, false
+	}
+	return acked, true
+}
+
+// canDecrease enforces one decrease per srtt (per macroflow, since the
+// controller is the macroflow's).
+func (w *window) canDecrease(fb Feedback) bool {
+	return w.lastDecrease.IsZero() || fb.SRTT <= 0 || fb.Now.Sub(w.lastDecrease) >= fb.SRTT
 }
 
 // OnFeedback implements Controller.
 func (a *AIMD) OnFeedback(fb Feedback) {
 	if fb.HasFeedback || fb.Mode == NoFeedback {
-		a.agedUntil, a.aging = fb.Now, false
+		a.ager.feedback(fb.Now)
 	}
 	switch fb.Mode {
 	case LossFeedback, ExplicitCongestion:
@@ -112,13 +142,8 @@ func (a *AIMD) OnFeedback(fb Feedback) {
 		a.acc = 0
 		return
 	}
-	// Clamped so that no arithmetic below can overflow.
-	acked := min(fb.Acked, a.cfg.MaxWindow)
-	if acked <= 0 {
-		return
-	}
-	if a.cwnd < a.ssthresh {
-		a.cwnd = min(a.cwnd+acked, a.ssthresh, a.cfg.MaxWindow)
+	acked, avoid := a.slowStart(fb)
+	if !avoid {
 		return
 	}
 	a.acc += acked
@@ -129,36 +154,49 @@ func (a *AIMD) OnFeedback(fb Feedback) {
 	}
 }
 
-// canDecrease enforces one decrease per srtt (per macroflow, since the
-// controller is the macroflow's).
-func (a *AIMD) canDecrease(fb Feedback) bool {
-	return a.lastDecrease.IsZero() || fb.SRTT <= 0 || fb.Now.Sub(a.lastDecrease) >= fb.SRTT
-}
-
 // Age implements Controller.
 func (a *AIMD) Age(now time.Time, srtt time.Duration) {
-	if srtt <= 0 {
-		return
+	if a.ager.age(now, srtt, &a.cwnd, &a.ssthresh, a.cfg.MinWindow) {
+		a.acc = 0
 	}
-	n := int(now.Sub(a.agedUntil) / srtt)
-	if !a.aging {
+}
+
+// ager is the exponential aging shared by the controllers: the window
+// halves for every srtt without feedback (after the first srtt, the
+// normal wait for an ACK) down to the floor, keeping ssthresh at least
+// 3/4 of the window it had (RFC 2861).
+type ager struct {
+	agedUntil time.Time // feedback or aging accounted up to here
+	aging     bool      // aged since the last feedback
+}
+
+// feedback restarts the clock: feedback came at now.
+func (g *ager) feedback(now time.Time) { g.agedUntil, g.aging = now, false }
+
+// age ages *cwnd up to now and reports whether it halved it.
+func (g *ager) age(now time.Time, srtt time.Duration, cwnd, ssthresh *int, floor int) bool {
+	if srtt <= 0 {
+		return false
+	}
+	n := int(now.Sub(g.agedUntil) / srtt)
+	if !g.aging {
 		// The first srtt after feedback is the normal wait for the next
 		// ACK (a new window's first ACK comes one RTT after it was sent).
 		n--
 	}
 	if n <= 0 {
-		return
+		return false
 	}
-	if !a.aging {
-		a.agedUntil, a.aging = a.agedUntil.Add(srtt), true
+	if !g.aging {
+		g.agedUntil, g.aging = g.agedUntil.Add(srtt), true
 	}
-	a.agedUntil = a.agedUntil.Add(time.Duration(n) * srtt)
-	if a.cwnd <= a.cfg.MinWindow {
-		return
+	g.agedUntil = g.agedUntil.Add(time.Duration(n) * srtt)
+	if *cwnd <= floor {
+		return false
 	}
-	a.ssthresh = max(a.ssthresh, a.cwnd*3/4)
-	for ; n > 0 && a.cwnd > a.cfg.MinWindow; n-- {
-		a.cwnd = max(a.cwnd/2, a.cfg.MinWindow)
+	*ssthresh = max(*ssthresh, *cwnd*3/4)
+	for ; n > 0 && *cwnd > floor; n-- {
+		*cwnd = max(*cwnd/2, floor)
 	}
-	a.acc = 0
+	return true
 }

@@ -18,16 +18,23 @@ func newAIMD() *congestion.AIMD {
 
 func at(d time.Duration) time.Time { return sim.Epoch.Add(d) }
 
+// feedbackAt returns makers of an ack of n bytes and of a loss of one MSS
+// d after the epoch, with the given srtt.
+func feedbackAt(srtt time.Duration) (ack func(d time.Duration, n int) congestion.Feedback, loss func(d time.Duration, mode congestion.LossMode) congestion.Feedback) {
+	ack = func(d time.Duration, n int) congestion.Feedback {
+		return congestion.Feedback{Now: at(d), Acked: n, SRTT: srtt, HasFeedback: true}
+	}
+	loss = func(d time.Duration, mode congestion.LossMode) congestion.Feedback {
+		return congestion.Feedback{Now: at(d), Lost: mss, Mode: mode, SRTT: srtt, HasFeedback: true}
+	}
+	return ack, loss
+}
+
 // TestAIMDRules checks each rule of RFC 3124 section 5.2 on the controller
 // alone, as a table of (start state, feedback sequence, end state).
 func TestAIMDRules(t *testing.T) {
 	const srtt = 100 * time.Millisecond
-	ack := func(d time.Duration, n int) congestion.Feedback {
-		return congestion.Feedback{Now: at(d), Acked: n, SRTT: srtt, HasFeedback: true}
-	}
-	loss := func(d time.Duration, mode congestion.LossMode) congestion.Feedback {
-		return congestion.Feedback{Now: at(d), Lost: mss, Mode: mode, SRTT: srtt, HasFeedback: true}
-	}
+	ack, loss := feedbackAt(srtt)
 	tests := []struct {
 		name  string
 		start congestion.WindowState // zero: fresh controller

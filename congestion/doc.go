@@ -53,6 +53,33 @@
 // srtt without feedback (after the first, the normal wait for an ACK), down
 // to [Config.MinWindow].
 //
+// The manager passes on one congestion signal per loss episode of the
+// macroflow (RFC 6582's recover point): until every byte outstanding at a
+// signal is acknowledged or lost, later signals of any flow count only as
+// lost bytes ([MacroflowStats.MergedSignals]), as an ordinary TCP flow
+// reduces its window once per window of data.
+//
+// [Cubic] (RFC 9438) is the alternative controller for macroflows that
+// compete with ordinary CUBIC flows (Linux's default): it reduces the
+// window to 70% instead of half, so a macroflow takes one CUBIC flow's
+// share where AIMD takes less (EXPERIMENT E1). [Vegas] is a delay-based
+// one. [ValidateWindow] stops a window from growing while it is not used.
+//
+// # Rate
+//
+// [Flow.Query] and subscribers get the flow's share of the macroflow's
+// rate: while the network limits the macroflow (a flow waits for window,
+// or a [Conn]'s socket holds unsent bytes), the rate at which its bytes
+// were acknowledged over the last max(srtt, 100 ms); otherwise
+// window/srtt, what it may send.
+//
+// # Conn
+//
+// [Conn] wraps a *net.TCPConn so that its writes go through a flow. The
+// kernel's TCP_INFO is its feedback, read by one poller goroutine per
+// Manager, by Write after a write(2), and before a Write waits for a
+// grant. Bytes the socket holds unsent do not count in the window.
+//
 // # Temporal sharing (RFC 9040)
 //
 // A flow joining an active macroflow shares its window at once: the

@@ -108,19 +108,32 @@ type sample struct {
 	sent    uint64        // tcpi_bytes_sent
 	query   float64       // Flow.Query rate in bytes/s (CM flows)
 	window  int           // macroflow window (CM flows)
+	// Diagnostics: the kernel's unsent bytes, cwnd (segments) and
+	// unacknowledged segments, and the macroflow's outstanding bytes.
+	notsent, cwnd, unacked uint32
+	outstanding            int
 }
 
 // validatedAIMD is the controller of the experiments: AIMD with window
 // validation, since a Conn's kernel TCP may be the limit (ValidateWindow).
 func validatedAIMD(c ControllerConfig) Controller { return ValidateWindow(NewAIMD(c), c.MSS) }
 
+// validatedCubic is Cubic with window validation.
+func validatedCubic(c ControllerConfig) Controller { return ValidateWindow(NewCubic(c), c.MSS) }
+
 func newBench(t *testing.T, senders int, cfg Config) *bench {
 	if cfg.NewController == nil {
 		cfg.NewController = validatedAIMD
+		if os.Getenv("CM_CONTROLLER") == "cubic" {
+			cfg.NewController = validatedCubic
+		}
 	}
 	tb := testbed.New(t, testbed.Topology{Senders: senders, Rate: benchRate, Queue: benchQueue})
 	b := &bench{t: t, tb: tb, sink: tb.Receivers[0].NewSink(t, 0), m: NewManager(cfg), stop: make(chan struct{}), start: time.Now()}
-	b.connCfg.NoPacing = os.Getenv("CM_NOPACING") == "1"
+	b.connCfg.Pacing = os.Getenv("CM_PACING") == "1"
+	if v, err := strconv.Atoi(os.Getenv("CM_LOWAT")); err == nil {
+		b.connCfg.NotSentLowat = v
+	}
 	if v, err := time.ParseDuration(os.Getenv("CM_MAXPOLL")); err == nil {
 		b.connCfg.PollInterval = v
 	}
@@ -186,11 +199,13 @@ func (b *bench) sampler() {
 				if info, err := tcpInfo(rc); err == nil {
 					s.rtt = time.Duration(info.Rtt) * time.Microsecond
 					s.retrans, s.sent = info.Bytes_retrans, info.Bytes_sent
+					s.notsent, s.cwnd, s.unacked = info.Notsent_bytes, info.Snd_cwnd, info.Unacked
 				}
 			}
 			if f.cm != nil {
 				s.query, _, _, _ = f.cm.Flow().Query()
-				s.window = f.cm.Flow().Macroflow().Stats().Window
+				st := f.cm.Flow().Macroflow().Stats()
+				s.window, s.outstanding = st.Window, st.Outstanding
 			}
 			f.mu.Lock()
 			f.samples = append(f.samples, s)
@@ -325,4 +340,25 @@ func report(t *testing.T, id string, fs *figures, cfg expConfig, target string, 
 	if len(failed) > 0 {
 		t.Errorf("%s failed: %s", id, strings.Join(failed, ", "))
 	}
+}
+
+// diag logs the medians of a flow's diagnostic samples in [from, to).
+func diag(t *testing.T, f *benchFlow, from, to time.Time) {
+	a, z := f.at(from), f.at(to)
+	t.Logf("%s: retrans %.2f%% of %d sent bytes", f.name, 100*float64(z.retrans-a.retrans)/float64(max(z.sent-a.sent, 1)), z.sent-a.sent)
+	var w, out, ns, cw, un, q []float64
+	for _, s := range f.between(from, to) {
+		w = append(w, float64(s.window))
+		out = append(out, float64(s.outstanding))
+		ns = append(ns, float64(s.notsent))
+		cw = append(cw, float64(s.cwnd))
+		un = append(un, float64(s.unacked))
+		q = append(q, s.query*8)
+	}
+	if f.cm != nil {
+		st := f.cm.Stats()
+		t.Logf("%s: losses %d timeouts %d ecn %d updates %d polls %d", f.name, st.Losses, st.Timeouts, st.ECN, st.Updates, st.Polls)
+	}
+	t.Logf("%s: window %.0f outstanding %.0f notsent %.0f cwnd %.0f unacked %.0f query %.0f b/s (medians)",
+		f.name, metric.Median(w), metric.Median(out), metric.Median(ns), metric.Median(cw), metric.Median(un), metric.Median(q))
 }

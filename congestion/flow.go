@@ -19,8 +19,10 @@ type Grant struct {
 // Status is what a flow learns about its path (RFC 3124 cm_query and
 // cmapp_update).
 type Status struct {
-	// Rate is the flow's share of the macroflow's rate (window/srtt,
-	// split by weight among the flows in use), in bytes per second.
+	// Rate is the flow's share of the macroflow's rate (its delivery
+	// rate while the network limits it, window/srtt otherwise; see the
+	// package documentation), split by weight among the flows in use, in
+	// bytes per second.
 	Rate   float64
 	SRTT   time.Duration
 	RTTVar time.Duration
@@ -78,6 +80,7 @@ type Flow struct {
 	grant        Grant       // live grant, N == 0 when none
 	outstanding  int         // bytes notified and not yet acked or lost
 	preacked     int         // bytes of the current grant acked before Notify
+	unsent       int         // bytes of outstanding still queued in the sending host (setUnsent)
 	lastFeedback time.Time   // last Update with feedback, or last Notify into an empty pipe
 	sub          *subscription
 	closed       bool
@@ -189,8 +192,23 @@ func (f *Flow) CancelRequest() bool {
 // returns ctx.Err() when ctx is done first, and ErrClosed when the flow
 // is closed. The caller must call Notify before its next Acquire.
 func (f *Flow) Acquire(ctx context.Context, n int) (Grant, error) {
+	return f.acquire(ctx, n, nil)
+}
+
+// acquire is Acquire; when the grant does not come at once, it calls
+// beforeWait (if not nil) before it blocks: a Conn reads its feedback
+// there, since the ACKs that free the window have often arrived already.
+func (f *Flow) acquire(ctx context.Context, n int, beforeWait func()) (Grant, error) {
 	if err := f.Request(n, f.acquireFn); err != nil {
 		return Grant{}, err
+	}
+	if beforeWait != nil {
+		select {
+		case g := <-f.grantCh:
+			return g, nil
+		default:
+			beforeWait()
+		}
 	}
 	select {
 	case g := <-f.grantCh:
@@ -240,6 +258,7 @@ func (f *Flow) Notify(nsent int) {
 		}
 		f.outstanding += nsent
 		mf.outstanding += nsent
+		mf.sent += int64(nsent)
 	}
 	mf.dispatchLocked(now, &o)
 	mf.mu.Unlock()
@@ -254,6 +273,12 @@ func (f *Flow) Notify(nsent int) {
 // only the rest). The window's growth within one srtt is capped at
 // doubling, so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
+	f.update(nrecd, nlost, mode, rtt, -1)
+}
+
+// update is Update that also sets the flow's unsent bytes (see setUnsent)
+// under the same lock, unless unsent is negative.
+func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent int) {
 	var o outbox
 	mf, c, now := f.lockOpen()
 	if mf == nil {
@@ -280,13 +305,35 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	}
 	f.outstanding -= nrecd + nlost
 	mf.outstanding -= nrecd + nlost
+	if unsent < 0 {
+		unsent = f.unsent
+	}
+	f.setUnsentLocked(mf, unsent)
 	nrecd += credit
+	if mode == NoFeedback && mf.hasRTT && !mf.lastFb.IsZero() && now.Sub(mf.lastFb) < mf.srtt {
+		// One flow timed out while the macroflow had feedback within the
+		// last srtt: the path is not silent. A loss, not a timeout of the
+		// macroflow: one connection with a few segments in flight and no
+		// duplicate ACKs must not take every flow's window to one MSS
+		// (EXPERIMENT E1).
+		mode = LossFeedback
+		mf.stats.LocalTimeouts++
+	}
 	feedback := nrecd+nlost > 0 || mode == ExplicitCongestion
 	if feedback || mode == NoFeedback {
 		f.lastFeedback = now
+		mf.lastFb = now
 	}
 	mf.sampleRTTLocked(rtt)
 	mf.ctrl.Age(now, mf.srtt)
+	if mf.unsent > 0 {
+		mf.dr.limitedAt = now // the host's queue holds bytes back
+	}
+	if nrecd > 0 {
+		mf.dr.ack(now, nrecd, max(mf.srtt, minRateInterval))
+	}
+
+	mode = mf.episodeLocked(mode)
 
 	// Growth cap: at most doubling (plus two segments of slack for ACK
 	// bunching) within one srtt.
@@ -296,7 +343,7 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	mf.ctrl.OnFeedback(Feedback{
 		Now: now, Acked: nrecd, Lost: nlost, Mode: mode, RTT: rtt,
 		SRTT: mf.srtt, RTTVar: mf.rttvar, MinRTT: mf.minRTT,
-		InFlight: mf.outstanding, HasFeedback: feedback,
+		InFlight: mf.outstanding - mf.unsent + mf.granted, HasFeedback: feedback,
 	})
 	if limit := 2*mf.roundBase + 2*c.MSS; mf.ctrl.Window() > limit {
 		st := mf.ctrl.State()
@@ -314,6 +361,47 @@ func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
 	o.run()
 }
 
+// setUnsent tells the macroflow that n of the flow's outstanding bytes
+// have not left the sending host yet (a Conn's kernel send queue): they
+// do not count as in flight, neither in the window nor in the rate.
+func (f *Flow) setUnsent(n int) {
+	var o outbox
+	mf, _, now := f.lockOpen()
+	if mf == nil {
+		return
+	}
+	old := f.unsent
+	f.setUnsentLocked(mf, n)
+	if f.unsent < old {
+		mf.dispatchLocked(now, &o)
+	}
+	mf.mu.Unlock()
+	o.run()
+}
+
+// setUnsentLocked sets f.unsent to n, within [0, f.outstanding], and
+// keeps the macroflow's sum. mf.mu is held.
+func (f *Flow) setUnsentLocked(mf *Macroflow, n int) {
+	n = min(max(n, 0), f.outstanding)
+	mf.unsent += n - f.unsent
+	f.unsent = n
+}
+
+// windowRate returns the flow's share of window/srtt (0 without an RTT
+// sample), and whether the window is below ssthresh: the pacing rate of
+// a Conn. Not Query's rate: a delivery rate that fell during a loss
+// recovery would hold the pacing, and with it the delivery rate, down.
+func (f *Flow) windowRate() (rate float64, slowStart bool) {
+	mf := f.lock()
+	defer mf.mu.Unlock()
+	if !mf.hasRTT || mf.srtt <= 0 {
+		return 0, false
+	}
+	mf.ctrl.Age(f.m.cfg.Clock.Now(), mf.srtt)
+	st := mf.ctrl.State()
+	return float64(st.Window) / mf.srtt.Seconds() * mf.shareLocked(f), st.Window < st.SSThresh
+}
+
 // Query returns the flow's share of the macroflow's rate in bytes per
 // second, and the macroflow's srtt and rttvar (cm_query). ok is false
 // until the macroflow has an RTT sample.
@@ -327,7 +415,7 @@ func (f *Flow) Query() (rate float64, srtt, rttvar time.Duration, ok bool) {
 
 func (f *Flow) statusLocked() Status {
 	mf := f.mf.Load()
-	return Status{Rate: mf.rateLocked() * mf.shareLocked(f), SRTT: mf.srtt, RTTVar: mf.rttvar}
+	return Status{Rate: mf.rateLocked(f.m.cfg.Clock.Now()) * mf.shareLocked(f), SRTT: mf.srtt, RTTVar: mf.rttvar}
 }
 
 // Subscribe asks for fn to be called with the flow's status whenever its
@@ -413,6 +501,7 @@ func (f *Flow) SetMacroflow(name string) error {
 	nw.sched.Add(f)
 	f.outstanding = out
 	nw.outstanding += out
+	nw.sent += int64(out)
 	nw.lastUsed = now
 	f.mf.Store(nw)
 	if pending > 0 {

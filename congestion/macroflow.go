@@ -19,12 +19,17 @@ type Macroflow struct {
 
 	srtt, rttvar, minRTT time.Duration
 	hasRTT               bool
-	outstanding          int // bytes notified sent, not yet acked or lost
-	granted              int // bytes granted, not yet notified
+	outstanding          int   // bytes notified sent, not yet acked or lost
+	unsent               int   // bytes of outstanding not yet sent by the host
+	sent                 int64 // bytes ever made outstanding; sent-outstanding are done
+	recover              int64 // sent at the last congestion signal passed on
+	recovering           bool  // a signal was passed on and recover is not yet done
+	granted              int   // bytes granted, not yet notified
 
 	roundStart time.Time // start of the current srtt-long round
 	roundBase  int       // window at roundStart: growth cap within the round
 	lastUsed   time.Time // last open, close or update: LRU and RememberTTL
+	lastFb     time.Time // last Update with feedback
 	nextScan   time.Time // next scan for stale outstanding bytes
 
 	timer      Timer
@@ -32,6 +37,7 @@ type Macroflow struct {
 	nextExpiry time.Time // no grant expires before this; zero: no grant
 	nsubs      int       // flows with a subscription
 
+	dr    deliveryRate   // for Query while the network limits the macroflow
 	stats MacroflowStats // counters
 }
 
@@ -39,15 +45,19 @@ type Macroflow struct {
 type MacroflowStats struct {
 	Key              string
 	Flows            int
-	Window, SSThresh int // bytes
-	Outstanding      int // bytes sent and not yet acked or lost
-	Granted          int // bytes granted and not yet notified
-	Waiting          int // flows with a request pending
+	Window, SSThresh int       // bytes
+	Outstanding      int       // bytes sent and not yet acked or lost
+	Unsent           int       // bytes of Outstanding still queued in the sending host
+	LastFeedback     time.Time // last Update that reported acked or lost bytes or ECN
+	Granted          int       // bytes granted and not yet notified
+	Waiting          int       // flows with a request pending
 	SRTT, RTTVar     time.Duration
-	Rate             float64 // Window/SRTT in bytes per second; 0 without an RTT sample
+	Rate             float64 // bytes per second, as Flow.Query's before the split; 0 without an RTT sample
 	ExpiredGrants    int     // grants that expired unused
 	CappedUpdates    int     // updates whose nrecd/nlost or growth were capped
 	StaleReleased    int     // bytes released because their flow stopped updating
+	MergedSignals    int     // loss or ECN signals within a loss episode already signalled
+	LocalTimeouts    int     // NoFeedback taken as a loss: other feedback came within an srtt
 }
 
 func newMacroflow(m *Manager, key string, now time.Time) *Macroflow {
@@ -79,22 +89,93 @@ func (mf *Macroflow) Stats() MacroflowStats {
 	st := mf.ctrl.State()
 	s.Key, s.Flows = mf.key, len(mf.flows)
 	s.Window, s.SSThresh = st.Window, st.SSThresh
-	s.Outstanding, s.Granted = mf.outstanding, mf.granted
+	s.Outstanding, s.Granted, s.Unsent = mf.outstanding, mf.granted, mf.unsent
 	for f := range mf.flows {
 		if f.pending > 0 {
 			s.Waiting++
 		}
 	}
 	s.SRTT, s.RTTVar = mf.srtt, mf.rttvar
-	s.Rate = mf.rateLocked()
+	s.LastFeedback = mf.lastFb
+	s.Rate = mf.rateLocked(mf.m.cfg.Clock.Now())
 	return s
 }
 
-func (mf *Macroflow) rateLocked() float64 {
+// rateLocked returns the macroflow's rate: while the network limits it,
+// the rate at which its bytes were acknowledged over the last srtt (what
+// it achieves; while no ACK comes, it falls); otherwise window/srtt (what
+// it may send). Window/srtt alone overestimates a busy macroflow: the
+// window counts granted bytes not yet in flight, and a sawtooth window
+// runs ahead of the smoothed srtt (EXPERIMENT E5).
+func (mf *Macroflow) rateLocked(now time.Time) float64 {
 	if !mf.hasRTT || mf.srtt <= 0 {
 		return 0
 	}
+	if mf.outstanding > 0 && now.Sub(mf.dr.limitedAt) <= mf.srtt {
+		if r, ok := mf.dr.rate(now, max(mf.srtt, minRateInterval)); ok {
+			return r
+		}
+	}
 	return float64(mf.ctrl.Window()) / mf.srtt.Seconds()
+}
+
+// minRateInterval is the shortest span of the delivery rate: shorter
+// spans see single ACK bunches and receive-side bursts.
+const minRateInterval = 100 * time.Millisecond
+
+// deliveryRate measures the rate at which a macroflow's bytes are acked,
+// over a sliding span of one srtt.
+type deliveryRate struct {
+	limitedAt time.Time // last time the window or the host's queue held bytes back
+	total     int64     // bytes acked so far
+	ring      [32]drPoint
+	n, head   int // points in ring; index of the newest
+}
+
+type drPoint struct {
+	at    time.Time
+	total int64
+}
+
+// ack counts n acked bytes at now. Points closer than span/16 are merged,
+// so the ring covers at least two spans.
+func (d *deliveryRate) ack(now time.Time, n int, span time.Duration) {
+	d.total += int64(n)
+	if d.n > 0 && now.Sub(d.ring[d.head].at) < span/16 {
+		d.ring[d.head].total = d.total
+		return
+	}
+	d.head = (d.head + 1) % len(d.ring)
+	d.ring[d.head] = drPoint{now, d.total}
+	d.n = min(d.n+1, len(d.ring))
+}
+
+// rate returns the bytes acked between the newest point and the last
+// point at least span before it, over that time: the rate of the last
+// srtt, not diluted by the time since the last feedback was read. Once
+// no ACK came for half a span it runs to now instead, and falls. false
+// when the points do not reach back half a span.
+func (d *deliveryRate) rate(now time.Time, span time.Duration) (float64, bool) {
+	if d.n == 0 {
+		return 0, false
+	}
+	to := d.ring[d.head]
+	from := to
+	for i := range d.n {
+		from = d.ring[(d.head-i+len(d.ring))%len(d.ring)]
+		if to.at.Sub(from.at) >= span {
+			break
+		}
+	}
+	end := to.at
+	if now.Sub(to.at) > span/2 {
+		end = now
+	}
+	el := end.Sub(from.at)
+	if el < span/2 {
+		return 0, false
+	}
+	return float64(to.total-from.total) / el.Seconds(), true
 }
 
 // idleSince reports whether the macroflow has no open flow, and since
@@ -167,6 +248,7 @@ func (mf *Macroflow) removeLocked(f *Flow) {
 	}
 	mf.outstanding -= f.outstanding
 	f.outstanding = 0
+	f.setUnsentLocked(mf, 0)
 	f.preacked = 0
 	f.pending = 0
 	mf.sched.Remove(f)
@@ -242,10 +324,15 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 	mf.expireLocked(now)
 	w := mf.ctrl.Window()
 	for {
-		inUse := mf.outstanding + mf.granted
+		// Bytes still queued in the host are not in the network: the
+		// window is what is in flight (RFC 3124's outstanding bytes).
+		inUse := mf.outstanding - mf.unsent + mf.granted
 		avail := w - inUse
 		if avail < c.MSS {
 			if inUse > 0 {
+				if mf.waitingLocked() {
+					mf.dr.limitedAt = now
+				}
 				return
 			}
 			avail = c.MSS // never deadlock on a window below one MSS
@@ -266,6 +353,16 @@ func (mf *Macroflow) dispatchLocked(now time.Time, o *outbox) {
 		f.sendFn = nil
 		mf.armLocked(now, f.grant.Expires)
 	}
+}
+
+// waitingLocked reports whether a flow has a request pending.
+func (mf *Macroflow) waitingLocked() bool {
+	for f := range mf.flows {
+		if f.pending > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // expireLocked returns to the macroflow the grants past their expiry and
@@ -303,6 +400,7 @@ func (mf *Macroflow) expireLocked(now time.Time) {
 			mf.stats.StaleReleased += f.outstanding
 			mf.outstanding -= f.outstanding
 			f.outstanding = 0
+			f.setUnsentLocked(mf, 0)
 		}
 	}
 }
@@ -340,6 +438,35 @@ func (mf *Macroflow) onTimer() {
 	}
 	mf.mu.Unlock()
 	o.run()
+}
+
+// episodeLocked passes on one congestion signal per loss episode of the
+// macroflow, as TCP reduces its window once per window of data (RFC 6582's
+// "recover"): after a LossFeedback or ExplicitCongestion, the signals of
+// any flow are reported to the controller as NoCongestion (their bytes
+// still count as lost) until every byte outstanding at the signal is
+// acknowledged or lost. The controller's once per srtt is not enough for
+// a macroflow: each connection detects the losses of one overflow of the
+// bottleneck on its own, and slow ones (a few segments in flight, no
+// three duplicate ACKs) an srtt or more after the others; a macroflow of
+// four reduced its window two or three times for what reduced an ordinary
+// flow's once (EXPERIMENT E1). mf.mu is held.
+func (mf *Macroflow) episodeLocked(mode LossMode) LossMode {
+	done := mf.sent - int64(mf.outstanding)
+	if mf.recovering && done >= mf.recover {
+		mf.recovering = false
+	}
+	switch mode {
+	case LossFeedback, ExplicitCongestion:
+		if mf.recovering {
+			mf.stats.MergedSignals++
+			return NoCongestion
+		}
+		mf.recovering, mf.recover = true, mf.sent
+	case NoFeedback:
+		mf.recovering = false
+	}
+	return mode
 }
 
 // sampleRTTLocked folds an RTT sample into srtt and rttvar (RFC 6298).
@@ -395,7 +522,7 @@ func (mf *Macroflow) notifyLocked(o *outbox) {
 		return
 	}
 	active := mf.activeWeightLocked()
-	rate := mf.rateLocked()
+	rate := mf.rateLocked(mf.m.cfg.Clock.Now())
 	for f := range mf.flows {
 		if f.sub == nil {
 			continue

@@ -211,6 +211,8 @@ type Manager struct {
 	mu         sync.Mutex
 	macroflows map[string]*Macroflow
 	nextID     uint64
+
+	poller poller // TCP_INFO of the manager's Conns
 }
 
 // NewManager returns a manager configured by cfg (zero fields take their

@@ -395,12 +395,28 @@ func TestHalvingOncePerSRTTAcrossFlows(t *testing.T) {
 			t.Fatalf("after loss report %d: window %s, want %s", i+1, mssf(got), mssf(w/2))
 		}
 	}
-	// One srtt after the first decrease (and less than one srtt after the
-	// last report, so no aging in between).
+	// One srtt after the first decrease, but within the loss episode
+	// (bytes outstanding at the first signal are not all acked yet): the
+	// slow flow's late report of the same overflow is merged.
 	h.clock.Advance(srtt - 3*srtt/10)
 	flows[1].Update(0, mss/2, congestion.ExplicitCongestion, 0)
-	if got := h.stats(flows[1]).Window; got != max(w/4, 2*mss) {
-		t.Fatalf("loss one srtt later: window %s, want %s", mssf(got), mssf(max(w/4, 2*mss)))
+	if s := h.stats(flows[1]); s.Window != w/2 || s.MergedSignals != 4 {
+		t.Fatalf("late report within the episode: window %s, merged %d; want %s, 4", mssf(s.Window), s.MergedSignals, mssf(w/2))
+	}
+	// Everything outstanding at the first signal is acked: a new loss is
+	// a new episode, and halves again.
+	for _, f := range flows {
+		f.Update(2*mss, 0, congestion.NoCongestion, srtt)
+	}
+	if s := h.stats(flows[0]); s.Outstanding != 0 {
+		t.Fatalf("outstanding %d after acking everything", s.Outstanding)
+	}
+	g := h.grantNow(flows[2], mss)
+	flows[2].Notify(g.N)
+	w = h.stats(flows[2]).Window
+	flows[2].Update(0, g.N, congestion.LossFeedback, 0)
+	if got := h.stats(flows[2]).Window; got != max(w/2, 2*mss) {
+		t.Fatalf("loss in a new episode: window %s, want %s", mssf(got), mssf(max(w/2, 2*mss)))
 	}
 }
 
@@ -409,8 +425,16 @@ func TestNoFeedbackOneMSS(t *testing.T) {
 	a, b := h.open(congestion.FlowInfo{}), h.open(congestion.FlowInfo{})
 	g := h.grantNow(a, 1<<20)
 	a.Notify(g.N)
-	a.Update(g.N/2, 0, congestion.NoCongestion, 20*time.Millisecond)
-	a.Update(0, g.N/2, congestion.NoFeedback, 0)
+	a.Update(g.N/4, 0, congestion.NoCongestion, 20*time.Millisecond)
+	// Within an srtt of other feedback a timeout is one flow's: a loss.
+	w := h.stats(a).Window
+	a.Update(0, g.N/4, congestion.NoFeedback, 0)
+	if s := h.stats(a); s.Window != w/2 || s.LocalTimeouts != 1 {
+		t.Fatalf("window after a timeout within an srtt of feedback = %s, local timeouts %d; want %s, 1", mssf(s.Window), s.LocalTimeouts, mssf(w/2))
+	}
+	// An srtt and a half without feedback: the macroflow timed out.
+	h.clock.Advance(30 * time.Millisecond)
+	a.Update(0, g.N-2*(g.N/4), congestion.NoFeedback, 0)
 	if s := h.stats(a); s.Window != mss {
 		t.Fatalf("window after NoFeedback = %s, want 1 MSS", mssf(s.Window))
 	}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Overhead of congestion.Conn against plain writes on loopback TCP (cubic,
-# 64 KiB writes): runs BenchmarkWrite COUNT times (default 5) and prints the
+# 64 KiB writes; modes plain, conn = the default Conn, conn16k = a Conn with
+# a 16 KiB TCP_NOTSENT_LOWAT): runs BenchmarkWrite COUNT times (default 5,
+# the modes interleaved) and prints the
 # medians of throughput and of process CPU time per MB (getrusage: user +
 # system, both ends of the connection), and the Conn/plain ratios. The
 # target is a CPU ratio of at most 1.05.
