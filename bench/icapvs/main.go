@@ -44,6 +44,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 )
 
 // Result is the subset of icapbench -json output used here.
@@ -461,19 +463,13 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
+// median returns the median of f over rs (0 for none).
 func median(rs []Result, f func(Result) float64) float64 {
-	if len(rs) == 0 {
-		return 0
-	}
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = f(r)
 	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return metric.Median(v)
 }
 
 // statuses summarises the status counts of the last round, e.g. "200" or
