@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,42 +21,18 @@ import (
 
 // binaries are built once per test run into a temporary directory that
 // TestMain removes.
-var binaries struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var binaries testenv.BuildOnce
 
-// buildBinary returns the path of cmd/<name> built for this run.
+// buildBinary returns the path of cmd/<name> (icapd or spand) built for
+// this run.
 func buildBinary(t testing.TB, name string) string {
 	t.Helper()
-	testenv.LookPath(t, "go", "golang")
-	root := testenv.ModuleRoot(t)
-	binaries.once.Do(func() {
-		binaries.dir, binaries.err = os.MkdirTemp("", "systest-bin-")
-		if binaries.err != nil {
-			return
-		}
-		for _, cmd := range []string{"icapd", "spand"} {
-			c := exec.Command("go", "build", "-o", filepath.Join(binaries.dir, cmd), "./cmd/"+cmd)
-			c.Dir = root
-			if out, err := c.CombinedOutput(); err != nil {
-				binaries.err = fmt.Errorf("go build ./cmd/%s: %v\n%s", cmd, err, out)
-				return
-			}
-		}
-	})
-	if binaries.err != nil {
-		t.Fatal(binaries.err)
-	}
-	return filepath.Join(binaries.dir, name)
+	return filepath.Join(binaries.Dir(t, "", "./cmd/icapd", "./cmd/spand"), name)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binaries.dir != "" {
-		os.RemoveAll(binaries.dir)
-	}
+	binaries.Remove()
 	printFigures()
 	os.Exit(code)
 }
