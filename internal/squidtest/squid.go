@@ -121,12 +121,8 @@ func start(t testing.TB, bin string, cfg Config) (*Squid, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	s := &Squid{
-		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Addr:   testenv.FreeAddr(t),
 		Dir:    dir,
 		exited: make(chan struct{}),
 	}
@@ -350,24 +346,11 @@ func chownForSquid(dir string) error {
 	})
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // FreePort returns a loopback TCP port that was free a moment ago, for
 // programs (like squid or c-icap) that cannot be told to bind port 0.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.FreePort(t)
 }
 
 func onOff(b bool) string {

@@ -126,7 +126,7 @@ func (p *proc) wait(t testing.TB, timeout time.Duration) int {
 // waitLog polls the process's output until it holds substr.
 func (p *proc) waitLog(t testing.TB, substr string, timeout time.Duration) {
 	t.Helper()
-	poll(t, timeout, p.name+" logs "+strconv.Quote(substr), func() bool { return strings.Contains(p.log.String(), substr) })
+	testenv.Poll(t, timeout, p.name+" logs "+strconv.Quote(substr), func() bool { return strings.Contains(p.log.String(), substr) })
 }
 
 // status fields of /proc/PID/status in bytes: VmRSS (resident now) and
@@ -154,20 +154,6 @@ func (p *proc) memStatus(t testing.TB) (rss, hwm int64) {
 		t.Fatalf("%s: no VmRSS in /proc/%d/status", p.name, p.cmd.Process.Pid)
 	}
 	return rss, hwm
-}
-
-// poll calls cond until it is true, failing the test with what after
-// timeout. The interval only paces the polling.
-func poll(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("not within %v: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // icapd is a running cmd/icapd.
