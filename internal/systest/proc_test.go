@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/dashboard"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
@@ -187,19 +188,14 @@ func scrape(t testing.TB, url string) map[string]float64 {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d", url, resp.StatusCode)
 	}
+	// Keyed by the series as written: name{labels}, or name alone.
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
+	for _, m := range dashboard.ParseMetrics(string(body)) {
+		key := m.Name
+		if m.Labels != "" {
+			key += "{" + m.Labels + "}"
 		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
+		out[key] = m.Value
 	}
 	return out
 }
