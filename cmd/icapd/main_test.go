@@ -184,18 +184,14 @@ func TestSIGTERMDuringTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// icapd stops accepting while the transfer goes on.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.Poll(t, 20*time.Second, "icapd stops accepting connections after SIGTERM", func() bool {
 		c, err := net.DialTimeout("tcp", d.icap, time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("icapd still accepts connections after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	readDone := make(chan struct {
 		n   int64
 		err error
