@@ -44,6 +44,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 )
 
 // Result is the subset of icapbench -json output used here.
@@ -315,12 +317,19 @@ func (p *proc) stop() {
 func startIcapd(bin, dir string) *proc {
 	addr := freeAddr()
 	cmd := exec.Command(bin, "-listen", addr, "-admin", freeAddr(), "-access-log", filepath.Join(dir, "icapd-access.log"), "-log-level", "warn")
+	return launch("icapd", addr, cmd, func() *proc { return startIcapd(bin, dir) })
+}
+
+// launch starts cmd, a server that listens on addr, in its own process
+// group with its output on stderr, waits until it accepts connections and
+// watches it; restart starts it again should it die.
+func launch(name, addr string, cmd *exec.Cmd, restart func() *proc) *proc {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	check(cmd.Start())
 	waitListen(addr)
-	p := (&proc{server: server{"icapd", addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
-	p.restart = func() *proc { return startIcapd(bin, dir) }
+	p := (&proc{server: server{name, addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
+	p.restart = restart
 	return p
 }
 
@@ -356,26 +365,14 @@ func startCICAP(bin, dir string) *proc {
 	confPath := filepath.Join(dir, "c-icap.conf")
 	check(os.WriteFile(confPath, conf.Bytes(), 0o644))
 	cmd := exec.Command(bin, "-N", "-f", confPath)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	check(cmd.Start())
-	waitListen(addr)
-	p := (&proc{server: server{"c-icap", addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
-	p.restart = func() *proc { return startCICAP(bin, dir) }
-	return p
+	return launch("c-icap", addr, cmd, func() *proc { return startCICAP(bin, dir) })
 }
 
 // startLimit starts bench/icaplimit, the protocol-free ceiling.
 func startLimit(bin string) *proc {
 	addr := freeAddr()
 	cmd := exec.Command(bin, "-listen", addr)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	check(cmd.Start())
-	waitListen(addr)
-	p := (&proc{server: server{"limit", addr, "/echo", cmd.Process.Pid}, cmd: cmd}).watch()
-	p.restart = func() *proc { return startLimit(bin) }
-	return p
+	return launch("limit", addr, cmd, func() *proc { return startLimit(bin) })
 }
 
 func waitListen(addr string) {
@@ -461,19 +458,13 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
+// median returns the median of f over rs (0 for none).
 func median(rs []Result, f func(Result) float64) float64 {
-	if len(rs) == 0 {
-		return 0
-	}
 	v := make([]float64, len(rs))
 	for i, r := range rs {
 		v[i] = f(r)
 	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return metric.Median(v)
 }
 
 // statuses summarises the status counts of the last round, e.g. "200" or

@@ -15,12 +15,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 	"github.com/edgeadapt/edgeadapt/transcode"
 	"github.com/edgeadapt/edgeadapt/transcode/compress"
 	"github.com/edgeadapt/edgeadapt/transcode/image"
@@ -128,12 +128,6 @@ func totalMP(fs []file) float64 {
 	return s
 }
 
-func median(v []float64) float64 {
-	v = slices.Clone(v)
-	sort.Float64s(v)
-	return v[len(v)/2]
-}
-
 // engineSpeed runs rounds of the photo set through a Transcoder with w
 // slots and w goroutines; it returns the median MP/s and every latency by
 // file.
@@ -176,7 +170,7 @@ func engineSpeed(e image.Engine, files []file, w int) (float64, float64, map[str
 		speeds = append(speeds, totalMP(files)/time.Since(start).Seconds())
 		cpuSpeeds = append(cpuSpeeds, totalMP(files)/(cpuSelf()-cpu0).Seconds())
 	}
-	return median(speeds), median(cpuSpeeds), lat, cpuLat
+	return metric.Median(speeds), metric.Median(cpuSpeeds), lat, cpuLat
 }
 
 // cpuSelf returns the CPU time (user+sys) this process has used.
@@ -198,8 +192,7 @@ func pct(lat map[string][]time.Duration, files []file, lo, hi float64, p int) st
 		return "-"
 	}
 	slices.Sort(all)
-	i := min(len(all)-1, (len(all)*p+99)/100-1)
-	return all[max(i, 0)].Round(time.Millisecond).String()
+	return metric.Percentile(all, float64(p)/100).Round(time.Millisecond).String()
 }
 
 // vipsthumbnailSpeed runs `vipsthumbnail` on the same files with the same
@@ -238,7 +231,7 @@ func vipsthumbnailSpeed(dir string, files []file, w int) (float64, float64) {
 		speeds = append(speeds, totalMP(files)/time.Since(start).Seconds())
 		cpuSpeeds = append(cpuSpeeds, totalMP(files)/cpu.Seconds())
 	}
-	return median(speeds), median(cpuSpeeds)
+	return metric.Median(speeds), metric.Median(cpuSpeeds)
 }
 
 // vipsthumbnailBomb times vipsthumbnail on the bomb and samples its VmHWM
@@ -463,7 +456,7 @@ func textTable(dir string) {
 				}
 				sizes[i] = len(o.Body)
 			}
-			ms[i] = median(times)
+			ms[i] = metric.Median(times)
 			cpums[i] = float64((cpuSelf() - cpu0).Microseconds()) / 1000 / float64(n) * 200e3 / float64(len(b))
 		}
 		if ct == "text/html" {
@@ -478,5 +471,5 @@ func textTable(dir string) {
 			ms[0], cpums[0], ms[1], cpums[1], ms[2], cpums[2])
 	}
 	fmt.Printf("| **all** | %d | %d | | %d | | %.1f%% | %.1f%% | HTML median %.1f (%.1f) | | |\n\n", tRaw, tGz, tBr,
-		saved(tRaw, tBr), saved(tGz, tBr), median(htmlGz), median(htmlGzCPU))
+		saved(tRaw, tBr), saved(tGz, tBr), metric.Median(htmlGz), metric.Median(htmlGzCPU))
 }

@@ -37,21 +37,6 @@ func TestCheckTarget(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	var d []time.Duration
-	for i := 1; i <= 100; i++ {
-		d = append(d, time.Duration(i)*time.Millisecond)
-	}
-	for p, want := range map[float64]time.Duration{0.5: 50 * time.Millisecond, 0.99: 99 * time.Millisecond, 1: 100 * time.Millisecond} {
-		if got := percentile(d, p); got != want {
-			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", p, got, want)
-		}
-	}
-	if got := percentile(nil, 0.5); got != 0 {
-		t.Errorf("percentile(nil) = %v", got)
-	}
-}
-
 // TestRun drives a real icap.Server through each mode, with the raw
 // client and with the icap.Client, and checks the counts: -n is exact,
 // statuses are what the server answered, the whole body came back.

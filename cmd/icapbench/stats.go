@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 )
 
 // workerStats is what one connection's loop records; merged at the end so
@@ -73,21 +75,12 @@ func merge(r *Report, ws []*workerStats, elapsed time.Duration) {
 		r.MBPerSec = float64(out) / 1e6 / r.Seconds
 		r.MBInPerSec = float64(in) / 1e6 / r.Seconds
 	}
-	r.P50Ms = ms(percentile(all, 0.50))
-	r.P90Ms = ms(percentile(all, 0.90))
-	r.P99Ms = ms(percentile(all, 0.99))
+	r.P50Ms = ms(metric.Percentile(all, 0.50))
+	r.P90Ms = ms(metric.Percentile(all, 0.90))
+	r.P99Ms = ms(metric.Percentile(all, 0.99))
 	if len(all) > 0 {
 		r.MaxMs = ms(all[len(all)-1])
 	}
-}
-
-// percentile returns the nearest-rank percentile of sorted durations.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p+0.999999) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

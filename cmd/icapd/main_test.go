@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,36 +35,17 @@ type daemon struct {
 
 var startedRE = regexp.MustCompile(`msg="icapd started" icap=(\S*) icaps=\S* admin=(\S*)`)
 
-var build struct {
-	once sync.Once
-	dir  string
-	bin  string
-	err  error
-}
+var build testenv.BuildOnce
 
 // buildIcapd builds the binary once per test run (removed in TestMain).
 func buildIcapd(t *testing.T) string {
 	t.Helper()
-	build.once.Do(func() {
-		if build.dir, build.err = os.MkdirTemp("", "icapd-test-"); build.err != nil {
-			return
-		}
-		build.bin = filepath.Join(build.dir, "icapd")
-		if out, err := exec.Command("go", "build", "-o", build.bin, ".").CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.bin
+	return filepath.Join(build.Dir(t, "", "./cmd/icapd"), "icapd")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
-	}
+	build.Remove()
 	os.Exit(code)
 }
 
@@ -204,18 +184,14 @@ func TestSIGTERMDuringTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// icapd stops accepting while the transfer goes on.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.Poll(t, 20*time.Second, "icapd stops accepting connections after SIGTERM", func() bool {
 		c, err := net.DialTimeout("tcp", d.icap, time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("icapd still accepts connections after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	readDone := make(chan struct {
 		n   int64
 		err error

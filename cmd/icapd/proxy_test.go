@@ -83,12 +83,9 @@ func TestProxyEmbeddedDefaults(t *testing.T) {
 		}
 		return m[1]
 	}
-	for deadline := time.Now().Add(10 * time.Second); metric(`icapd_proxy_reports_total{result="ok"}`) == "0"; {
-		if time.Now().After(deadline) {
-			t.Fatal("no performance report of the proxy's client connection after 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Poll(t, 10*time.Second, "a performance report of the proxy's client connection", func() bool {
+		return metric(`icapd_proxy_reports_total{result="ok"}`) != "0"
+	})
 	if got := metric("spand_aggregated_reports_total"); got == "0" || got == "" {
 		t.Errorf("spand_aggregated_reports_total %q: the reports did not reach the in-process store", got)
 	}

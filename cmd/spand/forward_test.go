@@ -42,12 +42,7 @@ func TestReportToOutage(t *testing.T) {
 	pcap := filepath.Join(testenv.Corpus(t, "pcap"), "zeek-ssh-ssh.pcap")
 	// Reserve a loopback address, then free it: the central server is
 	// down until the test starts it there.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	tokFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -73,7 +68,7 @@ func TestReportToOutage(t *testing.T) {
 	}
 
 	// The central server comes up, with a token.
-	ln, err = net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Skipf("the reserved port was taken meanwhile: %v", err)
 	}
@@ -106,9 +101,7 @@ func TestReportToOutage(t *testing.T) {
 // node says at the end how many it could not deliver; bad flags fail.
 func TestReportToBoundAndErrors(t *testing.T) {
 	pcap := filepath.Join(testenv.Corpus(t, "pcap"), "zeek-ssh-ssh.pcap")
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testenv.FreeAddr(t)
 	var out, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-r", pcap, "-report-to", "http://" + addr,
 		"-report-queue", "5", "-report-every", "10ms", "-report-wait", "50ms"}, &out, &stderr)

@@ -19,11 +19,7 @@ import (
 // the end, and the report forwarded to a second spand server.
 func TestLiveCommand(t *testing.T) {
 	testenv.RequireRoot(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := testenv.Listen(t)
 	port := ln.Addr().(*net.TCPAddr).Port
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -84,11 +80,5 @@ func TestLiveCommand(t *testing.T) {
 // waitFor polls cond until it holds or 20 s pass.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 20 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Poll(t, 20*time.Second, "condition", cond)
 }

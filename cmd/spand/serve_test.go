@@ -26,11 +26,7 @@ import (
 // function that stops it and returns serve's error.
 func startServe(t *testing.T, capture CaptureFunc, o *serveFlags) (string, func() error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startServeOn(t, ln, capture, o)
+	return startServeOn(t, testenv.Listen(t), capture, o)
 }
 
 // startServeOn is startServe on the listener ln.
@@ -136,12 +132,12 @@ func TestServeCaptureSnapshotQuery(t *testing.T) {
 }
 
 func TestServeFlagsErrors(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln := testenv.Listen(t)
 	o := &serveFlags{redis: "127.0.0.1:1", snapshot: "x"}
 	if err := serve(context.Background(), ln, nil, o, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "exclude") {
 		t.Fatalf("-snapshot with -redis: %v", err)
 	}
-	ln, _ = net.Listen("tcp", "127.0.0.1:0")
+	ln = testenv.Listen(t)
 	o = &serveFlags{}
 	o.agg.local = "10.0.0.0/99"
 	if err := serve(context.Background(), ln, nil, o, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "-local") {
@@ -162,11 +158,7 @@ func TestServeFlagsErrors(t *testing.T) {
 func TestLiveServe(t *testing.T) {
 	testenv.RequireRoot(t)
 	// A sender: 1 MB to every connection, then close.
-	src, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := testenv.Listen(t)
 	payload := bytes.Repeat([]byte("spand"), 200_000)
 	go func() {
 		for {
@@ -179,12 +171,7 @@ func TestLiveServe(t *testing.T) {
 	}()
 	port := src.Addr().(*net.TCPAddr).Port
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := l.Addr().String()
-	l.Close()
+	api := testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,18 +19,11 @@ const SlowRate = 256_000 // bit/s
 // slowBelow is the default policy's bound of the "slow" class in bytes/s.
 const slowBelow = 512_000 / 8
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	bins      Binaries
-	buildErr  error
-)
+var build testenv.BuildOnce
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	build.Remove()
 	os.Exit(code)
 }
 
@@ -39,17 +31,8 @@ func TestMain(m *testing.M) {
 // "vips", selects build tags).
 func binaries(t testing.TB) Binaries {
 	t.Helper()
-	testenv.LookPath(t, "go", "golang")
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "e2e-bin-")
-		if buildErr == nil {
-			bins, buildErr = Build(testenv.ModuleRoot(t), buildDir, os.Getenv("E2E_TAGS"))
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bins
+	dir := build.Dir(t, os.Getenv("E2E_TAGS"), "./cmd/icapd", "./cmd/spand")
+	return Binaries{Icapd: filepath.Join(dir, "icapd"), Spand: filepath.Join(dir, "spand")}
 }
 
 // env is one test bed with the origin and the two clients.

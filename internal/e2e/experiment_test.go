@@ -6,13 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -299,7 +299,7 @@ func experimentTable(rs []*modeResult, o *Origin, runs, fastRuns int, tags strin
 			ls := r.loads[key]
 			client, pol, _ := strings.Cut(key, "/")
 			d := durations(ls)
-			p("| %s | %s | %s | %s | %s – %s | %s |", r.mode, client, pol, secs(median(d)), secs(minOf(d)), secs(maxOf(d)), kb(median(wires(ls))))
+			p("| %s | %s | %s | %s | %s – %s | %s |", r.mode, client, pol, secs(metric.Median(d)), secs(minOf(d)), secs(maxOf(d)), kb(metric.Median(wires(ls))))
 		}
 	}
 	p("")
@@ -309,8 +309,8 @@ func experimentTable(rs []*modeResult, o *Origin, runs, fastRuns int, tags strin
 		sa, sp := r.loads["slow/adapted"], r.loads["slow/pass"]
 		fa, fp := r.loads["fast/adapted"], r.loads["fast/pass"]
 		p("| %s | %.1fx | %.1fx | %.3f; %.3f | %d of %d | %d of %d | %s, %s | %s | %.0f kbit/s | %d |", r.mode,
-			median(durations(sp))/median(durations(sa)), median(wires(sp))/median(wires(sa)),
-			median(durations(fa))/median(durations(fp)), median(ratios(durations(fa), durations(fp))), r.fastChanged, len(fa)+len(fp), r.fastLearnChanged, r.fastLearnLoads,
+			metric.Median(durations(sp))/metric.Median(durations(sa)), metric.Median(wires(sp))/metric.Median(wires(sa)),
+			metric.Median(durations(fa))/metric.Median(durations(fp)), metric.Median(ratios(durations(fa), durations(fp))), r.fastChanged, len(fa)+len(fp), r.fastLearnChanged, r.fastLearnLoads,
 			secs(r.first.Duration.Seconds()), kb(float64(r.first.WireBytes)), secs(r.learn.Seconds()), r.rate*8/1000, r.warmup)
 	}
 	for _, r := range rs {
@@ -358,18 +358,6 @@ func ratios(a, b []float64) []float64 {
 		out[i] = a[i] / b[i]
 	}
 	return out
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func minOf(xs []float64) float64 {

@@ -51,24 +51,6 @@ type Binaries struct {
 	Icapd, Spand string
 }
 
-// Build compiles cmd/icapd and cmd/spand of the module at root into dir
-// (with build tags tags, e.g. "vips"; empty for the pure Go build).
-func Build(root, dir, tags string) (Binaries, error) {
-	b := Binaries{Icapd: filepath.Join(dir, "icapd"), Spand: filepath.Join(dir, "spand")}
-	for bin, pkg := range map[string]string{b.Icapd: "./cmd/icapd", b.Spand: "./cmd/spand"} {
-		args := []string{"build", "-o", bin}
-		if tags != "" {
-			args = append(args, "-tags", tags)
-		}
-		cmd := exec.Command("go", append(args, pkg)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return b, fmt.Errorf("go build %s: %w: %s", pkg, err, out)
-		}
-	}
-	return b, nil
-}
-
 // Proc is a daemon running inside a namespace.
 type Proc struct {
 	Name string

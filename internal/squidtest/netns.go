@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
@@ -56,58 +52,13 @@ func StartNetns(t testing.TB, nc NetnsConfig) *Squid {
 		fmt.Fprintf(&acl, "acl netns_clients src %s\nhttp_access allow netns_clients\n", strings.Join(nc.Allow, " "))
 	}
 	s.Conf = strings.Replace(conf, "http_access allow localhost\n", acl.String(), 1)
-	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "squid.conf"), []byte(s.Conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := chownForSquid(dir); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.Create(filepath.Join(dir, "squid.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// ip netns exec enters the namespace and execs squid: the pid and
 	// the process group are Squid's.
-	s.cmd = exec.Command(ip, "netns", "exec", nc.Namespace, bin, "-N", "-f", filepath.Join(dir, "squid.conf"))
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = out, out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		out.Close()
-		t.Fatalf("squidtest: start squid in %s: %v", nc.Namespace, err)
+	if err := s.launch(t, ip, "netns", "exec", nc.Namespace, bin); err != nil {
+		t.Fatalf("squidtest: in namespace %s: %v", nc.Namespace, err)
 	}
-	go func() {
-		s.err = s.cmd.Wait()
-		out.Close()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("squidtest: squid.conf:\n%s\ncache.log:\n%s\naccess.log:\n%s", s.Conf, tail(s.CacheLog(), 4000), tail(s.AccessLog(), 2000))
-		}
-		s.kill()
-	})
-	timeout := nc.StartTimeout
-	if timeout == 0 {
-		timeout = DefaultStartTimeout
+	if err := s.waitListening(nc.Dial, nc.Listen, nc.StartTimeout); err != nil {
+		t.Fatalf("squidtest: in namespace %s: %v", nc.Namespace, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		c, err := nc.Dial(ctx, "tcp", nc.Listen)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("squidtest: squid exited during startup (%v): %s", s.err, tail(s.CacheLog()+s.readFile("squid.out"), 2000))
-		case <-ctx.Done():
-			t.Fatalf("squidtest: squid did not listen on %s in %s within %v: %s", nc.Listen, nc.Namespace, timeout, tail(s.CacheLog(), 2000))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return s
 }

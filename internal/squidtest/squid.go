@@ -1,6 +1,7 @@
 package squidtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -120,40 +121,51 @@ func start(t testing.TB, bin string, cfg Config) (*Squid, error) {
 		return nil, err
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	s := &Squid{
-		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Addr:   testenv.FreeAddr(t),
 		Dir:    dir,
 		exited: make(chan struct{}),
 	}
 	s.Conf = cfg.render(dir, s.Addr, os.Geteuid() == 0)
+	if err := s.launch(t, bin); err != nil {
+		return nil, err
+	}
+	dialer := net.Dialer{Timeout: time.Second}
+	if err := s.waitListening(dialer.DialContext, s.Addr, cfg.StartTimeout); err != nil {
+		s.kill()
+		return nil, err
+	}
+	return s, nil
+}
+
+// launch writes s.Conf and a hosts file into s.Dir and starts
+// "name args... -N -f squid.conf" there in its own process group, so that
+// the pinger and other helpers die with it. Squid is killed in t.Cleanup,
+// which logs its configuration and logs when the test failed.
+func (s *Squid) launch(t testing.TB, name string, args ...string) error {
+	t.Helper()
 	// Squid resolves nothing: the origin is addressed as 127.0.0.1, and
 	// hosts_file answers for localhost.
-	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(filepath.Join(s.Dir, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "squid.conf"), []byte(s.Conf), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(filepath.Join(s.Dir, "squid.conf"), []byte(s.Conf), 0o644); err != nil {
+		return err
 	}
-	if err := chownForSquid(dir); err != nil {
-		return nil, err
+	if err := chownForSquid(s.Dir); err != nil {
+		return err
 	}
-	out, err := os.Create(filepath.Join(dir, "squid.out"))
+	out, err := os.Create(filepath.Join(s.Dir, "squid.out"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.cmd = exec.Command(bin, "-N", "-f", filepath.Join(dir, "squid.conf"))
-	s.cmd.Dir = dir
+	s.cmd = exec.Command(name, append(args, "-N", "-f", filepath.Join(s.Dir, "squid.conf"))...)
+	s.cmd.Dir = s.Dir
 	s.cmd.Stdout, s.cmd.Stderr = out, out
-	// Its own process group, so that the pinger and other helpers die
-	// with it.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("start squid: %w", err)
+		return fmt.Errorf("start squid: %w", err)
 	}
 	go func() {
 		s.err = s.cmd.Wait()
@@ -167,26 +179,29 @@ func start(t testing.TB, bin string, cfg Config) (*Squid, error) {
 		}
 		s.kill()
 	})
+	return nil
+}
 
-	timeout := cfg.StartTimeout
+// waitListening dials addr until Squid accepts a connection, and fails
+// when Squid exits first or timeout (0 means DefaultStartTimeout) passes.
+func (s *Squid) waitListening(dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, timeout time.Duration) error {
 	if timeout == 0 {
 		timeout = DefaultStartTimeout
 	}
-	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
 	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		c, err := dial(ctx, "tcp", addr)
 		if err == nil {
 			c.Close()
-			return s, nil
+			return nil
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("squid exited during startup (%v): %s", s.err, tail(s.CacheLog()+s.readFile("squid.out"), 2000))
+			return fmt.Errorf("squid exited during startup (%v): %s", s.err, tail(s.CacheLog()+s.readFile("squid.out"), 2000))
+		case <-ctx.Done():
+			return fmt.Errorf("squid did not listen on %s within %v: %s", addr, timeout, tail(s.CacheLog(), 2000))
 		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return nil, fmt.Errorf("squid did not listen on %s within %v: %s", s.Addr, timeout, tail(s.CacheLog(), 2000))
 		}
 	}
 }
@@ -331,24 +346,11 @@ func chownForSquid(dir string) error {
 	})
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // FreePort returns a loopback TCP port that was free a moment ago, for
 // programs (like squid or c-icap) that cannot be told to bind port 0.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.FreePort(t)
 }
 
 func onOff(b bool) string {

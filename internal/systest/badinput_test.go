@@ -270,7 +270,7 @@ func TestBadInput(t *testing.T) {
 			}
 			d.waitLog(t, "reason="+tc.reason, 10*time.Second)
 			var passed float64
-			poll(t, 10*time.Second, "the pass counted", func() bool {
+			testenv.Poll(t, 10*time.Second, "the pass counted", func() bool {
 				passed = sum(d.metrics(t), "icapd_transcode_passed_total", `reason="`+tc.reason+`"`) - sum(before, "icapd_transcode_passed_total", `reason="`+tc.reason+`"`)
 				return passed >= 1
 			})
@@ -300,7 +300,7 @@ func TestBadInput(t *testing.T) {
 		}
 		d.waitLog(t, "the transcode cannot be committed early; passing unchanged", 10*time.Second)
 		var streamed float64
-		poll(t, 10*time.Second, "the RESPMOD counted", func() bool {
+		testenv.Poll(t, 10*time.Second, "the RESPMOD counted", func() bool {
 			streamed = sum(d.metrics(t), "icapd_sent_bytes_total", `method="RESPMOD"`) - sum(before, "icapd_sent_bytes_total", `method="RESPMOD"`)
 			return streamed >= float64(huge)
 		})
@@ -337,7 +337,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("status %d, %d bytes, err %v; want the original %d bytes", resp.StatusCode, len(got), err, len(want))
 			}
 			d.waitLog(t, "reason=too-large", 10*time.Second)
-			poll(t, 10*time.Second, "the early commit counted too-large", func() bool {
+			testenv.Poll(t, 10*time.Second, "the early commit counted too-large", func() bool {
 				return sum(d.metrics(t), "icapd_early_commit_total", `outcome="too-large"`)-sum(before, "icapd_early_commit_total", `outcome="too-large"`) >= 1
 			})
 			figure(t, "outcome", "original %d bytes (early commit, over -early-hold-bytes: too-large) in %v", len(got), took.Round(time.Millisecond))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/squidtest"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // Squid settings of the failover test. Squid's minimum revival delay is
@@ -115,7 +116,7 @@ func (l *loader) inFlight(t time.Time) []timedResult {
 // waitCount polls until at least n requests started at or after t0.
 func (l *loader) waitCount(t *testing.T, t0 time.Time, n int, what string) {
 	t.Helper()
-	poll(t, 2*time.Minute, fmt.Sprintf("%d requests %s", n, what), func() bool { return len(l.since(t0, time.Time{})) >= n })
+	testenv.Poll(t, 2*time.Minute, fmt.Sprintf("%d requests %s", n, what), func() bool { return len(l.since(t0, time.Time{})) >= n })
 }
 
 // failed returns the results that are not a complete 200 response, and
@@ -243,7 +244,7 @@ func TestICAPDFailover(t *testing.T) {
 
 	d = startICAPD(t, args...)
 	var tRevived time.Time
-	poll(t, revivalDelay+60*time.Second, "Squid adapts again after icapd restarted", func() bool {
+	testenv.Poll(t, revivalDelay+60*time.Second, "Squid adapts again after icapd restarted", func() bool {
 		for _, r := range l.since(tRestart, time.Time{}) {
 			if r.adapted && r.err == nil {
 				tRevived = r.start

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 	"github.com/edgeadapt/edgeadapt/internal/squidtest"
 )
 
@@ -87,7 +88,7 @@ func (s *rssSampler) thirds() (first, last, peak float64, n int) {
 		peak = max(peak, x)
 	}
 	k := n / 3
-	return median(append([]float64(nil), xs[:k]...)), median(append([]float64(nil), xs[n-k:]...)), peak, n
+	return metric.Median(xs[:k]), metric.Median(xs[n-k:]), peak, n
 }
 
 // checker fetches the pass-through objects of the mix through Squid in a

@@ -10,55 +10,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/dashboard"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // binaries are built once per test run into a temporary directory that
 // TestMain removes.
-var binaries struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var binaries testenv.BuildOnce
 
-// buildBinary returns the path of cmd/<name> built for this run.
+// buildBinary returns the path of cmd/<name> (icapd or spand) built for
+// this run.
 func buildBinary(t testing.TB, name string) string {
 	t.Helper()
-	testenv.LookPath(t, "go", "golang")
-	root := testenv.ModuleRoot(t)
-	binaries.once.Do(func() {
-		binaries.dir, binaries.err = os.MkdirTemp("", "systest-bin-")
-		if binaries.err != nil {
-			return
-		}
-		for _, cmd := range []string{"icapd", "spand"} {
-			c := exec.Command("go", "build", "-o", filepath.Join(binaries.dir, cmd), "./cmd/"+cmd)
-			c.Dir = root
-			if out, err := c.CombinedOutput(); err != nil {
-				binaries.err = fmt.Errorf("go build ./cmd/%s: %v\n%s", cmd, err, out)
-				return
-			}
-		}
-	})
-	if binaries.err != nil {
-		t.Fatal(binaries.err)
-	}
-	return filepath.Join(binaries.dir, name)
+	return filepath.Join(binaries.Dir(t, "", "./cmd/icapd", "./cmd/spand"), name)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binaries.dir != "" {
-		os.RemoveAll(binaries.dir)
-	}
+	binaries.Remove()
 	printFigures()
 	os.Exit(code)
 }
@@ -152,7 +127,7 @@ func (p *proc) wait(t testing.TB, timeout time.Duration) int {
 // waitLog polls the process's output until it holds substr.
 func (p *proc) waitLog(t testing.TB, substr string, timeout time.Duration) {
 	t.Helper()
-	poll(t, timeout, p.name+" logs "+strconv.Quote(substr), func() bool { return strings.Contains(p.log.String(), substr) })
+	testenv.Poll(t, timeout, p.name+" logs "+strconv.Quote(substr), func() bool { return strings.Contains(p.log.String(), substr) })
 }
 
 // status fields of /proc/PID/status in bytes: VmRSS (resident now) and
@@ -180,20 +155,6 @@ func (p *proc) memStatus(t testing.TB) (rss, hwm int64) {
 		t.Fatalf("%s: no VmRSS in /proc/%d/status", p.name, p.cmd.Process.Pid)
 	}
 	return rss, hwm
-}
-
-// poll calls cond until it is true, failing the test with what after
-// timeout. The interval only paces the polling.
-func poll(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("not within %v: %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // icapd is a running cmd/icapd.
@@ -227,19 +188,14 @@ func scrape(t testing.TB, url string) map[string]float64 {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %d", url, resp.StatusCode)
 	}
+	// Keyed by the series as written: name{labels}, or name alone.
 	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
+	for _, m := range dashboard.ParseMetrics(string(body)) {
+		key := m.Name
+		if m.Labels != "" {
+			key += "{" + m.Labels + "}"
 		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
+		out[key] = m.Value
 	}
 	return out
 }
@@ -262,18 +218,6 @@ func sum(m map[string]float64, metric string, labels ...string) float64 {
 		}
 	}
 	return s
-}
-
-// median of xs (0 for none); xs is sorted in place.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	sort.Float64s(xs)
-	if n := len(xs); n%2 == 0 {
-		return (xs[n/2-1] + xs[n/2]) / 2
-	}
-	return xs[len(xs)/2]
 }
 
 func tail(s string, n int) string {

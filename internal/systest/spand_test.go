@@ -136,7 +136,7 @@ func TestSpandSnapshot(t *testing.T) {
 	}
 	want["192.0.2.6"], _ = s.predict(t, "192.0.2.6")
 	saves := s.metric(t, "spand_snapshot_saves_total")
-	poll(t, 30*time.Second, "two periodic snapshots", func() bool { return s.metric(t, "spand_snapshot_saves_total") >= saves+2 })
+	testenv.Poll(t, 30*time.Second, "two periodic snapshots", func() bool { return s.metric(t, "spand_snapshot_saves_total") >= saves+2 })
 	s.signal(t, syscall.SIGKILL)
 	s.wait(t, 10*time.Second)
 	s = startSpand(t, args...)
@@ -167,7 +167,7 @@ func startRedis(t *testing.T, addr, dir string) *redisServer {
 	t.Cleanup(func() { r.cmd.Process.Kill(); <-r.exited })
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DisableIdentity: true})
 	defer c.Close()
-	poll(t, 20*time.Second, "redis-server answers PING", func() bool {
+	testenv.Poll(t, 20*time.Second, "redis-server answers PING", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		return c.Ping(ctx).Err() == nil
@@ -210,7 +210,7 @@ func TestSpandRedisRestart(t *testing.T) {
 		accepted = append(accepted, batch...)
 	}
 	pendingZero := func(what string) time.Duration {
-		return poll(t, 60*time.Second, what, func() bool {
+		return testenv.Poll(t, 60*time.Second, what, func() bool {
 			return s.metric(t, "spand_redis_pending") == 0 && s.metric(t, "spand_redis_written_total") == float64(len(accepted))
 		})
 	}
@@ -234,7 +234,7 @@ func TestSpandRedisRestart(t *testing.T) {
 	if n := s.metric(t, "spand_redis_pending"); n != 10 {
 		t.Errorf("Redis down: %v reports pending, want 10", n)
 	}
-	poll(t, 30*time.Second, "a failed write counted", func() bool { return s.metric(t, "spand_redis_errors_total") > 0 })
+	testenv.Poll(t, 30*time.Second, "a failed write counted", func() bool { return s.metric(t, "spand_redis_errors_total") > 0 })
 	fallbacks := s.metric(t, "spand_redis_fallbacks_total")
 
 	startRedis(t, addr, dir) // same port and directory: the append-only file is read back

@@ -55,8 +55,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // Defaults for the zero fields of a Topology.
@@ -105,19 +103,10 @@ type Host struct {
 // under CI). Everything it made is removed when the test ends.
 func New(t testing.TB, topo Topology) *Testbed {
 	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.LookPath(t, "ip", "iproute2")
-	testenv.LookPath(t, "tc", "iproute2")
-	if err := Sweep(); err != nil {
-		t.Logf("testbed: sweeping stale namespaces: %v", err)
-	}
+	prepare(t)
 	tb, err := build(topo)
 	if tb != nil {
-		t.Cleanup(func() {
-			if err := tb.Close(); err != nil {
-				t.Errorf("testbed cleanup: %v", err)
-			}
-		})
+		closeOnCleanup(t, tb.Close)
 	}
 	if err != nil {
 		t.Fatalf("testbed: %v", err)

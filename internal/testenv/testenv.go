@@ -4,6 +4,12 @@
 //
 // CI sets CI=true; under it every "skip" here becomes a test failure, so a
 // missing install step in .ci/run cannot hide behind a skipped test.
+//
+// It also holds the helpers several test packages share, so that each
+// has one copy: building the module's commands once per test binary
+// (BuildOnce), loopback listeners and addresses (Listen, FreeAddr,
+// FreePort), polling a condition with a deadline (Poll), an HTTP GET
+// (Get) and a goroutine-safe buffer (SyncBuffer).
 package testenv
 
 import (
