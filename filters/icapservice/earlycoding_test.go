@@ -1,0 +1,210 @@
+package icapservice
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"testing/iotest"
+
+	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/icap/icaptest"
+	"github.com/edgeadapt/edgeadapt/internal/adapt"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
+	"github.com/edgeadapt/edgeadapt/policy"
+)
+
+// codingPolicy transcodes text for slow (Save-Data) clients with a
+// profile that minifies HTML and gzips text, like policy.toml's.
+const codingPolicy = `
+[profiles.slow.html]
+minify = true
+[profiles.slow.compression]
+encoding = "gzip"
+
+[[rules]]
+name = "slow-text"
+match.service = ["respmod"]
+match.bandwidth = ["slow"]
+action = "transcode"
+profile = "slow"
+`
+
+// codingService is a Service with the real Transcoder under codingPolicy.
+func codingService(t testing.TB, dir string) *Service {
+	t.Helper()
+	path := filepath.Join(dir, "policy.toml")
+	if err := os.WriteFile(path, []byte(codingPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := policy.NewHolder(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Service{Policy: h, Transcoder: &adapt.Transcoder{}, MaxBodyBytes: 32 << 20, Counters: &Counters{}}
+}
+
+// bbcPage returns the corpus's 115 KB BBC page, and the same repeated to
+// over 8 MB (over EarlyHoldBytes).
+func bbcPage(t testing.TB) (page, huge []byte) {
+	t.Helper()
+	page, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_bbc.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page, bytes.Repeat(page, 8<<20/len(page)+1)
+}
+
+func gzipped(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// gunzip decodes b, failing on a truncated or corrupt stream.
+func gunzip(t testing.TB, b []byte) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not gzip: %v", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gzip stream of %d bytes: %v", len(b), err)
+	}
+	return out
+}
+
+// TestEarlyCoding: a text body committed early (over EarlyCommitBytes or
+// of unknown length) for a slow client that accepts gzip arrives
+// gzip-encoded, under a header that says so (no Content-Length, Vary:
+// Accept-Encoding, weak ETag): minified when it fits EarlyHoldBytes, the
+// original byte for byte over it. A client without Accept-Encoding gets
+// identity, a fast client and no-transform the origin's bytes, and a
+// gzip-encoded origin keeps its coding as before.
+func TestEarlyCoding(t *testing.T) {
+	page, huge := bbcPage(t)
+	svc := codingService(t, t.TempDir())
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		length  bool // send Content-Length
+		reqHdr  http.Header
+		respHdr http.Header
+		wantCE  string // Content-Encoding of the answer
+		adapted bool   // decoded body minified (else the original)
+		outcome string // early-commit outcome counted ("": none)
+	}{
+		{name: "slow gzip", body: page, length: true, reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip, deflate"}},
+			wantCE: "gzip", adapted: true, outcome: "adapted"},
+		{name: "slow gzip unknown length", body: page, reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"br;q=0.9, gzip"}},
+			wantCE: "gzip", adapted: true, outcome: "adapted"},
+		{name: "slow gzip over EarlyHoldBytes", body: huge, length: true, reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}},
+			wantCE: "gzip", outcome: OutcomeTooLarge},
+		{name: "slow without Accept-Encoding", body: page, length: true, reqHdr: http.Header{"Save-Data": {"on"}},
+			adapted: true, outcome: "adapted"},
+		{name: "slow refusing gzip", body: page, length: true, reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip;q=0"}},
+			adapted: true, outcome: "adapted"},
+		{name: "fast", body: page, length: true, reqHdr: http.Header{"Accept-Encoding": {"gzip"}}},
+		{name: "no-transform", body: page, length: true, reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}},
+			respHdr: http.Header{"Cache-Control": {"no-transform"}}},
+		{name: "origin gzip", body: gzipped(t, page), reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}},
+			respHdr: http.Header{"Content-Encoding": {"gzip"}}, wantCE: "gzip", adapted: true, outcome: "adapted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc.Counters = &Counters{}
+			hreq, _ := http.NewRequest(http.MethodGet, "http://origin.test/news", nil)
+			for k, v := range tc.reqHdr {
+				hreq.Header[k] = v
+			}
+			hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, ContentLength: -1,
+				Header: http.Header{"Content-Type": {"text/html; charset=utf-8"}, "Etag": {`"bbc1"`}}}
+			for k, v := range tc.respHdr {
+				hresp.Header[k] = v
+			}
+			if tc.length {
+				hresp.ContentLength = int64(len(tc.body))
+				hresp.Header.Set("Content-Length", strconv.Itoa(len(tc.body)))
+			}
+			rec := icaptest.NewRecorder()
+			svc.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, bytes.NewReader(tc.body)))
+			if rec.Code == icap.StatusNoContent && !tc.adapted && tc.wantCE == "" {
+				return // no modification: the origin's bytes
+			}
+			resp, ok := rec.Msg.(*http.Response)
+			if rec.Code != icap.StatusOK || !ok {
+				t.Fatalf("ICAP %d, message %T", rec.Code, rec.Msg)
+			}
+			h := resp.Header
+			if got := h.Get("Content-Encoding"); got != tc.wantCE {
+				t.Errorf("Content-Encoding %q, want %q", got, tc.wantCE)
+			}
+			decoded := rec.Body.Bytes()
+			if tc.wantCE == "gzip" {
+				decoded = gunzip(t, decoded)
+			}
+			orig := tc.body
+			if tc.respHdr.Get("Content-Encoding") == "gzip" {
+				orig = page
+			}
+			switch {
+			case tc.adapted:
+				if len(decoded) >= len(orig) || !bytes.Contains(decoded, []byte("</html>")) || !bytes.HasPrefix(bytes.ToLower(decoded), []byte("<!doctype html>")) {
+					t.Errorf("decoded body of %d bytes (from %d): want minified HTML", len(decoded), len(orig))
+				}
+			case !bytes.Equal(decoded, orig):
+				t.Errorf("decoded body of %d bytes differs from the original's %d", len(decoded), len(orig))
+			}
+			if tc.wantCE != "" && tc.respHdr.Get("Content-Encoding") == "" {
+				if h.Get("Content-Length") != "" || !bytes.Contains([]byte(h.Get("Vary")), []byte("Accept-Encoding")) ||
+					len(h.Get("ETag")) < 3 || h.Get("ETag")[:2] != "W/" || h.Get("ETag") == `W/"bbc1"` {
+					t.Errorf("coded header %v", h)
+				}
+				if len(rec.Body.Bytes()) >= len(orig) {
+					t.Errorf("%d gzipped bytes for a %d-byte page", rec.Body.Len(), len(orig))
+				}
+			}
+			if n := svc.Counters.Early(tc.outcome); tc.outcome != "" && n != 1 {
+				t.Errorf("early commits with outcome %q: %d, want 1", tc.outcome, n)
+			}
+			t.Logf("%s: %d bytes from the origin (%d decoded), %d sent (%q, %d decoded)",
+				tc.name, len(tc.body), len(orig), rec.Body.Len(), tc.wantCE, len(decoded))
+		})
+	}
+}
+
+// TestEarlyCodingBrokenBody: when the origin's body breaks off after an
+// early commit that announced gzip and after the hold limit, the gzip
+// stream sent is left without its end, so no client can take the part
+// sent for a whole (shorter) page.
+func TestEarlyCodingBrokenBody(t *testing.T) {
+	_, huge := bbcPage(t)
+	svc := codingService(t, t.TempDir())
+	hreq, _ := http.NewRequest(http.MethodGet, "http://origin.test/news", nil)
+	hreq.Header.Set("Save-Data", "on")
+	hreq.Header.Set("Accept-Encoding", "gzip")
+	hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ContentLength: -1, Header: http.Header{"Content-Type": {"text/html"}}}
+	broken := io.MultiReader(bytes.NewReader(huge[:3<<20]), iotest.ErrReader(io.ErrClosedPipe))
+	rec := icaptest.NewRecorder()
+	svc.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, broken))
+	resp, ok := rec.Msg.(*http.Response)
+	if !ok || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("ICAP %d, message %v", rec.Code, rec.Msg)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(rec.Body.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(io.Discard, zr); err != io.ErrUnexpectedEOF {
+		t.Errorf("broken body: %d bytes decoded, %v; want io.ErrUnexpectedEOF", n, err)
+	}
+}
