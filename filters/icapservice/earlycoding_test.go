@@ -3,17 +3,22 @@ package icapservice
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/icap/icaptest"
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
+	"github.com/edgeadapt/edgeadapt/internal/squidtest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/policy"
 )
@@ -206,5 +211,72 @@ func TestEarlyCodingBrokenBody(t *testing.T) {
 	}
 	if n, err := io.Copy(io.Discard, zr); err != io.ErrUnexpectedEOF {
 		t.Errorf("broken body: %d bytes decoded, %v; want io.ErrUnexpectedEOF", n, err)
+	}
+}
+
+// TestEarlyCodingThroughSquid: behind Squid 5.7, the BBC page (committed
+// early: over EarlyCommitBytes) reaches a slow client accepting gzip
+// minified and gzip-encoded, an 8 MB page of unknown length (over
+// EarlyHoldBytes) gzip-encoded and byte-identical once decoded; a slow
+// client without Accept-Encoding gets the minified page uncoded, a fast
+// client the origin's bytes.
+func TestEarlyCodingThroughSquid(t *testing.T) {
+	page, huge := bbcPage(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if strings.HasPrefix(r.URL.Path, "/huge/") {
+			w.(http.Flusher).Flush() // no Content-Length: committed early
+			w.Write(huge)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		w.Write(page)
+	}))
+	t.Cleanup(origin.Close)
+	svc := codingService(t, t.TempDir())
+	_, srv := serveICAP(t, svc)
+	sq := squidtest.Start(t, squidtest.Config{Services: []squidtest.Service{
+		{Name: "req", Point: squidtest.ReqmodPrecache, URL: srv.ServiceURL("/reqmod")},
+		{Name: "resp", Point: squidtest.RespmodPrecache, URL: srv.ServiceURL("/respmod")},
+	}})
+	client := sq.Client()
+	client.Timeout = 30 * time.Second
+	for i, tc := range []struct {
+		name, path string
+		hdr        http.Header
+		wantCE     string
+		adapted    bool // minified, else the origin's bytes once decoded
+	}{
+		{"slow gzip", "/page/", http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}}, "gzip", true},
+		{"slow gzip over EarlyHoldBytes", "/huge/", http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}}, "gzip", false},
+		{"slow identity", "/page/", http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"identity"}}, "", true},
+		{"fast gzip", "/page/", http.Header{"Accept-Encoding": {"gzip"}}, "", false},
+	} {
+		// testenv.Get with an explicit Accept-Encoding: the transport
+		// leaves the body coded.
+		resp, body := testenv.Get(t, client, fmt.Sprintf("%s%s%d", origin.URL, tc.path, i), tc.hdr)
+		if got := resp.Header.Get("Content-Encoding"); resp.StatusCode != 200 || got != tc.wantCE {
+			t.Errorf("%s: %d, Content-Encoding %q, want %q", tc.name, resp.StatusCode, got, tc.wantCE)
+			continue
+		}
+		decoded := body
+		if tc.wantCE == "gzip" {
+			decoded = gunzip(t, body)
+		}
+		want := page
+		if tc.path == "/huge/" {
+			want = huge
+		}
+		if tc.adapted {
+			if len(decoded) >= len(want) || !bytes.HasSuffix(bytes.TrimSpace(decoded), []byte("</html>")) {
+				t.Errorf("%s: %d bytes decoded from %d: want the minified page", tc.name, len(decoded), len(want))
+			}
+		} else if !bytes.Equal(decoded, want) {
+			t.Errorf("%s: %d bytes decoded, want the origin's %d", tc.name, len(decoded), len(want))
+		}
+		t.Logf("%s: origin %d bytes, client received %d (%q), %d decoded", tc.name, len(want), len(body), tc.wantCE, len(decoded))
+	}
+	if a, tl := svc.Counters.Early("adapted"), svc.Counters.Early(OutcomeTooLarge); a != 2 || tl != 1 {
+		t.Errorf("early commits adapted %d, too-large %d; want 2 and 1", a, tl)
 	}
 }
