@@ -17,7 +17,8 @@
 //     EarlyCommitBytes are answered before they are read (early commit,
 //     policy.EarlyTranscoder), because Squid waits for the answer before
 //     it sends more than 64 KB of a body; of those, only EarlyHoldBytes
-//     are held, larger ones are sent unchanged.
+//     are held, larger ones are sent unchanged (compressed as they
+//     stream when the early header announced a compression).
 //
 // Every response carries the policy's ISTag, which changes on every
 // successful reload, so Squid knows adapted content it cached is stale.
@@ -86,8 +87,10 @@ type Service struct {
 	// larger body, or one of unknown length, is transcoded with an
 	// "early commit" if the Transcoder implements
 	// policy.EarlyTranscoder: the header is sent first, keeping the
-	// original Content-Type and Content-Encoding (no format change), then
-	// the transcoded body or, if the transcode fails, the original one.
+	// original Content-Type (no format change) and Content-Encoding, or
+	// announcing a compression the transcoder chose for an identity-coded
+	// text body, then the transcoded body or, if the transcode fails, the
+	// original one, encoded as announced.
 	// Otherwise it passes unchanged. Smaller bodies are held first and
 	// their answer has the new body's Content-Length, and may change
 	// format (WebP). Squid 5.7 stops sending a RESPMOD body after 64 KB
