@@ -17,7 +17,8 @@
 //     EarlyCommitBytes are answered before they are read (early commit,
 //     policy.EarlyTranscoder), because Squid waits for the answer before
 //     it sends more than 64 KB of a body; of those, only EarlyHoldBytes
-//     are held, larger ones are sent unchanged.
+//     are held, larger ones are sent unchanged (compressed as they
+//     stream when the early header announced a compression).
 //
 // Every response carries the policy's ISTag, which changes on every
 // successful reload, so Squid knows adapted content it cached is stale.
@@ -26,6 +27,7 @@ package icapservice
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -35,6 +37,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/transcode"
+	"github.com/edgeadapt/edgeadapt/transcode/compress"
 )
 
 // DefaultMaxBodyBytes is how much of a body to transcode the service
@@ -84,8 +87,10 @@ type Service struct {
 	// larger body, or one of unknown length, is transcoded with an
 	// "early commit" if the Transcoder implements
 	// policy.EarlyTranscoder: the header is sent first, keeping the
-	// original Content-Type and Content-Encoding (no format change), then
-	// the transcoded body or, if the transcode fails, the original one.
+	// original Content-Type (no format change) and Content-Encoding, or
+	// announcing a compression the transcoder chose for an identity-coded
+	// text body, then the transcoded body or, if the transcode fails, the
+	// original one, encoded as announced.
 	// Otherwise it passes unchanged. Smaller bodies are held first and
 	// their answer has the new body's Content-Length, and may change
 	// format (WebP). Squid 5.7 stops sending a RESPMOD body after 64 KB
@@ -361,8 +366,21 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 			return
 		}
 	}
+	origHeader := resp.Header
 	resp.Header = e.Header
 	d.ApplyResponse(resp.Header, true)
+	// A coding the header announces that the origin did not use (a text
+	// body the profile compresses) applies to whatever body is sent, the
+	// transcoded one or the original, as it streams.
+	body, err := encoder(w, origHeader.Get("Content-Encoding"), resp.Header.Get("Content-Encoding"))
+	if err != nil {
+		s.Counters.early("not-committed")
+		s.logger().Warn("icapservice: cannot encode an early-committed body; passing unchanged", "rule", d.Rule, "err", err)
+		resp.Header = origHeader
+		d.ApplyResponse(resp.Header, false)
+		s.stream(w, r, resp, r.Body)
+		return
+	}
 	resp.ContentLength = -1
 	w.WriteHeader(icap.StatusOK, resp, true)
 
@@ -376,22 +394,47 @@ func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *poli
 		s.logger().Warn("icapservice: reading body to transcode after committing early", "rule", d.Rule, "err", err)
 		return
 	}
+	var outcome string
+	var src io.Reader
 	if int64(len(held)) > limit {
-		s.Counters.early(OutcomeTooLarge)
+		outcome = OutcomeTooLarge
 		s.logger().Info("icapservice: body over the early-commit hold limit; sending the original", "rule", d.Rule,
-			"reason", OutcomeTooLarge, "limit", limit)
-		s.write(w, d, io.MultiReader(bytes.NewReader(held), r.Body))
+			"reason", OutcomeTooLarge, "limit", limit, "content_encoding", resp.Header.Get("Content-Encoding"))
+		src = io.MultiReader(bytes.NewReader(held), r.Body)
+	} else if out, err := e.Transcode(r.Context(), held); err != nil {
+		outcome = passReason(err)
+		s.logPass(r, d, "icapservice: early-committed transcode sends the original", err)
+		src = bytes.NewReader(held)
+	} else {
+		outcome = "adapted"
+		src = bytes.NewReader(out)
+	}
+	s.Counters.early(outcome)
+	if _, err := io.Copy(body, src); err != nil {
+		// Not closing the encoder leaves its stream without its end; the
+		// server cuts the response (a broken request body) or the
+		// connection is gone (a failed write).
+		s.logger().Warn("icapservice: writing early-committed body", "rule", d.Rule, "outcome", outcome, "err", err)
 		return
 	}
-	out, terr := e.Transcode(r.Context(), held)
-	if err = terr; err != nil {
-		s.Counters.early(passReason(err))
-		s.logPass(r, d, "icapservice: early-committed transcode sends the original", err)
-		out = held
-	} else {
-		s.Counters.early("adapted")
+	if err := body.Close(); err != nil {
+		s.logger().Warn("icapservice: ending early-committed body", "rule", d.Rule, "outcome", outcome, "err", err)
 	}
-	s.write(w, d, bytes.NewReader(out))
+}
+
+// encoder returns the writer the body of an early commit goes through:
+// w itself when the announced coding is the origin's, else an encoder to
+// the announced coding of the identity-coded original. Its Close ends
+// the coded stream (and does not close w).
+func encoder(w io.Writer, origCE, announced string) (io.WriteCloser, error) {
+	orig, ce := compress.Normalize(origCE), compress.Normalize(announced)
+	if ce == orig {
+		return compress.NewWriter(w, compress.Identity)
+	}
+	if orig != compress.Identity {
+		return nil, fmt.Errorf("icapservice: early commit announces Content-Encoding %q for a body coded %q", announced, origCE)
+	}
+	return compress.NewWriter(w, ce)
 }
 
 // requestOf returns the encapsulated HTTP request of r, or an empty GET
@@ -401,13 +444,6 @@ func requestOf(r *icap.Request) *http.Request {
 		return r.Request
 	}
 	return &http.Request{Method: http.MethodGet, Header: http.Header{}}
-}
-
-// write copies body into the response already begun.
-func (s *Service) write(w icap.ResponseWriter, d *policy.Decision, body io.Reader) {
-	if _, err := io.Copy(w, body); err != nil {
-		s.logger().Warn("icapservice: writing body", "rule", d.Rule, "err", err)
-	}
 }
 
 // logPass logs why a transcode kept the original: at Debug level for a

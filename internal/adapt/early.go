@@ -12,6 +12,8 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/transcode"
+	"github.com/edgeadapt/edgeadapt/transcode/compress"
+	"github.com/edgeadapt/edgeadapt/transcode/html"
 	"github.com/edgeadapt/edgeadapt/transcode/image"
 )
 
@@ -21,11 +23,19 @@ import (
 var ErrEarlyMismatch = errors.New("adapt: transcoded body does not match the header already sent")
 
 // Early implements policy.EarlyTranscoder. An early-committed transcode
-// keeps the original's format and coding (the profile's image format
-// and compression do not apply), so that the header sent before the
-// body was read describes the transcoded body and the original alike:
+// keeps the original's format (the profile's image format does not
+// apply), so that the header sent before the body was read describes the
+// transcoded body and the original alike:
 //
-//   - Content-Type and Content-Encoding: the original's;
+//   - Content-Type: the original's;
+//   - Content-Encoding: the original's, except for a text body (HTML,
+//     CSS, JS, JSON, text/*) that the origin sent identity-coded, whose
+//     profile compresses, to a client that accepts a coding
+//     compress.NewWriter streams (br, zstd, gzip, negotiated with the
+//     profile's Encodings): then that coding, with "Vary:
+//     Accept-Encoding". Transcode still returns an identity-coded body;
+//     the caller encodes whatever body it sends (the transcoded one or
+//     the original) with the announced coding, as it streams;
 //   - Content-Length, digests and Content-Range: removed (the ICAP
 //     client re-frames the body);
 //   - ETag: W/"ea-..." derived from the original's ETag and the profile,
@@ -52,30 +62,46 @@ func (t *Transcoder) Early(d *policy.Decision, req *http.Request, resp *http.Res
 		return nil
 	}
 	mt := MediaType(orig.Get("Content-Type"))
-	prof := earlyProfile(Profile(d.Profile, mt), mt)
-	if prof == nil {
+	tp := Profile(d.Profile, mt)
+	in := transcode.Input{Header: orig, CacheControl: reqCC}
+	if req != nil {
+		in.Accept, in.AcceptEncoding = req.Header.Get("Accept"), req.Header.Get("Accept-Encoding")
+	}
+	coding := earlyCoding(tp, mt, orig.Get("Content-Encoding"), in.AcceptEncoding)
+	prof := earlyProfile(tp, mt)
+	if prof == nil && coding == "" {
 		return nil
 	}
 	h := orig.Clone()
 	for _, k := range []string{"Content-Length", "Content-Md5", "Digest", "Repr-Digest", "Content-Digest"} {
 		h.Del(k)
 	}
-	if et := earlyETag(orig.Get("ETag"), prof); et != "" {
+	key := tp.Key()
+	if prof != nil {
+		key = prof.Key()
+	}
+	if et := earlyETag(orig.Get("ETag"), key, coding); et != "" {
 		h.Set("ETag", et)
 	} else {
 		h.Del("ETag")
 	}
 	desc := mt + " profile=" + d.Profile.Name + " early"
+	if coding != "" {
+		h.Set("Content-Encoding", coding)
+		h.Set("Vary", mergeVary(h.Values("Vary"), "Accept-Encoding"))
+		desc += " " + coding
+	}
 	if resp.ContentLength >= 0 {
 		desc += "; original=" + strconv.FormatInt(resp.ContentLength, 10)
 	}
 	h.Set("X-Adapted", desc)
-	in := transcode.Input{Header: orig, CacheControl: reqCC}
-	if req != nil {
-		in.Accept, in.AcceptEncoding = req.Header.Get("Accept"), req.Header.Get("Accept-Encoding")
-	}
 	name := d.Profile.Name
 	return &policy.EarlyTranscode{Header: h, Transcode: func(ctx context.Context, body []byte) ([]byte, error) {
+		if prof == nil {
+			// Compression only: the original is the body to encode.
+			return nil, &transcode.PassError{Reason: transcode.ReasonNotApplicable,
+				Err: fmt.Errorf("adapt: profile %q: early commit only compresses %s", name, mt)}
+		}
 		in := in
 		in.Bytes = body
 		out, err := t.tr().Transcode(ctx, in, *prof)
@@ -109,13 +135,40 @@ func earlyProfile(tp transcode.Profile, mt string) *transcode.Profile {
 	return nil
 }
 
+// earlyCoding returns the coding an early commit announces for a body
+// of media type mt with Content-Encoding origCE, for a client sending
+// acceptEncoding, under profile tp: "" to keep the origin's coding (the
+// profile does not compress, the body is an image or not text, already
+// coded, or the client accepts nothing but identity).
+func earlyCoding(tp transcode.Profile, mt, origCE, acceptEncoding string) string {
+	if !tp.Compress || compress.Normalize(origCE) != compress.Identity {
+		return ""
+	}
+	if _, err := image.ParseFormat(mt); err == nil || !html.Minifiable(mt) && !strings.HasPrefix(mt, "text/") {
+		return ""
+	}
+	if c := compress.Negotiate(acceptEncoding, tp.Encodings); c != compress.Identity {
+		return c
+	}
+	return ""
+}
+
+// mergeVary adds name to the Vary values unless they hold it or "*".
+func mergeVary(values []string, name string) string {
+	if tokenIn(values, name) || tokenIn(values, "*") {
+		return strings.Join(values, ", ")
+	}
+	return strings.Join(append(values, name), ", ")
+}
+
 // earlyETag derives the weak ETag of an early-committed response from
-// the original's ETag and the profile ("" when the original has none).
-func earlyETag(orig string, p *transcode.Profile) string {
+// the original's ETag, the profile's key and the coding announced (""
+// when the original has none).
+func earlyETag(orig, key, coding string) string {
 	if orig == "" {
 		return ""
 	}
-	h := sha256.Sum256([]byte(orig + "\x00" + p.Key() + "\x00early"))
+	h := sha256.Sum256([]byte(orig + "\x00" + key + "\x00early\x00" + coding))
 	return `W/"ea-` + base64.RawURLEncoding.EncodeToString(h[:15]) + `"`
 }
 

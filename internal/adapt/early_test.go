@@ -134,3 +134,86 @@ func TestEarlyHTML(t *testing.T) {
 		t.Errorf("minified page: %d bytes (%d gzipped), from %d (%d gzipped), %v", len(plain), len(out), len(page), gz.Len(), err)
 	}
 }
+
+// TestEarlyCoding: Early announces gzip for an identity-coded text body
+// whose profile compresses, to a client that accepts gzip, with Vary and
+// a weak ETag that differs from the uncoded variant's; otherwise it keeps
+// the origin's coding (or does not commit at all).
+func TestEarlyCoding(t *testing.T) {
+	p, err := policy.Parse("profiles.toml", []byte(`
+[profiles.both.html]
+minify = true
+[profiles.both.compression]
+encoding = "gzip"
+
+[profiles.gz.compression]
+encoding = "gzip"
+
+[profiles.min.html]
+minify = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transcoder{}
+	for _, tc := range []struct {
+		name, profile, ctype, origCE, ae, cc string
+		want                                 string // Content-Encoding; "-": not committed
+	}{
+		{"html gzip", "both", "text/html", "", "gzip, br", "", "gzip"},
+		{"css compress only", "gz", "text/css", "", "gzip", "", "gzip"},
+		{"json compress only", "gz", "application/json", "", "gzip", "", "gzip"},
+		{"no Accept-Encoding", "both", "text/html", "", "", "", ""},
+		{"br only", "both", "text/html", "", "br", "", ""},
+		{"gzip refused", "both", "text/html", "", "gzip;q=0, *", "", ""},
+		{"origin gzip", "both", "text/html", "gzip", "gzip", "", "gzip"},
+		{"origin br", "both", "text/html", "br", "gzip", "", "br"},
+		{"no compression in profile", "min", "text/html", "", "gzip", "", ""},
+		{"compress only, nothing acceptable", "gz", "text/css", "", "", "", "-"},
+		{"no-transform", "both", "text/html", "", "gzip", "no-transform", "-"},
+		{"image", "gz", "image/jpeg", "", "gzip", "", "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {tc.ctype}, "Etag": {`"o1"`}}
+			if tc.origCE != "" {
+				h.Set("Content-Encoding", tc.origCE)
+			}
+			if tc.cc != "" {
+				h.Set("Cache-Control", tc.cc)
+			}
+			resp := &http.Response{StatusCode: 200, Header: h, ContentLength: -1}
+			req := &http.Request{Header: http.Header{}}
+			if tc.ae != "" {
+				req.Header.Set("Accept-Encoding", tc.ae)
+			}
+			d := &policy.Decision{Action: policy.Transcode, Profile: p.Profile(tc.profile)}
+			e := tr.Early(d, req, resp)
+			if tc.want == "-" {
+				if e != nil {
+					t.Fatalf("committed early: %v", e.Header)
+				}
+				return
+			}
+			if e == nil {
+				t.Fatal("not committed early")
+			}
+			eh := e.Header
+			if got := eh.Get("Content-Encoding"); got != tc.want {
+				t.Errorf("Content-Encoding %q, want %q", got, tc.want)
+			}
+			coded := tc.want != "" && tc.origCE == ""
+			if strings.Contains(eh.Get("Vary"), "Accept-Encoding") != coded || strings.Contains(eh.Get("X-Adapted"), "early "+tc.want) != coded {
+				t.Errorf("Vary %q, X-Adapted %q (coding added: %v)", eh.Get("Vary"), eh.Get("X-Adapted"), coded)
+			}
+			if et := eh.Get("ETag"); !strings.HasPrefix(et, `W/"ea-`) {
+				t.Errorf("ETag %q", et)
+			}
+			if coded {
+				plain := tr.Early(d, &http.Request{Header: http.Header{}}, resp)
+				if plain != nil && plain.Header.Get("ETag") == eh.Get("ETag") {
+					t.Errorf("coded and uncoded variants share ETag %q", eh.Get("ETag"))
+				}
+			}
+		})
+	}
+}

@@ -131,7 +131,7 @@ func TestProxyContentEncoding(t *testing.T) {
 		{"unknown, no Accept-Encoding, origin gzip", "/gzip.html", nil, identity, ""},
 		{"unknown, identity only, origin identity", "/plain.html", http.Header{"Accept-Encoding": {"identity"}}, identity, ""},
 		{"slow, gzip accepted, origin gzip bomb", "/bomb.html", http.Header{"Accept-Encoding": {"gzip"}, "Save-Data": {"on"}}, original, "gzip"},
-		{"slow, gzip accepted, big page committed early", "/big.html", http.Header{"Accept-Encoding": {"gzip"}, "Save-Data": {"on"}}, adapted, ""},
+		{"slow, gzip accepted, big page committed early", "/big.html", http.Header{"Accept-Encoding": {"gzip"}, "Save-Data": {"on"}}, adapted, "gzip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
