@@ -217,8 +217,9 @@ func TestBadInput(t *testing.T) {
 		if r.URL.Path == "/huge.txt" {
 			// No Content-Length: chunked, of unknown length to Squid and
 			// icapd. The policy's rule for Save-Data matches text/*, but
-			// the profile can do nothing to text/plain once committed
-			// early: icapd streams the body back unchanged.
+			// once committed early the profile can only compress
+			// text/plain: icapd streams it back gzipped (the client
+			// decodes it), never holding more than -early-hold-bytes.
 			w.Header().Set("Content-Type", "text/plain")
 			io.Copy(w, squidtest.Body(huge))
 			return
