@@ -61,14 +61,16 @@ func New(cfg Config, logger *slog.Logger, services ...Service) (*Daemon, error) 
 	switch cfg.AccessLog {
 	case "off":
 	case "", "-":
-		d.access = &accessLog{w: os.Stderr}
+		w := newLogWriter(os.Stderr, nil, DefaultLogFlushInterval)
+		d.closer = w
+		d.access = newAccessLog(w)
 	default:
 		f, err := openLogFile(cfg.AccessLog, DefaultLogFlushInterval)
 		if err != nil {
 			return nil, err
 		}
 		d.closer = f
-		d.access = &accessLog{w: f}
+		d.access = newAccessLog(f)
 	}
 	if services == nil {
 		services = DefaultServices()
@@ -131,7 +133,11 @@ func (d *Daemon) observe(ti *icap.TransactionInfo) {
 	if d.access == nil {
 		return
 	}
-	d.access.log(time.Now(), ti)
+	end := ti.Start.Add(ti.Duration) // the server's clock: no second time.Now
+	if ti.Start.IsZero() {
+		end = time.Now()
+	}
+	d.access.log(end, ti)
 }
 
 // Start binds the listeners and serves in the background. Binding errors
