@@ -21,14 +21,14 @@ const logBufferSize = 64 << 10
 // that finishes a transaction meanwhile; a second lock keeps the writes
 // in order.
 type logWriter struct {
-	mu    sync.Mutex // guards buf, spare, err
-	buf   []byte     // lines not yet written
-	spare []byte     // the other buffer, empty, while buf fills
-	err   error      // the first write error
+	mu  sync.Mutex // guards buf; taken before wmu, never while wmu is held
+	buf []byte     // lines not yet written
 
-	wmu sync.Mutex // held while writing, so that buffers go out in order
-	w   io.Writer
-	c   io.Closer // closed by Close; nil for stderr
+	wmu   sync.Mutex // held while writing, so that buffers go out in order
+	spare []byte     // the other buffer, empty, while buf fills; guarded by wmu
+	err   error      // the first write error; guarded by wmu
+	w     io.Writer
+	c     io.Closer // closed by Close; nil for stderr
 
 	stop chan struct{}
 	done chan struct{}
@@ -70,7 +70,8 @@ func newLogWriter(w io.Writer, c io.Closer, interval time.Duration) *logWriter {
 	return l
 }
 
-// Write buffers p (a whole line or lines).
+// Write buffers p (a whole line or lines). A write error is reported by
+// Flush and Close, not here: the line is already accepted.
 func (l *logWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	l.buf = append(l.buf, p...)
@@ -92,7 +93,9 @@ func (l *logWriter) unlockAppended() {
 func (l *logWriter) Flush() error {
 	l.mu.Lock()
 	if len(l.buf) == 0 {
+		l.wmu.Lock()
 		err := l.err
+		l.wmu.Unlock()
 		l.mu.Unlock()
 		return err
 	}
@@ -100,31 +103,22 @@ func (l *logWriter) Flush() error {
 }
 
 // flushLocked is called with l.mu held and releases it: it swaps the
-// buffers and writes the full one holding l.wmu only.
+// buffers and writes the full one holding l.wmu only. Taking wmu before
+// releasing mu keeps the buffers in line order; the spare buffer is
+// always back by the time the next flush gets wmu.
 func (l *logWriter) flushLocked() error {
-	// Taking wmu before releasing mu keeps the buffers in line order.
-	// The writer holding wmu never waits for mu while holding it, so
-	// this cannot deadlock.
 	l.wmu.Lock()
-	full, next := l.buf, l.spare
-	if next == nil { // a previous write has not returned its buffer yet
-		next = make([]byte, 0, cap(full))
-	}
-	l.buf, l.spare = next, nil
+	full := l.buf
+	l.buf, l.spare = l.spare, nil
 	l.mu.Unlock()
 
 	_, err := l.w.Write(full)
-	l.wmu.Unlock()
-
-	l.mu.Lock()
-	if l.spare == nil {
-		l.spare = full[:0]
-	}
+	l.spare = full[:0]
 	if err != nil && l.err == nil {
 		l.err = fmt.Errorf("write access log: %w", err)
 	}
 	err = l.err
-	l.mu.Unlock()
+	l.wmu.Unlock()
 	return err
 }
 
