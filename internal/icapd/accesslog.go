@@ -1,9 +1,7 @@
 package icapd
 
 import (
-	"io"
 	"strconv"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -17,32 +15,22 @@ import (
 // about 2 µs per transaction, a tenth of an OPTIONS.
 // TestAccessLineMatchesSlog keeps the two formats identical.
 //
-// With a logWriter as output (the daemon's case) the line is appended
-// straight into the writer's buffer under its lock: no copy, one lock.
-// The second-resolution part of the timestamp ("time=2026-11-22T00:20:03."
-// and the zone) is formatted once per second and cached.
+// The line is appended straight into the logWriter's buffer under its
+// lock: no copy, one lock. The second-resolution part of the timestamp
+// ("time=2026-11-22T00:20:03." and the zone) is formatted once per second
+// and cached.
 type accessLog struct {
-	out *logWriter // if set, lines go into its buffer
-
-	mu  sync.Mutex // guards buf and ts when out is nil
-	w   io.Writer  // the output when out is nil
-	buf []byte
-	ts  stampCache // guarded by out.mu or mu
+	out *logWriter
+	ts  stampCache // guarded by out.mu
 }
 
 func newAccessLog(out *logWriter) *accessLog { return &accessLog{out: out} }
 
 func (l *accessLog) log(now time.Time, ti *icap.TransactionInfo) {
-	if o := l.out; o != nil {
-		o.mu.Lock()
-		o.buf = l.ts.appendLine(o.buf, now, ti)
-		o.unlockAppended()
-		return
-	}
-	l.mu.Lock()
-	l.buf = l.ts.appendLine(l.buf[:0], now, ti)
-	l.w.Write(l.buf)
-	l.mu.Unlock()
+	o := l.out
+	o.mu.Lock()
+	o.buf = l.ts.appendLine(o.buf, now, ti)
+	o.unlockAppended()
 }
 
 // stampCache holds the formatted second of the last timestamp.

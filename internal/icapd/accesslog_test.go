@@ -136,7 +136,9 @@ func BenchmarkAccessLine(b *testing.B) {
 	ti := &icap.TransactionInfo{Method: "OPTIONS", Service: "/echo", Status: 200, BytesIn: 68, BytesOut: 301,
 		Duration: 52100 * time.Nanosecond, RemoteAddr: "127.0.0.1:48392"}
 	b.Run("hand", func(b *testing.B) {
-		l := &accessLog{w: discard{}}
+		w := newLogWriter(discard{}, nil, time.Hour)
+		defer w.Close()
+		l := newAccessLog(w)
 		b.ReportAllocs()
 		for b.Loop() {
 			l.log(time.Now(), ti)

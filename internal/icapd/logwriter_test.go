@@ -1,7 +1,6 @@
 package icapd
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // TestLogFileFlushes checks that a buffered line reaches the file without
@@ -47,7 +48,7 @@ func TestLogFileFlushes(t *testing.T) {
 // appends and with each other), and checks that every line arrives whole
 // and that each goroutine's lines keep their order.
 func TestLogWriterConcurrentLines(t *testing.T) {
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	l := newLogWriter(&out, nil, time.Millisecond)
 	const writers, lines = 4, 5000
 	var wg sync.WaitGroup
@@ -102,22 +103,4 @@ func TestLogWriterReportsWriteError(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("Close of a stderr writer = %v, want nil", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and a later reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
