@@ -36,8 +36,9 @@ type Daemon struct {
 	// daemon's.
 	Server *icap.Server
 
-	mu       sync.Mutex                      // serialises Handle
-	known    atomic.Pointer[map[string]bool] // registered service paths
+	mu       sync.Mutex                                // serialises Handle
+	known    atomic.Pointer[map[string]*serviceSeries] // registered service paths and their metrics
+	other    *serviceSeries                            // the metrics of unknown services
 	draining atomic.Bool
 	pipeline atomic.Pointer[Pipeline] // shown on the admin page (admin.go)
 	admin    *http.Server
@@ -58,17 +59,20 @@ func New(cfg Config, logger *slog.Logger, services ...Service) (*Daemon, error) 
 		logger = slog.Default()
 	}
 	d := &Daemon{cfg: cfg, log: logger, Metrics: NewMetrics(), Mux: icap.NewServeMux(), errc: make(chan error, 3)}
+	d.other = d.Metrics.serviceSeries("other")
 	switch cfg.AccessLog {
 	case "off":
 	case "", "-":
-		d.access = &accessLog{w: os.Stderr}
+		w := newLogWriter(os.Stderr, nil, DefaultLogFlushInterval)
+		d.closer = w
+		d.access = newAccessLog(w)
 	default:
 		f, err := openLogFile(cfg.AccessLog, DefaultLogFlushInterval)
 		if err != nil {
 			return nil, err
 		}
 		d.closer = f
-		d.access = &accessLog{w: f}
+		d.access = newAccessLog(f)
 	}
 	if services == nil {
 		services = DefaultServices()
@@ -94,9 +98,9 @@ func (d *Daemon) Handle(s Service) {
 		s.Path = "/" + s.Path
 	}
 	d.Mux.Handle(s.Path, s.Handler, s.Options)
-	known := make(map[string]bool)
+	known := make(map[string]*serviceSeries)
 	for _, p := range d.Mux.Paths() {
-		known[p] = true
+		known[p] = d.Metrics.serviceSeries(p)
 	}
 	d.known.Store(&known)
 }
@@ -114,24 +118,19 @@ func (d *Daemon) connState(_ net.Conn, st icap.ConnState) {
 // log. Label values are bounded: unknown services and methods are counted
 // as "other", so a client cannot grow the metrics without limit.
 func (d *Daemon) observe(ti *icap.TransactionInfo) {
-	svc := ti.Service
-	if !(*d.known.Load())[svc] {
-		svc = "other"
+	ss := (*d.known.Load())[ti.Service]
+	if ss == nil {
+		ss = d.other
 	}
-	method := ti.Method
-	switch method {
-	case icap.MethodOPTIONS, icap.MethodREQMOD, icap.MethodRESPMOD:
-	default:
-		method = "other"
-	}
-	d.Metrics.Observe(Transaction{
-		Service: svc, Method: method, Status: ti.Status,
-		BytesIn: ti.BytesIn, BytesOut: ti.BytesOut, Duration: ti.Duration,
-	})
+	ss.of(ti.Method).observe(ti.Status, ti.BytesIn, ti.BytesOut, ti.Duration)
 	if d.access == nil {
 		return
 	}
-	d.access.log(time.Now(), ti)
+	end := ti.Start.Add(ti.Duration) // the server's clock: no second time.Now
+	if ti.Start.IsZero() {
+		end = time.Now()
+	}
+	d.access.log(end, ti)
 }
 
 // Start binds the listeners and serves in the background. Binding errors

@@ -15,18 +15,36 @@ import (
 
 // latencyBuckets are the upper bounds (seconds) of the latency histogram:
 // from 100 µs (a 204 on loopback) to 10 s (a large body on a slow link).
-var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+var latencyBuckets = [numBuckets]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// latencyBucketsNs are latencyBuckets in nanoseconds, for bucketOf.
+var latencyBucketsNs = func() (ns [numBuckets]int64) {
+	for i, s := range latencyBuckets {
+		ns[i] = int64(math.Round(s * 1e9))
+	}
+	return ns
+}()
+
+const numBuckets = 16
+
+// numStatusSlots bounds the ICAP statuses counted in a series' array;
+// others (never sent by icap.Server) go to a locked map.
+const numStatusSlots = 600
 
 // Metrics holds icapd's counters and writes them in the Prometheus text
 // exposition format (version 0.0.4). It is written by hand because it is
 // small and keeps the daemon free of dependencies. All methods are safe
-// for concurrent use; the per-transaction path takes a read lock and
-// updates atomics.
+// for concurrent use.
+//
+// The per-transaction path costs a few atomic adds: every (service,
+// method) pair has a series with an array of status counters, a histogram
+// and byte counters, found in a copy-on-write map without a lock, or
+// resolved once in advance (serviceSeries, as the daemon does for its
+// services). A series appears in the exposition once it has counted a
+// transaction.
 type Metrics struct {
-	mu       sync.RWMutex
-	requests map[reqKey]*reqSeries // by service, method, status
-	latency  map[svcKey]*histogram // by service, method
-	bytes    map[svcKey]*byteSeries
+	mu     sync.Mutex                         // serialises adding series
+	series atomic.Pointer[map[svcKey]*series] // copy-on-write
 
 	openConns     atomic.Int64
 	acceptedConns atomic.Int64
@@ -54,28 +72,129 @@ func (m *Metrics) AddWriter(f func(io.Writer) error) {
 
 type svcKey struct{ service, method string }
 
-type reqKey struct {
-	svcKey
-	status int
+// series holds the counters of one service and method.
+type series struct {
+	key    svcKey
+	status [numStatusSlots]atomic.Int64 // transactions by ICAP status
+	n      atomic.Int64                 // transactions, the histogram's count
+	counts [numBuckets + 1]atomic.Int64 // by latency bucket; the last is +Inf
+	sumNs  atomic.Int64
+	in     atomic.Int64
+	out    atomic.Int64
+
+	mu    sync.Mutex
+	other map[int]int64 // statuses outside [0, numStatusSlots)
 }
 
-type reqSeries struct{ n atomic.Int64 }
+// observe counts one transaction.
+func (s *series) observe(status int, in, out int64, d time.Duration) {
+	if uint(status) < numStatusSlots {
+		s.status[status].Add(1)
+	} else {
+		s.mu.Lock()
+		if s.other == nil {
+			s.other = make(map[int]int64)
+		}
+		s.other[status]++
+		s.mu.Unlock()
+	}
+	s.in.Add(in)
+	s.out.Add(out)
+	s.counts[bucketOf(d)].Add(1)
+	s.sumNs.Add(int64(d))
+	s.n.Add(1)
+}
 
-type byteSeries struct{ in, out atomic.Int64 }
+// bucketOf returns the index of the histogram bucket of d: the number of
+// upper bounds below d (a bound equal to d is d's bucket, "le"). It
+// compares with all 16 bounds without a branch: (bound - d) >> 63 is -1
+// when bound < d and 0 otherwise.
+func bucketOf(d time.Duration) int {
+	ns := max(int64(d), 0) // a negative duration (a clock step) counts in the first bucket
+	var i int64
+	for _, ub := range latencyBucketsNs {
+		i -= (ub - ns) >> 63
+	}
+	return int(i)
+}
 
-type histogram struct {
-	counts [17]atomic.Int64 // len(latencyBuckets)+1, the last is +Inf
-	sumNs  atomic.Int64
+// statusCount is one status of a series and its count.
+type statusCount struct {
+	status int
+	n      int64
+}
+
+// statuses returns the statuses s counted, in ascending order.
+func (s *series) statuses() []statusCount {
+	var out []statusCount
+	for i := range s.status {
+		if n := s.status[i].Load(); n != 0 {
+			out = append(out, statusCount{i, n})
+		}
+	}
+	s.mu.Lock()
+	for st, n := range s.other {
+		out = append(out, statusCount{st, n})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b statusCount) int { return cmp.Compare(a.status, b.status) })
+	return out
 }
 
 // NewMetrics returns empty metrics.
 func NewMetrics() *Metrics {
-	return &Metrics{
-		requests: make(map[reqKey]*reqSeries),
-		latency:  make(map[svcKey]*histogram),
-		bytes:    make(map[svcKey]*byteSeries),
-		start:    time.Now(),
+	m := &Metrics{start: time.Now()}
+	m.series.Store(&map[svcKey]*series{})
+	return m
+}
+
+// seriesOf returns the series of service and method, adding it if new.
+func (m *Metrics) seriesOf(service, method string) *series {
+	k := svcKey{service, method}
+	if s := (*m.series.Load())[k]; s != nil {
+		return s
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if s := old[k]; s != nil {
+		return s
+	}
+	s := &series{key: k}
+	next := make(map[svcKey]*series, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[k] = s
+	m.series.Store(&next)
+	return s
+}
+
+// serviceSeries are the series of one service for the methods the daemon
+// labels: OPTIONS, REQMOD, RESPMOD and "other".
+type serviceSeries [4]*series
+
+// serviceSeries resolves the series of service in advance.
+func (m *Metrics) serviceSeries(service string) *serviceSeries {
+	var ss serviceSeries
+	for i, method := range [...]string{"OPTIONS", "REQMOD", "RESPMOD", "other"} {
+		ss[i] = m.seriesOf(service, method)
+	}
+	return &ss
+}
+
+// of returns the series of method; methods other than OPTIONS, REQMOD and
+// RESPMOD count as "other".
+func (ss *serviceSeries) of(method string) *series {
+	switch method {
+	case "OPTIONS":
+		return ss[0]
+	case "REQMOD":
+		return ss[1]
+	case "RESPMOD":
+		return ss[2]
+	}
+	return ss[3]
 }
 
 // Transaction is what the daemon records about one ICAP transaction.
@@ -92,34 +211,7 @@ type Transaction struct {
 
 // Observe records one transaction.
 func (m *Metrics) Observe(t Transaction) {
-	sk := svcKey{t.Service, t.Method}
-	rk := reqKey{sk, t.Status}
-	m.mu.RLock()
-	r, h, b := m.requests[rk], m.latency[sk], m.bytes[sk]
-	m.mu.RUnlock()
-	if r == nil || h == nil || b == nil {
-		m.mu.Lock()
-		if r = m.requests[rk]; r == nil {
-			r = new(reqSeries)
-			m.requests[rk] = r
-		}
-		if h = m.latency[sk]; h == nil {
-			h = new(histogram)
-			m.latency[sk] = h
-		}
-		if b = m.bytes[sk]; b == nil {
-			b = new(byteSeries)
-			m.bytes[sk] = b
-		}
-		m.mu.Unlock()
-	}
-	r.n.Add(1)
-	b.in.Add(t.BytesIn)
-	b.out.Add(t.BytesOut)
-	sec := t.Duration.Seconds()
-	i, _ := slices.BinarySearch(latencyBuckets, sec)
-	h.counts[i].Add(1)
-	h.sumNs.Add(int64(t.Duration))
+	m.seriesOf(t.Service, t.Method).observe(t.Status, t.BytesIn, t.BytesOut, t.Duration)
 }
 
 // ConnOpened and ConnClosed track open ICAP connections.
@@ -143,12 +235,14 @@ func (m *Metrics) RefusedConns() int64 { return m.refusedConns.Load() }
 // Requests returns how many transactions ended with status on service
 // and method; method "" counts every method.
 func (m *Metrics) Requests(service, method string, status int) int64 {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	var n int64
-	for k, v := range m.requests {
-		if k.service == service && (method == "" || k.method == method) && k.status == status {
-			n += v.n.Load()
+	for k, s := range *m.series.Load() {
+		if k.service == service && (method == "" || k.method == method) {
+			for _, sc := range s.statuses() {
+				if sc.status == status {
+					n += sc.n
+				}
+			}
 		}
 	}
 	return n
@@ -157,33 +251,37 @@ func (m *Metrics) Requests(service, method string, status int) int64 {
 // WriteTo writes the metrics in the Prometheus text format.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	var b strings.Builder
-	m.mu.RLock()
-	reqKeys := sortedKeys(m.requests, func(a, b reqKey) int {
-		if c := cmpSvc(a.svcKey, b.svcKey); c != 0 {
-			return c
+	// Series that have counted nothing yet (resolved in advance by
+	// serviceSeries) are left out, as if they did not exist.
+	var all []*series
+	for _, s := range *m.series.Load() {
+		if s.n.Load() != 0 {
+			all = append(all, s)
 		}
-		return cmp.Compare(a.status, b.status)
-	})
-	svcKeys := sortedKeys(m.latency, cmpSvc)
+	}
+	slices.SortFunc(all, func(a, b *series) int { return cmpSvc(a.key, b.key) })
 
 	b.WriteString("# HELP icapd_requests_total ICAP transactions by service, method and ICAP status.\n# TYPE icapd_requests_total counter\n")
 	type tally struct{ all, s204, s206 int64 }
 	ratios := map[string]*tally{}
-	for _, k := range reqKeys {
-		n := m.requests[k].n.Load()
-		fmt.Fprintf(&b, "icapd_requests_total{service=%q,method=%q,status=\"%d\"} %d\n", k.service, k.method, k.status, n)
-		if k.method == "REQMOD" || k.method == "RESPMOD" {
-			t := ratios[k.service]
-			if t == nil {
-				t = new(tally)
-				ratios[k.service] = t
-			}
-			t.all += n
-			switch k.status {
-			case 204:
-				t.s204 += n
-			case 206:
-				t.s206 += n
+	for _, s := range all {
+		k := s.key
+		for _, sc := range s.statuses() {
+			n := sc.n
+			fmt.Fprintf(&b, "icapd_requests_total{service=%q,method=%q,status=\"%d\"} %d\n", k.service, k.method, sc.status, n)
+			if k.method == "REQMOD" || k.method == "RESPMOD" {
+				t := ratios[k.service]
+				if t == nil {
+					t = new(tally)
+					ratios[k.service] = t
+				}
+				t.all += n
+				switch sc.status {
+				case 204:
+					t.s204 += n
+				case 206:
+					t.s206 += n
+				}
 			}
 		}
 	}
@@ -198,27 +296,26 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 
 	b.WriteString("# HELP icapd_request_duration_seconds ICAP transaction latency, from the request line to the last byte of the response.\n# TYPE icapd_request_duration_seconds histogram\n")
-	for _, k := range svcKeys {
-		h := m.latency[k]
+	for _, s := range all {
+		k := s.key
 		var cum int64
 		for i, ub := range latencyBuckets {
-			cum += h.counts[i].Load()
+			cum += s.counts[i].Load()
 			fmt.Fprintf(&b, "icapd_request_duration_seconds_bucket{service=%q,method=%q,le=%q} %d\n", k.service, k.method, fmtFloat(ub), cum)
 		}
-		cum += h.counts[len(latencyBuckets)].Load()
+		cum += s.counts[numBuckets].Load()
 		fmt.Fprintf(&b, "icapd_request_duration_seconds_bucket{service=%q,method=%q,le=\"+Inf\"} %d\n", k.service, k.method, cum)
-		fmt.Fprintf(&b, "icapd_request_duration_seconds_sum{service=%q,method=%q} %s\n", k.service, k.method, fmtFloat(time.Duration(h.sumNs.Load()).Seconds()))
+		fmt.Fprintf(&b, "icapd_request_duration_seconds_sum{service=%q,method=%q} %s\n", k.service, k.method, fmtFloat(time.Duration(s.sumNs.Load()).Seconds()))
 		fmt.Fprintf(&b, "icapd_request_duration_seconds_count{service=%q,method=%q} %d\n", k.service, k.method, cum)
 	}
 	b.WriteString("# HELP icapd_received_bytes_total Bytes read from ICAP clients, by service and method.\n# TYPE icapd_received_bytes_total counter\n")
-	for _, k := range svcKeys {
-		fmt.Fprintf(&b, "icapd_received_bytes_total{service=%q,method=%q} %d\n", k.service, k.method, m.bytes[k].in.Load())
+	for _, s := range all {
+		fmt.Fprintf(&b, "icapd_received_bytes_total{service=%q,method=%q} %d\n", s.key.service, s.key.method, s.in.Load())
 	}
 	b.WriteString("# HELP icapd_sent_bytes_total Bytes written to ICAP clients, by service and method.\n# TYPE icapd_sent_bytes_total counter\n")
-	for _, k := range svcKeys {
-		fmt.Fprintf(&b, "icapd_sent_bytes_total{service=%q,method=%q} %d\n", k.service, k.method, m.bytes[k].out.Load())
+	for _, s := range all {
+		fmt.Fprintf(&b, "icapd_sent_bytes_total{service=%q,method=%q} %d\n", s.key.service, s.key.method, s.out.Load())
 	}
-	m.mu.RUnlock()
 
 	fmt.Fprintf(&b, "# HELP icapd_open_connections ICAP connections open now.\n# TYPE icapd_open_connections gauge\nicapd_open_connections %d\n", m.openConns.Load())
 	fmt.Fprintf(&b, "# HELP icapd_connections_accepted_total ICAP connections accepted.\n# TYPE icapd_connections_accepted_total counter\nicapd_connections_accepted_total %d\n", m.acceptedConns.Load())
