@@ -48,8 +48,8 @@ type Config struct {
 	// SIGTERM; zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// AccessLog is where the access log goes: "" or "-" for stderr, "off"
-	// for nowhere, anything else is a file appended to (buffered, flushed
-	// every DefaultLogFlushInterval).
+	// for nowhere, anything else is a file appended to. Both are buffered
+	// and flushed every DefaultLogFlushInterval and at shutdown.
 	AccessLog string
 	// LogLevel is the minimum level of the daemon's own log (not the access
 	// log): debug, info, warn or error; "" means info.
@@ -91,7 +91,7 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.Admin, "admin", DefaultAdmin, `admin HTTP address for /metrics and /healthz ("off" to disable)`)
 	allow := fs.String("allow", "", "comma-separated CIDRs of ICAP clients allowed to connect (default loopback only: 127.0.0.0/8,::1/128)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight transactions may finish after SIGTERM/SIGINT")
-	fs.StringVar(&c.AccessLog, "access-log", "-", `access log: "-" for stderr, "off", or a file`)
+	fs.StringVar(&c.AccessLog, "access-log", "-", `access log: "-" for stderr, "off", or a file (buffered, flushed every 200ms and at shutdown)`)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "daemon log level: debug, info, warn, error")
 	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
 	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged")
