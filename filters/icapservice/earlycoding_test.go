@@ -64,31 +64,6 @@ func bbcPage(t testing.TB) (page, huge []byte) {
 	return page, bytes.Repeat(page, 8<<20/len(page)+1)
 }
 
-func gzipped(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// gunzip decodes b, failing on a truncated or corrupt stream.
-func gunzip(t testing.TB, b []byte) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("not gzip: %v", err)
-	}
-	out, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("gzip stream of %d bytes: %v", len(b), err)
-	}
-	return out
-}
-
 // TestEarlyCoding: a text body committed early (over EarlyCommitBytes or
 // of unknown length) for a slow client that accepts gzip arrives
 // gzip-encoded, under a header that says so (no Content-Length, Vary:
@@ -122,7 +97,7 @@ func TestEarlyCoding(t *testing.T) {
 		{name: "fast", body: page, length: true, reqHdr: http.Header{"Accept-Encoding": {"gzip"}}},
 		{name: "no-transform", body: page, length: true, reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}},
 			respHdr: http.Header{"Cache-Control": {"no-transform"}}},
-		{name: "origin gzip", body: gzipped(t, page), reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}},
+		{name: "origin gzip", body: testenv.Gzip(t, page), reqHdr: http.Header{"Save-Data": {"on"}, "Accept-Encoding": {"gzip"}},
 			respHdr: http.Header{"Content-Encoding": {"gzip"}}, wantCE: "gzip", adapted: true, outcome: "adapted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,7 +130,7 @@ func TestEarlyCoding(t *testing.T) {
 			}
 			decoded := rec.Body.Bytes()
 			if tc.wantCE == "gzip" {
-				decoded = gunzip(t, decoded)
+				decoded = testenv.Gunzip(t, decoded)
 			}
 			orig := tc.body
 			if tc.respHdr.Get("Content-Encoding") == "gzip" {
@@ -261,7 +236,7 @@ func TestEarlyCodingThroughSquid(t *testing.T) {
 		}
 		decoded := body
 		if tc.wantCE == "gzip" {
-			decoded = gunzip(t, body)
+			decoded = testenv.Gunzip(t, body)
 		}
 		want := page
 		if tc.path == "/huge/" {

@@ -26,18 +26,6 @@ type codedObject struct {
 	Encoding   string
 }
 
-// gzipped returns page gzipped.
-func gzipped(t *testing.T, page []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write(page)
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // codingOrigin serves HTML objects by path on loopback and records the
 // Accept-Encoding of the last request it saw.
 type codingOrigin struct {
@@ -99,9 +87,9 @@ func TestProxyContentEncoding(t *testing.T) {
 	bomb := append([]byte("<!DOCTYPE html><title>bomb</title><p>"), make([]byte, 16<<20)...)
 	objs := map[string]codedObject{
 		"/plain.html": {Body: page, Page: page},
-		"/gzip.html":  {Body: gzipped(t, page), Page: page, Encoding: "gzip"},
+		"/gzip.html":  {Body: testenv.Gzip(t, page), Page: page, Encoding: "gzip"},
 		"/big.html":   {Body: big, Page: big},
-		"/bomb.html":  {Body: gzipped(t, bomb), Page: bomb, Encoding: "gzip"},
+		"/bomb.html":  {Body: testenv.Gzip(t, bomb), Page: bomb, Encoding: "gzip"},
 	}
 	origin := newCodingOrigin(t, objs)
 	// The client sends Accept-Encoding exactly as the test says and
