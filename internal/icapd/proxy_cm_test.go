@@ -49,14 +49,10 @@ func TestProxyCONNECTWrapped(t *testing.T) {
 				return ok && h.Written >= int64(len(payload))
 			})
 			tr.CloseIdleConnections()
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				if sent, _ := ms.Meter.Stats(); sent > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no report of the tunnel's connection 10 s after it closed")
-				}
-			}
+			testenv.Poll(t, 10*time.Second, "a report of the tunnel's connection after it closed", func() bool {
+				sent, _ := ms.Meter.Stats()
+				return sent > 0
+			})
 			if tt.noCM {
 				if ms.Manager != nil {
 					t.Fatal("-proxy-cm=false built a congestion manager")
@@ -93,16 +89,12 @@ func TestProxyReportsToSpand(t *testing.T) {
 	}
 	tr.CloseIdleConnections()
 	client := netip.MustParseAddr("127.0.0.1")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		p, _ := store.Predict(context.Background(), client, spand.ClassWeb)
-		if p.Reports > 0 {
-			if p.Throughput <= 0 {
-				t.Errorf("spand predicts %+v", p)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("spand received no report of the proxy's client connection in 10 s")
-		}
+	var p spand.Prediction
+	testenv.Poll(t, 10*time.Second, "spand to receive a report of the proxy's client connection", func() bool {
+		p, _ = store.Predict(context.Background(), client, spand.ClassWeb)
+		return p.Reports > 0
+	})
+	if p.Throughput <= 0 {
+		t.Errorf("spand predicts %+v", p)
 	}
 }
