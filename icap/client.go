@@ -630,7 +630,7 @@ func (cc *clientConn) readResponse(req *Request) (*Response, error) {
 	} else {
 		resp.Status = string(line[9:])
 	}
-	if _, err := readFields(cc.br, lim.maxHeader-n, &resp.Header, &cc.p); err != nil {
+	if _, err := readFields(cc.br, lim.maxHeader-n, &resp.Header, nil, &cc.p); err != nil {
 		if err == errLineLimit {
 			err = protoErr(0, ErrHeaderTooLarge, "response header")
 		}

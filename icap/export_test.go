@@ -17,5 +17,5 @@ type Parser struct{ p parser }
 // ReadRequestWith parses like the server's connection loop with default
 // limits.
 func ReadRequestWith(br *bufio.Reader, p *Parser) (*Request, error) {
-	return readRequest(br, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p.p)
+	return readRequest(br, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p.p, nil)
 }

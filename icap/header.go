@@ -64,6 +64,9 @@ type parser struct {
 	// The last ICAP URI parsed on this connection, kept read-only.
 	lastTarget string
 	lastURL    *url.URL
+	// The last encapsulated request target and its URL, likewise.
+	lastReqTarget string
+	lastReqURL    *url.URL
 }
 
 type fieldEnt struct {
@@ -75,8 +78,10 @@ type fieldEnt struct {
 // consuming at most limit bytes, into h. It returns the bytes consumed.
 // All values of the block share one string allocation and one []string
 // backing array. If *hp is nil, it is made with room for exactly the
-// fields read (a map that never grows).
-func readFields(br *bufio.Reader, limit int, hp *http.Header, p *parser) (int, error) {
+// fields read (a map that never grows). If vals is not nil, the values'
+// backing array is taken from *vals when it is large enough, and kept
+// there for the next call.
+func readFields(br *bufio.Reader, limit int, hp *http.Header, vals *[]string, p *parser) (int, error) {
 	total := 0
 	p.vals, p.ents = p.vals[:0], p.ents[:0]
 	for {
@@ -120,7 +125,16 @@ func readFields(br *bufio.Reader, limit int, hp *http.Header, p *parser) (int, e
 		return total, nil
 	}
 	all := string(p.vals)
-	strs := make([]string, len(p.ents))
+	var strs []string
+	switch n := len(p.ents); {
+	case vals != nil && cap(*vals) >= n:
+		strs = (*vals)[:n]
+	case vals != nil && n <= maxReuseFields:
+		strs = make([]string, n, max(n, 8))
+		*vals = strs
+	default:
+		strs = make([]string, n)
+	}
 	for i, e := range p.ents {
 		strs[i] = all[e.start:e.end]
 		if vs, ok := h[e.key]; ok {
@@ -291,7 +305,7 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser, ds
 		if dst != nil {
 			req = &dst.req
 		}
-		req, err = parseRequestLine(line, req)
+		req, err = parseRequestLine(line, req, p, dst)
 	} else {
 		if dst != nil {
 			resp = &dst.resp
@@ -302,7 +316,23 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser, ds
 		return nil, nil, err
 	}
 	var h http.Header
-	m, err := readFields(br, limit-n, &h, p)
+	var vals *[]string
+	if dst != nil {
+		// The block's maps and value arrays, emptied, for reuse.
+		if isRequest {
+			h, vals = dst.reqHeader, &dst.reqVals
+		} else {
+			h, vals = dst.respHeader, &dst.respVals
+		}
+	}
+	m, err := readFields(br, limit-n, &h, vals, p)
+	if dst != nil {
+		if isRequest {
+			dst.reqHeader = h
+		} else {
+			dst.respHeader = h
+		}
+	}
 	if err == errLineLimit {
 		return nil, nil, tooBig(n + m)
 	}
@@ -344,11 +374,18 @@ func readHTTPHead(br *bufio.Reader, size, max int, isRequest bool, p *parser, ds
 type heads struct {
 	req  http.Request
 	resp http.Response
+	// The maps behind req.Header and resp.Header and their values'
+	// backing arrays, kept for reuse (see requestBlock).
+	reqHeader, respHeader http.Header
+	reqVals, respVals     []string
+	reqURL                url.URL // req.URL when copied from the parser's last one
 }
 
 // parseRequestLine parses an encapsulated request line into dst (a new
-// http.Request if nil).
-func parseRequestLine(line []byte, dst *http.Request) (*http.Request, error) {
+// http.Request if nil). With p and h, a target equal to the previous one
+// on the connection reuses its string and a copy of its parsed URL (in
+// h.reqURL), as readRequest does for the ICAP URI.
+func parseRequestLine(line []byte, dst *http.Request, p *parser, h *heads) (*http.Request, error) {
 	i := indexByte(line, ' ')
 	if i <= 0 {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated request line %q", truncate(line))
@@ -358,20 +395,30 @@ func parseRequestLine(line []byte, dst *http.Request) (*http.Request, error) {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed encapsulated request line %q", truncate(line))
 	}
 	method := internMethod(line[:i])
-	target := string(line[i+1 : j])
 	proto := internProto(line[j+1:])
 	major, minor, ok := http.ParseHTTPVersion(proto)
 	if !ok {
 		return nil, protoErr(StatusBadRequest, ErrMalformed, "malformed HTTP version %q", truncate(line[j+1:]))
 	}
 	var u *url.URL
-	var err error
-	if method == "CONNECT" && !strings.HasPrefix(target, "/") {
+	var target string
+	switch t := line[i+1 : j]; {
+	case method == "CONNECT" && (len(t) == 0 || t[0] != '/'):
+		target = string(t)
 		u = &url.URL{Host: target}
-	} else {
-		u, err = url.ParseRequestURI(target)
-		if err != nil {
+	case p != nil && h != nil && p.lastReqURL != nil && string(t) == p.lastReqTarget:
+		target = p.lastReqTarget
+		h.reqURL = *p.lastReqURL
+		u = &h.reqURL
+	default:
+		target = string(t)
+		var err error
+		if u, err = url.ParseRequestURI(target); err != nil {
 			return nil, protoErr(StatusBadRequest, ErrMalformed, "encapsulated request URI %q: %v", target, err)
+		}
+		if p != nil && h != nil {
+			c := *u
+			p.lastReqTarget, p.lastReqURL = target, &c
 		}
 	}
 	if dst == nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
 )
@@ -26,7 +27,11 @@ const (
 // Client.
 //
 // On the server, the Request and its Body are valid only until the
-// handler returns; the server owns and closes the body.
+// handler returns; the server owns and closes the body. The server reuses
+// the Request, its Header, the encapsulated Request and Response and their
+// Header maps for later requests (so that a transaction allocates almost
+// nothing): a handler that gives any of them to a goroutine outliving it
+// must copy them first (Header.Clone).
 type Request struct {
 	// Method is OPTIONS, REQMOD or RESPMOD.
 	Method string
@@ -232,12 +237,52 @@ func (r *Request) clientBody() io.Reader {
 }
 
 // requestBlock holds a received request and the parts it points to, so
-// that parsing allocates them at once.
+// that parsing allocates them at once. The server takes its blocks from
+// blockPool and puts them back after each transaction (the Request is
+// valid only until the handler returns), so that a request costs no
+// allocation of its structures and header maps, only of its strings.
 type requestBlock struct {
 	req   Request
 	url   url.URL
 	heads heads
 	body  body
+	// icapHeader is the map behind req.Header, kept for reuse; icapVals
+	// the backing array of its values.
+	icapHeader http.Header
+	icapVals   []string
+}
+
+var blockPool = sync.Pool{New: func() any { return new(requestBlock) }}
+
+// maxReuseFields bounds the header maps and value arrays a pooled block
+// keeps: a request with huge headers must not make every later one
+// carry them.
+const maxReuseFields = 64
+
+// reset prepares a used block for the next request, keeping its maps,
+// value arrays and buffers (emptied).
+func (blk *requestBlock) reset() {
+	b := &blk.body
+	pre := b.pre[:0]
+	if cap(pre) > 64<<10 {
+		pre = nil
+	}
+	*b = body{pre: pre, cr: b.cr}
+	b.cr.Reset(nil) // keeps its line buffer
+	blk.req = Request{}
+	blk.url = url.URL{}
+	blk.icapHeader = reusable(blk.icapHeader)
+	blk.heads.reqHeader = reusable(blk.heads.reqHeader)
+	blk.heads.respHeader = reusable(blk.heads.respHeader)
+}
+
+// reusable empties h for reuse, or drops it if it grew large.
+func reusable(h http.Header) http.Header {
+	if len(h) > maxReuseFields {
+		return nil
+	}
+	clear(h)
+	return h
 }
 
 // limits bundles the parser limits.
@@ -250,13 +295,16 @@ type limits struct {
 // reading past a preview that did not end with ieof returns io.EOF.
 func ReadRequest(b *bufio.Reader) (*Request, error) {
 	var p parser
-	return readRequest(b, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p)
+	return readRequest(b, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p, nil)
 }
 
 // readRequest parses a request. On a protocol error it returns the partly
 // filled Request (method, URL) with the error, so that the caller can log
 // and account for it.
-func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
+//
+// blk, if not nil, is a (reset) block to parse into, else a new one is
+// allocated.
+func readRequest(br *bufio.Reader, lim limits, p *parser, blk *requestBlock) (*Request, error) {
 	line, n, err := readLine(br, lim.maxHeader, &p.line)
 	if err == errLineLimit {
 		return nil, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP request line over %d bytes", lim.maxHeader)
@@ -264,7 +312,9 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	blk := new(requestBlock)
+	if blk == nil {
+		blk = new(requestBlock)
+	}
 	r := &blk.req
 	r.Preview = -1
 	i := indexByte(line, ' ')
@@ -303,7 +353,9 @@ func readRequest(br *bufio.Reader, lim limits, p *parser) (*Request, error) {
 		return r, protoErr(StatusVersionNotSupported, ErrVersion, "version %q", version)
 	}
 	r.Proto = "ICAP/1.0"
-	m, err := readFields(br, lim.maxHeader-n, &r.Header, p)
+	r.Header = blk.icapHeader
+	m, err := readFields(br, lim.maxHeader-n, &r.Header, &blk.icapVals, p)
+	blk.icapHeader = r.Header
 	if err == errLineLimit {
 		return r, protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP header over %d bytes", lim.maxHeader)
 	}
@@ -403,7 +455,7 @@ func announcedTrailer(vs []string) http.Header {
 // readICAPTrailer reads the ICAP trailer fields up to the empty line (at
 // most limit bytes) into *dst.
 func readICAPTrailer(br *bufio.Reader, limit int, dst *http.Header, p *parser) error {
-	if _, err := readFields(br, limit, dst, p); err != nil {
+	if _, err := readFields(br, limit, dst, nil, p); err != nil {
 		switch err {
 		case errLineLimit:
 			return protoErr(StatusBadRequest, ErrHeaderTooLarge, "ICAP trailer over %d bytes", limit)

@@ -132,7 +132,8 @@ type Server struct {
 	ConnState func(net.Conn, ConnState)
 	// Observer, if set, is called once per transaction after the response
 	// has been written, including the responses the server makes itself.
-	// It runs on the connection's goroutine: keep it fast.
+	// It runs on the connection's goroutine: keep it fast. The
+	// TransactionInfo is valid only during the call (it is reused).
 	Observer func(*TransactionInfo)
 
 	mu         sync.Mutex
@@ -425,6 +426,7 @@ type conn struct {
 	idleLimit time.Duration
 
 	p       parser
+	info    TransactionInfo  // of the transaction in progress, for the Observer
 	drain   io.LimitedReader // for finish, so that draining allocates nothing
 	scratch []byte
 	head    []byte
@@ -679,7 +681,10 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	s := c.srv
 	c.attachBuffers()
 	start := time.Now()
-	info := TransactionInfo{Start: start, RemoteAddr: c.remoteAddr, Preview: -1}
+	// The conn's TransactionInfo, reused: it escapes to the Observer,
+	// which may use it only during the call.
+	info := &c.info
+	*info = TransactionInfo{Start: start, RemoteAddr: c.remoteAddr, Preview: -1}
 	in0, out0 := c.nread-int64(c.br.Buffered()), c.nwritten+int64(c.bw.Buffered())
 	observe := s.Observer != nil
 	defer func() {
@@ -687,7 +692,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 			info.Duration = time.Since(start)
 			info.BytesIn = c.nread - int64(c.br.Buffered()) - in0
 			info.BytesOut = c.nwritten + int64(c.bw.Buffered()) - out0
-			s.Observer(&info)
+			s.Observer(info)
 		}
 	}()
 
@@ -699,7 +704,14 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		c.freshData, c.headerPending = false, false
 		c.setReadDeadline(c.headerDeadline)
 	}
-	req, err := readRequest(c.br, s.limits(), &c.p)
+	blk := blockPool.Get().(*requestBlock)
+	defer func() {
+		// After the observer (deferred earlier, run later): nothing
+		// refers to the request any more.
+		blk.reset()
+		blockPool.Put(blk)
+	}()
+	req, err := readRequest(c.br, s.limits(), &c.p, blk)
 	if req != nil {
 		info.Method = req.Method
 		if req.URL != nil {
