@@ -266,7 +266,7 @@ func (w *response) writeHeader(code int, msg any, hasBody bool) {
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("Date: ")
-	bw.WriteString(httpDate())
+	bw.WriteString(httpDateAt(c.now))
 	bw.WriteString("\r\n")
 	if len(w.header) > 0 {
 		if hasToken(w.header["Connection"], "close") {
