@@ -60,6 +60,7 @@ type parser struct {
 	line []byte     // a line longer than the bufio buffer
 	vals []byte     // the values of the current header block
 	ents []fieldEnt // their keys and positions in vals
+	strs []string   // after readFields: the values of ents, as strings
 
 	// The last ICAP URI parsed on this connection, kept read-only.
 	lastTarget string
@@ -83,7 +84,7 @@ type fieldEnt struct {
 // there for the next call.
 func readFields(br *bufio.Reader, limit int, hp *http.Header, vals *[]string, p *parser) (int, error) {
 	total := 0
-	p.vals, p.ents = p.vals[:0], p.ents[:0]
+	p.vals, p.ents, p.strs = p.vals[:0], p.ents[:0], nil
 	for {
 		line, n, err := readLine(br, limit-total, &p.line)
 		total += n
@@ -135,6 +136,7 @@ func readFields(br *bufio.Reader, limit int, hp *http.Header, vals *[]string, p 
 	default:
 		strs = make([]string, n)
 	}
+	p.strs = strs
 	for i, e := range p.ents {
 		strs[i] = all[e.start:e.end]
 		if vs, ok := h[e.key]; ok {

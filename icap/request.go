@@ -369,21 +369,21 @@ func readRequest(br *bufio.Reader, lim limits, p *parser, blk *requestBlock) (*R
 	if r.Method != MethodOPTIONS && r.Method != MethodREQMOD && r.Method != MethodRESPMOD {
 		return r, protoErr(StatusNotImplemented, ErrUnknownMethod, "method %q", r.Method)
 	}
-	if err := r.parseICAPFields(); err != nil {
+	enc, nenc, err := r.parseICAPFields(p)
+	if err != nil {
 		return r, err
 	}
-	enc := r.Header["Encapsulated"]
 	switch {
-	case len(enc) > 1:
-		return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "%d Encapsulated headers", len(enc))
-	case len(enc) == 0 && r.Method != MethodOPTIONS:
+	case nenc > 1:
+		return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "%d Encapsulated headers", nenc)
+	case nenc == 0 && r.Method != MethodOPTIONS:
 		return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "%s without Encapsulated header", r.Method)
-	case len(enc) == 1:
-		if r.Encapsulated, err = ParseEncapsulated(enc[0]); err != nil {
+	case nenc == 1:
+		if r.Encapsulated, err = ParseEncapsulated(enc); err != nil {
 			return r, err
 		}
 		if !r.Encapsulated.ValidFor(r.Method) {
-			return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "Encapsulated %q not allowed for %s", enc[0], r.Method)
+			return r, protoErr(StatusBadRequest, ErrBadEncapsulated, "Encapsulated %q not allowed for %s", enc, r.Method)
 		}
 	default:
 		r.Encapsulated.N = 1
@@ -401,41 +401,59 @@ func readRequest(br *bufio.Reader, lim limits, p *parser, blk *requestBlock) (*R
 	return r, nil
 }
 
-// parseICAPFields reads Preview, Allow, Connection and X-Client-IP.
-func (r *Request) parseICAPFields() error {
-	h := r.Header
-	if v := h["Preview"]; len(v) > 0 {
-		p, err := strconv.Atoi(strings.TrimSpace(v[0]))
-		if err != nil || p < 0 {
-			return protoErr(StatusBadRequest, ErrMalformed, "Preview %q", v[0])
-		}
-		r.Preview = p
-	}
-	for _, v := range h["Allow"] {
-		for f := range strings.SplitSeq(v, ",") {
-			switch strings.TrimSpace(f) {
-			case "204":
-				r.Allow204 = true
-			case "206":
-				r.Allow206 = true
-			case "trailers":
-				r.AllowTrailers = true
+// parseICAPFields reads Preview, Allow, Connection, X-Client-IP and
+// Trailer from the fields readFields has just put into r.Header, and
+// returns the first Encapsulated value and how many there were. It walks
+// the parser's list of the fields (canonical keys, in order, with their
+// values) instead of looking each name up in the map.
+func (r *Request) parseICAPFields(p *parser) (enc string, nenc int, err error) {
+	preview, client := false, false
+	for i, e := range p.ents {
+		v := p.strs[i]
+		switch e.key {
+		case "Encapsulated":
+			if nenc == 0 {
+				enc = v
 			}
+			nenc++
+		case "Preview":
+			if preview {
+				continue
+			}
+			preview = true
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return "", 0, protoErr(StatusBadRequest, ErrMalformed, "Preview %q", v)
+			}
+			r.Preview = n
+		case "Allow":
+			for f := range strings.SplitSeq(v, ",") {
+				switch strings.TrimSpace(f) {
+				case "204":
+					r.Allow204 = true
+				case "206":
+					r.Allow206 = true
+				case "trailers":
+					r.AllowTrailers = true
+				}
+			}
+		case "Connection":
+			if containsFold(v, "close") {
+				r.Close = true
+			}
+		case "X-Client-Ip":
+			if !client {
+				client = true
+				r.ClientIP = v
+			}
+		case "Trailer":
+			r.hasICAPTrailer = true
 		}
 	}
-	for _, v := range h["Connection"] {
-		if strings.Contains(strings.ToLower(v), "close") {
-			r.Close = true
-		}
+	if r.hasICAPTrailer {
+		r.ICAPTrailer = announcedTrailer(r.Header["Trailer"])
 	}
-	if v := h["X-Client-Ip"]; len(v) > 0 {
-		r.ClientIP = v[0]
-	}
-	if v, ok := h["Trailer"]; ok {
-		r.hasICAPTrailer = true
-		r.ICAPTrailer = announcedTrailer(v)
-	}
-	return nil
+	return enc, nenc, nil
 }
 
 // announcedTrailer returns the field names listed by Trailer header values
