@@ -19,3 +19,14 @@ type Parser struct{ p parser }
 func ReadRequestWith(br *bufio.Reader, p *Parser) (*Request, error) {
 	return readRequest(br, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p.p, nil)
 }
+
+// Block is a request block as the server pools them.
+type Block struct{ b requestBlock }
+
+// ReadRequestInto parses like ReadRequestWith into a block used before.
+func ReadRequestInto(br *bufio.Reader, p *Parser, blk *Block) (*Request, error) {
+	return readRequest(br, limits{DefaultMaxHeaderBytes, DefaultMaxHTTPHeaderBytes}, &p.p, &blk.b)
+}
+
+// Reset prepares the block for the next request, as the server does.
+func (blk *Block) Reset() { blk.b.reset() }

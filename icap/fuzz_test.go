@@ -41,3 +41,38 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadRequestReuse parses two requests with the parser state and the
+// request block of a server connection (reused from the first to the
+// second) and checks that the second parses exactly as it does fresh:
+// nothing of the first leaks into it.
+func FuzzReadRequestReuse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/requests/*.txt")
+	var wires [][]byte
+	for _, file := range files {
+		wire, _ := loadVector(f, file)
+		wires = append(wires, wire)
+	}
+	for i := range wires {
+		f.Add(wires[i], wires[(i+1)%len(wires)])
+	}
+	parse := func(in []byte, p *icap.Parser, blk *icap.Block) string {
+		r, err := icap.ReadRequestInto(bufio.NewReaderSize(bytes.NewReader(in), 64), p, blk)
+		var body []byte
+		if err == nil {
+			body, err = io.ReadAll(r.Body)
+		}
+		return describe(r, body, err)
+	}
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		var p icap.Parser
+		var blk icap.Block
+		parse(first, &p, &blk)
+		blk.Reset()
+		got := parse(second, &p, &blk)
+		want := parse(second, new(icap.Parser), new(icap.Block))
+		if got != want {
+			t.Fatalf("after %q, %q parses as\n%s\nfresh:\n%s", first, second, got, want)
+		}
+	})
+}

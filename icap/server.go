@@ -699,6 +699,7 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 	*info = TransactionInfo{Start: start, RemoteAddr: c.remoteAddr, Preview: -1}
 	in0, out0 := c.nread-int64(c.br.Buffered()), c.nwritten+int64(c.bw.Buffered())
 	observe := s.Observer != nil
+	blk := blockPool.Get().(*requestBlock)
 	defer func() {
 		end := time.Now()
 		c.lastEnd = end
@@ -708,6 +709,9 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 			info.BytesOut = c.nwritten + int64(c.bw.Buffered()) - out0
 			s.Observer(info)
 		}
+		// Last: nothing refers to the request any more.
+		blk.reset()
+		blockPool.Put(blk)
 	}()
 
 	c.bodyPhase = false
@@ -718,13 +722,6 @@ func (c *conn) serveOne(overloaded bool) (keep bool) {
 		c.freshData, c.headerPending = false, false
 		c.setReadDeadline(c.headerDeadline)
 	}
-	blk := blockPool.Get().(*requestBlock)
-	defer func() {
-		// After the observer (deferred earlier, run later): nothing
-		// refers to the request any more.
-		blk.reset()
-		blockPool.Put(blk)
-	}()
 	req, err := readRequest(c.br, s.limits(), &c.p, blk)
 	if req != nil {
 		info.Method = req.Method
