@@ -121,7 +121,11 @@
 // parsed and when written.
 //
 // Ownership: the Request, its Body and the ResponseWriter belong to the
-// server and are valid only until ServeICAP returns.
+// server and are valid only until ServeICAP returns. The server reuses the
+// Request, its header maps and the encapsulated http.Request and
+// http.Response (with theirs) for later requests, so that a transaction
+// allocates little more than its header strings: copy (Header.Clone)
+// what a goroutine outliving the handler needs.
 //
 // # Services and OPTIONS
 //
