@@ -388,9 +388,11 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 // of 829 and 882 KB (2000x2950), larger than the 64 KB Squid 5.7 sends of
 // a body before the ICAP server answers, are committed early: a slow
 // client gets a smaller JPEG of the profile's size, with the original's
-// type, a weak ETag and no stall (the HTTP client's timeout is far below
-// Squid's ICAP timeout); a fast client (Downlink: 10) gets the identical
-// bytes. A broken JPEG committed early arrives as its original bytes.
+// type, a weak ETag, no X-Adapted (the header goes out before the
+// transcode's outcome is known) and no stall (the HTTP client's timeout
+// is far below Squid's ICAP timeout); a fast client (Downlink: 10) gets
+// the identical bytes. A broken JPEG committed early arrives as its
+// original bytes, its header claiming no adaptation.
 func TestPipelineThroughSquid(t *testing.T) {
 	big := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
 	// A generous timeout: this is set-up, on a busy machine perhaps.
@@ -502,7 +504,7 @@ func TestPipelineThroughSquid(t *testing.T) {
 		}
 		h := resp.Header
 		if h.Get("Content-Type") != "image/jpeg" || !strings.HasPrefix(h.Get("ETag"), `W/"ea-`) ||
-			!strings.Contains(h.Get("X-Adapted"), "profile=tiny early") || !strings.Contains(h.Get("Vary"), "Save-Data") {
+			h.Get("X-Adapted") != "" || !strings.Contains(h.Get("Vary"), "Save-Data") {
 			t.Errorf("%s, slow client: header %v", tc.path, h)
 		}
 		t.Logf("%s through Squid, slow client: %d -> %d bytes (%dx%d) in %v", tc.path, len(tc.orig), len(body), b.Dx(), b.Dy(), took.Round(time.Millisecond))
@@ -514,10 +516,11 @@ func TestPipelineThroughSquid(t *testing.T) {
 		}
 		t.Logf("%s through Squid, fast client: %d bytes in %v", tc.path, len(body), time.Since(start).Round(time.Millisecond))
 	}
-	// Committed early, then the transcode fails: the original bytes follow.
+	// Committed early, then the transcode fails: the original bytes
+	// follow, under a header that claims no adaptation.
 	resp, body = get("/broken.jpg", true)
-	if !bytes.Equal(body, broken) || resp.Header.Get("X-Adapted") == "" {
-		t.Errorf("broken photo, slow client: %d bytes, header %v; want the original %d bytes after an early commit", len(body), resp.Header, len(broken))
+	if !bytes.Equal(body, broken) || resp.Header.Get("X-Adapted") != "" || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("broken photo, slow client: %d bytes, header %v; want the original %d bytes, no X-Adapted, after an early commit", len(body), resp.Header, len(broken))
 	}
 	if n := pl.Service.Counters.Early("error"); n != 1 {
 		t.Errorf("early commits that sent the original after an error: %d, want 1", n)

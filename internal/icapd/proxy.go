@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
+	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/proxy"
 )
 
@@ -49,12 +50,22 @@ func StartProxy(cfg ProxyConfig, pl *Pipeline, logger *slog.Logger) (*ProxyServe
 		logger = slog.Default()
 	}
 	p := &proxy.Proxy{Logger: logger}
+	// In process nothing stops sending a body before the answer starts
+	// (Squid does, after 64 KB): hold bodies to transcode whole, so that
+	// each response's header describes the body sent (no early commit,
+	// whose header must not depend on the transcode's outcome).
+	held := *pl.Service
+	held.NoEarlyCommit = true
 	for _, s := range pl.Services() {
+		h := s.Handler
+		if h == icap.Handler(pl.Service) {
+			h = &held
+		}
 		switch s.Path {
 		case ReqmodPath:
-			p.Reqmod, p.ReqmodPath = s.Handler, s.Path
+			p.Reqmod, p.ReqmodPath = h, s.Path
 		case RespmodPath:
-			p.Respmod, p.RespmodPath = s.Handler, s.Path
+			p.Respmod, p.RespmodPath = h, s.Path
 		}
 	}
 	if p.Reqmod == nil || p.Respmod == nil {
