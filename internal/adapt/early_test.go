@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -27,10 +25,7 @@ import (
 // be transcoded is an error (the caller sends the original).
 func TestEarly(t *testing.T) {
 	p := loadProfiles(t)
-	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	tr := &Transcoder{}
 	decide := func(name string) *policy.Decision {
 		return &policy.Decision{Action: policy.Transcode, Rule: "r", Profile: p.Profile(name)}
@@ -102,10 +97,7 @@ func TestEarly(t *testing.T) {
 // comes back gzip-encoded, as the header sent before it said.
 func TestEarlyHTML(t *testing.T) {
 	p := loadProfiles(t)
-	page, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_wikipedia.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	page := testenv.ReadCorpus(t, "html", "sample_wikipedia.html")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(page)

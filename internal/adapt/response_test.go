@@ -29,41 +29,19 @@ import (
 // is: outcome not-applicable): the early header announces gzip, a weak
 // ETag and Vary, without Content-Length.
 func TestTranscodeResponse(t *testing.T) {
-	css, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_bootstrap.css"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "policy.toml")
-	src := profiles + `
+	css := testenv.ReadCorpus(t, "html", "sample_bootstrap.css")
+	h := holder(t, `
 [[rules]]
 name = "css"
 match.content_type = ["text/css"]
 action = "transcode"
 profile = "page"
 response_headers.set = { "X-Edited" = "yes" }
-`
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h, err := policy.NewHolder(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	tr := &Transcoder{}
 	svc := &icapservice.Service{Policy: h, Transcoder: tr, EarlyCommitBytes: 1 << 20, Counters: &icapservice.Counters{}}
-
 	serve := func(body []byte) (*icaptest.ResponseRecorder, *http.Response) {
-		hreq, _ := http.NewRequest("GET", "http://origin.test/site.css", nil)
-		hreq.Header.Set("Accept-Encoding", "gzip")
-		hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ContentLength: int64(len(body)), Header: http.Header{
-			"Content-Type": {"text/css"}, "Etag": {`"v1"`}, "Content-Length": {strconv.Itoa(len(body))}}}
-		rec := icaptest.NewRecorder()
-		svc.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, bytes.NewReader(body)))
-		resp, _ := rec.Msg.(*http.Response)
-		if rec.Code != icap.StatusOK || resp == nil {
-			t.Fatalf("ICAP %d, message %T", rec.Code, rec.Msg)
-		}
-		return rec, resp
+		return serveRespmod(t, svc, "http://origin.test/site.css", "text/css", `"v1"`, body)
 	}
 
 	rec, resp := serve(css)
@@ -138,26 +116,15 @@ response_headers.set = { "X-Edited" = "yes" }
 // when it succeeds; a held one that succeeded names it, with the new
 // body's length.
 func TestEarlyCommitClaimsOnlyWhatIsSent(t *testing.T) {
-	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	truncated := photo[:len(photo)/2]
-	path := filepath.Join(t.TempDir(), "policy.toml")
-	src := profiles + `
+	h := holder(t, `
 [[rules]]
 name = "photos"
 match.content_type = ["image/jpeg"]
 action = "transcode"
 profile = "keep"
-`
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h, err := policy.NewHolder(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	for _, tc := range []struct {
 		name    string
 		body    []byte
@@ -172,16 +139,7 @@ profile = "keep"
 		t.Run(tc.name, func(t *testing.T) {
 			svc := &icapservice.Service{Policy: h, Transcoder: &Transcoder{}, EarlyCommitBytes: 16 << 10,
 				NoEarlyCommit: tc.held, Counters: &icapservice.Counters{}}
-			hreq, _ := http.NewRequest("GET", "http://origin.test/bird.jpg", nil)
-			hreq.Header.Set("Accept-Encoding", "gzip")
-			hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ContentLength: int64(len(tc.body)), Header: http.Header{
-				"Content-Type": {"image/jpeg"}, "Etag": {`"b1"`}, "Content-Length": {strconv.Itoa(len(tc.body))}}}
-			rec := icaptest.NewRecorder()
-			svc.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, bytes.NewReader(tc.body)))
-			resp, _ := rec.Msg.(*http.Response)
-			if rec.Code != icap.StatusOK || resp == nil {
-				t.Fatalf("ICAP %d, message %T", rec.Code, rec.Msg)
-			}
+			rec, resp := serveRespmod(t, svc, "http://origin.test/bird.jpg", "image/jpeg", `"b1"`, tc.body)
 			got, hdr := rec.Body.Bytes(), resp.Header
 			if hdr.Get("Content-Type") != "image/jpeg" || hdr.Get("Content-Encoding") != "" {
 				t.Errorf("Content-Type %q, Content-Encoding %q; want the original's image/jpeg, none", hdr.Get("Content-Type"), hdr.Get("Content-Encoding"))
@@ -223,4 +181,37 @@ profile = "keep"
 			}
 		})
 	}
+}
+
+// holder loads the test profiles and rules into a policy.Holder.
+func holder(t *testing.T, rules string) *policy.Holder {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(path, []byte(profiles+rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := policy.NewHolder(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// serveRespmod runs svc on a RESPMOD of a 200 response to a GET of url
+// by a client accepting gzip: body, of type ctype with ETag etag and its
+// Content-Length. It fails the test unless svc answers 200 with a
+// response, which it returns with the recorder.
+func serveRespmod(t *testing.T, svc *icapservice.Service, url, ctype, etag string, body []byte) (*icaptest.ResponseRecorder, *http.Response) {
+	t.Helper()
+	hreq, _ := http.NewRequest("GET", url, nil)
+	hreq.Header.Set("Accept-Encoding", "gzip")
+	hresp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ContentLength: int64(len(body)), Header: http.Header{
+		"Content-Type": {ctype}, "Etag": {etag}, "Content-Length": {strconv.Itoa(len(body))}}}
+	rec := icaptest.NewRecorder()
+	svc.ServeICAP(rec, icaptest.NewRequest(icap.MethodRESPMOD, "icap://127.0.0.1/respmod", hreq, hresp, bytes.NewReader(body)))
+	resp, _ := rec.Msg.(*http.Response)
+	if rec.Code != icap.StatusOK || resp == nil {
+		t.Fatalf("ICAP %d, message %T", rec.Code, rec.Msg)
+	}
+	return rec, resp
 }

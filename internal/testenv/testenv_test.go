@@ -102,3 +102,12 @@ func TestCPUTime(t *testing.T) {
 		t.Log(x) // keep the loop
 	}
 }
+
+// TestReadCorpus reads a corpus file whole, as os.ReadFile does.
+func TestReadCorpus(t *testing.T) {
+	got := ReadCorpus(t, "images", "README.md")
+	want, err := os.ReadFile(filepath.Join(Corpus(t, "images"), "README.md"))
+	if err != nil || len(got) == 0 || string(got) != string(want) {
+		t.Errorf("ReadCorpus: %d bytes; os.ReadFile: %d bytes, %v", len(got), len(want), err)
+	}
+}
