@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/congestion"
 	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/internal/proxy"
 )
 
@@ -107,8 +108,7 @@ func (ps *ProxyServer) Addr() string { return ps.addr }
 // format: the client connections served without the congestion manager
 // because it refused them.
 func (ps *ProxyServer) WriteMetrics(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "# HELP icapd_proxy_ungated_connections_total Proxy client connections served without the congestion manager (it refused them).\n# TYPE icapd_proxy_ungated_connections_total counter\nicapd_proxy_ungated_connections_total %d\n", ps.ln.Ungated())
-	return err
+	return promtext.Value(w, "icapd_proxy_ungated_connections_total", "counter", "Proxy client connections served without the congestion manager (it refused them).", ps.ln.Ungated())
 }
 
 // Shutdown stops accepting and lets in-flight requests finish until ctx
