@@ -107,9 +107,10 @@ type Service struct {
 	// stall until the ICAP read timeout. Without Squid (icapd's own
 	// proxy) it may be as large as MaxBodyBytes.
 	EarlyHoldBytes int64
-	// NoEarlyCommit holds every body to transcode (up to MaxBodyBytes,
-	// whatever its Content-Length, known or not) before answering, so
-	// that the answer's header always describes the body sent: exact
+	// NoEarlyCommit holds every body to transcode before answering (one
+	// that would be committed early up to EarlyHoldBytes, as an early
+	// commit would; larger ones pass unchanged), so that the answer's
+	// header always describes the body sent: exact
 	// Content-Length, a format change, X-Adapted only when the transcode
 	// succeeded. It is for ICAP clients that keep sending a body before
 	// the answer starts (icapd's own proxy, in process); behind Squid it
@@ -272,11 +273,14 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 		policy.NoopTranscoder{Logger: s.Logger}.Transcode(r.Context(), d, m.ContentType, nil)
 		return false
 	}
-	if !s.NoEarlyCommit && (resp.ContentLength < 0 || resp.ContentLength > s.earlyCommitBytes()) {
-		s.transcodeEarly(w, r, d)
-		return true
-	}
 	limit := s.maxBodyBytes()
+	if resp.ContentLength < 0 || resp.ContentLength > s.earlyCommitBytes() {
+		if !s.NoEarlyCommit {
+			s.transcodeEarly(w, r, d)
+			return true
+		}
+		limit = s.earlyHoldBytes() // what an early commit would hold
+	}
 	held, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		// The client's body broke: nothing sensible can be sent back.

@@ -114,7 +114,8 @@ response_headers.set = { "X-Edited" = "yes" }
 // held whole, with the original's Content-Length and ETag); an early
 // header, sent before the outcome is known, claims no transcode even
 // when it succeeds; a held one that succeeded names it, with the new
-// body's length.
+// body's length. Held, a body over EarlyHoldBytes (what an early commit
+// would hold) passes unchanged under its own header.
 func TestEarlyCommitClaimsOnlyWhatIsSent(t *testing.T) {
 	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	truncated := photo[:len(photo)/2]
@@ -128,17 +129,19 @@ profile = "keep"
 	for _, tc := range []struct {
 		name    string
 		body    []byte
-		held    bool // NoEarlyCommit
-		adapted bool // the transcode succeeds
+		held    bool  // NoEarlyCommit
+		hold    int64 // EarlyHoldBytes
+		adapted bool  // the transcode succeeds
 	}{
-		{"early, truncated", truncated, false, false},
-		{"early, whole", photo, false, true},
-		{"held, truncated", truncated, true, false},
-		{"held, whole", photo, true, true},
+		{"early, truncated", truncated, false, 0, false},
+		{"early, whole", photo, false, 0, true},
+		{"held, truncated", truncated, true, 0, false},
+		{"held, whole", photo, true, 0, true},
+		{"held, over EarlyHoldBytes", photo, true, 256 << 10, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := &icapservice.Service{Policy: h, Transcoder: &Transcoder{}, EarlyCommitBytes: 16 << 10,
-				NoEarlyCommit: tc.held, Counters: &icapservice.Counters{}}
+				EarlyHoldBytes: tc.hold, NoEarlyCommit: tc.held, Counters: &icapservice.Counters{}}
 			rec, resp := serveRespmod(t, svc, "http://origin.test/bird.jpg", "image/jpeg", `"b1"`, tc.body)
 			got, hdr := rec.Body.Bytes(), resp.Header
 			if hdr.Get("Content-Type") != "image/jpeg" || hdr.Get("Content-Encoding") != "" {

@@ -52,7 +52,8 @@ func StartProxy(cfg ProxyConfig, pl *Pipeline, logger *slog.Logger) (*ProxyServe
 	}
 	p := &proxy.Proxy{Logger: logger}
 	// In process nothing stops sending a body before the answer starts
-	// (Squid does, after 64 KB): hold bodies to transcode whole, so that
+	// (Squid does, after 64 KB): hold bodies to transcode whole (up to
+	// EarlyHoldBytes for those Squid would need committed early), so that
 	// each response's header describes the body sent (no early commit,
 	// whose header must not depend on the transcode's outcome).
 	held := *pl.Service
