@@ -57,9 +57,11 @@ type EarlyTranscode struct {
 	// Header is the complete header of the response to send. It holds
 	// for the transcoded body and for the original one alike: the same
 	// Content-Type as the original, no Content-Length, and validators
-	// that do not depend on the output. When it announces a coding the
-	// origin did not use (compression of an identity-coded text body),
-	// the caller applies that coding to whichever body it sends.
+	// that do not depend on the output; nothing in it (X-Adapted) may
+	// claim a transformation that happens only if Transcode succeeds.
+	// When it announces a coding the origin did not use (compression of
+	// an identity-coded text body), the caller applies that coding to
+	// whichever body it sends.
 	Header http.Header
 	// Transcode transforms the whole original body into one Header
 	// describes. It must not modify body. On any error the caller sends

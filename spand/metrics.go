@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 )
 
 // The Prometheus text exposition format (version 0.0.4) is written by hand:
@@ -16,7 +18,7 @@ import (
 // a label set (already formatted, e.g. `kind="host"`, or "" for none) to
 // the value.
 func writeMetric(w io.Writer, name, typ, help string, values map[string]float64) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	promtext.Header(w, name, typ, help)
 	labels := make([]string, 0, len(values))
 	for l := range values {
 		labels = append(labels, l)

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
 
 // newTestServer runs srv (its store on clk) on a loopback httptest server.
@@ -386,13 +388,9 @@ func TestRunSnapshotsSavesAndExpires(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { m.RunSnapshots(ctx, time.Millisecond, nil); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Stats().Keys[KindHost] != 0 || m.saveCount() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no expiry or save after 10 s: %+v", m.Stats())
-		}
-		<-time.After(time.Millisecond) // poll interval
-	}
+	testenv.Poll(t, 10*time.Second, "an expiry and a save", func() bool {
+		return m.Stats().Keys[KindHost] == 0 && m.saveCount() > 0
+	})
 	cancel()
 	<-done
 	if _, err := os.Stat(path); err != nil {

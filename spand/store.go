@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 )
 
 // Store keeps what was learned and answers predictions. MemoryStore is the
@@ -88,8 +90,8 @@ func (m *MemoryStore) Metrics(w io.Writer) {
 	m.saveMu.Lock()
 	saves, errs := m.saves, m.errs
 	m.saveMu.Unlock()
-	fmt.Fprintf(w, "# HELP spand_snapshot_saves_total Snapshots written.\n# TYPE spand_snapshot_saves_total counter\nspand_snapshot_saves_total %d\n", saves)
-	fmt.Fprintf(w, "# HELP spand_snapshot_errors_total Snapshots that failed.\n# TYPE spand_snapshot_errors_total counter\nspand_snapshot_errors_total %d\n", errs)
+	promtext.Value(w, "spand_snapshot_saves_total", "counter", "Snapshots written.", saves)
+	promtext.Value(w, "spand_snapshot_errors_total", "counter", "Snapshots that failed.", errs)
 }
 
 // Save writes the snapshot atomically: to a temporary file in the same

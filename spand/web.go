@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/dashboard"
+	"github.com/edgeadapt/edgeadapt/internal/metric"
 )
 
 // Defaults of the web page (GET /).
@@ -93,12 +94,12 @@ func ClassBreakdown(entries []Prediction) dashboard.Table {
 	return t
 }
 
+// median is metric.Median, or -1 (which formats as "–") for no values.
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
-		return -1 // formats as "–"
+		return -1
 	}
-	slices.Sort(xs)
-	return xs[len(xs)/2]
+	return metric.Median(xs)
 }
 
 // handleWeb serves GET /, the dashboard: the hosts known with a history

@@ -6,10 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/dashboard"
 	"github.com/edgeadapt/edgeadapt/internal/dashboard/browsertest"
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
 )
@@ -195,4 +197,25 @@ func TestWebPageInChromium(t *testing.T) {
 		Charts:     6,
 		Screenshot: "spand-web.png",
 	})
+}
+
+// TestClassBreakdown checks the per-class table: classes by reports,
+// then name; the medians over the keys of an even count are the mean of
+// the middle two (metric.Median); a class without an RTT shows "–".
+func TestClassBreakdown(t *testing.T) {
+	entries := []Prediction{
+		{Class: ClassWeb, Reports: 2, Throughput: 1000, RTT: 10},
+		{Class: ClassWeb, Reports: 3, Throughput: 8000, RTT: 30},
+		{Class: ClassWeb, Reports: 1, Throughput: 2000},
+		{Class: ClassWeb, Reports: 1, Throughput: 4000, RTT: 20},
+		{Class: ClassBulk, Reports: 9, Throughput: 5e5},
+	}
+	got := ClassBreakdown(entries).Rows
+	want := [][]string{
+		{string(ClassBulk), "1", "9", dashboard.FormatBitrate(5e5), "–"},
+		{string(ClassWeb), "4", "7", dashboard.FormatBitrate(3000), dashboard.FormatRTT(20 * time.Millisecond)},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rows\n%q\nwant\n%q", got, want)
+	}
 }

@@ -29,15 +29,6 @@ var testLimits = Limits{Timeout: 5 * time.Minute}
 var slowProfile = Profile{Name: "slow", MaxWidth: 800, Quality: 40, StripMetadata: true, Animation: image.AnimationKeep,
 	Minify: true, Compress: true}
 
-func corpus(t testing.TB, sub, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Corpus(t, sub), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func imageNames(t testing.TB) []string {
 	ents, err := os.ReadDir(testenv.Corpus(t, "images"))
 	if err != nil {
@@ -80,7 +71,7 @@ func TestImageCorpus(t *testing.T) {
 	for _, accept := range []string{"image/avif,image/webp,*/*", "image/png,image/*;q=0.8"} {
 		for _, name := range imageNames(t) {
 			t.Run(strings.Split(accept, ",")[1]+"/"+name, func(t *testing.T) {
-				src := corpus(t, "images", name)
+				src := testenv.ReadCorpus(t, "images", name)
 				orig := bytes.Clone(src)
 				h := http.Header{"Content-Type": {contentType(name)}, "Etag": {`"abc"`}, "Vary": {"Origin"}}
 				out, err := tr.Transcode(context.Background(), Input{Bytes: src, Header: h, Accept: accept}, slowProfile)
@@ -141,7 +132,7 @@ func checkImageOutput(t *testing.T, out *Output, src []byte, accept string) {
 // The 99.6 MP bomb is refused from its header: nothing near its 400 MB of
 // pixels is allocated.
 func TestBombRefused(t *testing.T) {
-	src := corpus(t, "images", bombFile)
+	src := testenv.ReadCorpus(t, "images", bombFile)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	out, err := Transcode(context.Background(), Input{Body: bytes.NewReader(src),
@@ -160,7 +151,7 @@ func TestBombRefused(t *testing.T) {
 }
 
 func TestPasses(t *testing.T) {
-	jpeg := corpus(t, "images", "bimg__northern_cardinal_bird.jpg")
+	jpeg := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	tests := []struct {
 		name   string
 		in     Input
@@ -203,7 +194,7 @@ func TestPasses(t *testing.T) {
 }
 
 func TestETagAndVary(t *testing.T) {
-	src := corpus(t, "images", "bimg__northern_cardinal_bird.jpg")
+	src := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	get := func(p Profile, accept, etag string) *Output {
 		h := http.Header{"Content-Type": {"image/jpeg"}}
 		if etag != "" {
@@ -277,7 +268,7 @@ func encodeWith(t testing.TB, coding string, b []byte) []byte {
 func TestTextCorpus(t *testing.T) {
 	for _, name := range []string{"sample_amazon.html", "sample_bbc.html", "sample_blogpost.html", "sample_wikipedia.html",
 		"sample_bootstrap.css", "sample_jquery.js", "sample_moment.js"} {
-		src := corpus(t, "html", name)
+		src := testenv.ReadCorpus(t, "html", name)
 		for _, tc := range []struct{ originCE, ae, wantCE string }{
 			{"", "gzip, deflate, br, zstd", "br"},
 			{"gzip", "gzip, zstd", "zstd"},
@@ -384,7 +375,7 @@ func (e blockingEngine) Transcode(ctx context.Context, src []byte, info image.In
 }
 
 func TestTimeoutAndSlots(t *testing.T) {
-	src := corpus(t, "images", "bimg__northern_cardinal_bird.jpg")
+	src := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	eng := blockingEngine{image.GoEngine{}, make(chan struct{}, 2), make(chan struct{})}
 	tr := &Transcoder{Engine: eng, Limits: Limits{MaxConcurrent: 1, Timeout: 50 * time.Millisecond}}
 	in := Input{Bytes: src, Header: http.Header{"Content-Type": {"image/jpeg"}}}

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"sync"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/spand/capture"
 	"github.com/edgeadapt/edgeadapt/spand/track"
 )
@@ -46,9 +46,7 @@ func writeCaptureMetrics(w io.Writer) {
 	if !c.live {
 		return
 	}
-	m := func(name, typ, help string, v any) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, typ, name, v)
-	}
+	m := func(name, typ, help string, v any) { promtext.Value(w, name, typ, help, v) }
 	m("spand_capture_packets_read_total", "counter", "Packets read from the capture source.", c.run.Read)
 	m("spand_capture_packets_tcp_total", "counter", "TCP segments tracked.", c.tracker.TCP)
 	m("spand_capture_packets_udp_total", "counter", "UDP datagrams tracked.", c.tracker.UDP)

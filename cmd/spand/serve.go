@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/spand"
 	"github.com/edgeadapt/edgeadapt/spand/redisstore"
 	"github.com/edgeadapt/edgeadapt/spand/track"
@@ -146,8 +147,8 @@ func serve(ctx context.Context, ln net.Listener, capture CaptureFunc, o *serveFl
 		Store: store, Token: tok, Logger: log,
 		MaxBatch: o.maxBatch, MaxBodyBytes: o.maxBody, RateLimit: o.rateLimit, RateBurst: o.rateBurst,
 		ExtraMetrics: func(w io.Writer) {
-			fmt.Fprintf(w, "# HELP spand_capture_conns_total Connection records from the capture.\n# TYPE spand_capture_conns_total counter\nspand_capture_conns_total %d\n", conns.Load())
-			fmt.Fprintf(w, "# HELP spand_capture_reports_total Reports made from captured connections.\n# TYPE spand_capture_reports_total counter\nspand_capture_reports_total %d\n", reports.Load())
+			promtext.Value(w, "spand_capture_conns_total", "counter", "Connection records from the capture.", conns.Load())
+			promtext.Value(w, "spand_capture_reports_total", "counter", "Reports made from captured connections.", reports.Load())
 			writeCaptureMetrics(w) // packets, kernel drops, connection table (live.go)
 			writeForwardMetrics(w) // -report-to (forward.go)
 		},

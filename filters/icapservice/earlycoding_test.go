@@ -57,10 +57,7 @@ func codingService(t testing.TB, dir string) *Service {
 // over 8 MB (over EarlyHoldBytes).
 func bbcPage(t testing.TB) (page, huge []byte) {
 	t.Helper()
-	page, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_bbc.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	page = testenv.ReadCorpus(t, "html", "sample_bbc.html")
 	return page, bytes.Repeat(page, 8<<20/len(page)+1)
 }
 

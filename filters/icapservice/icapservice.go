@@ -107,6 +107,15 @@ type Service struct {
 	// stall until the ICAP read timeout. Without Squid (icapd's own
 	// proxy) it may be as large as MaxBodyBytes.
 	EarlyHoldBytes int64
+	// NoEarlyCommit holds every body to transcode before answering (one
+	// that would be committed early up to EarlyHoldBytes, as an early
+	// commit would; larger ones pass unchanged), so that the answer's
+	// header always describes the body sent: exact
+	// Content-Length, a format change, X-Adapted only when the transcode
+	// succeeded. It is for ICAP clients that keep sending a body before
+	// the answer starts (icapd's own proxy, in process); behind Squid it
+	// must be false (Squid stops sending after 64 KB until the answer).
+	NoEarlyCommit bool
 	// Logger receives decisions that fail open; nil means slog.Default().
 	Logger *slog.Logger
 	// LogDecisions logs every decision at Info level with the rule name,
@@ -264,11 +273,14 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 		policy.NoopTranscoder{Logger: s.Logger}.Transcode(r.Context(), d, m.ContentType, nil)
 		return false
 	}
-	if resp.ContentLength < 0 || resp.ContentLength > s.earlyCommitBytes() {
-		s.transcodeEarly(w, r, d)
-		return true
-	}
 	limit := s.maxBodyBytes()
+	if resp.ContentLength < 0 || resp.ContentLength > s.earlyCommitBytes() {
+		if !s.NoEarlyCommit {
+			s.transcodeEarly(w, r, d)
+			return true
+		}
+		limit = s.earlyHoldBytes() // what an early commit would hold
+	}
 	held, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		// The client's body broke: nothing sensible can be sent back.
@@ -334,6 +346,13 @@ func (s *Service) transcode(w icap.ResponseWriter, r *icap.Request, d *policy.De
 // it arrives, so that body bytes flow to Squid again (see
 // Service.EarlyHoldBytes). A
 // Transcoder that cannot commit early passes the body unchanged at once.
+//
+// The header goes out before the transcode's outcome is known, so it
+// says only what holds for either body (policy.EarlyTranscode.Header):
+// a transcode that fails after the commit leaves a header that claims no
+// adaptation; only a coding announced, which applies to whichever body
+// is sent, may be named in it. The outcome is counted (Counters.Early)
+// and logged.
 func (s *Service) transcodeEarly(w icap.ResponseWriter, r *icap.Request, d *policy.Decision) {
 	resp := r.Response
 	var e *policy.EarlyTranscode

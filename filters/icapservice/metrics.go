@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/policy"
 )
 
@@ -151,8 +152,7 @@ func (c *Counters) WriteMetrics(w io.Writer) error {
 		return 1
 	})
 	var b strings.Builder
-	b.WriteString("# HELP icapd_policy_decisions_total Policy decisions by rule (\"\": no rule matched) and action; skipped: a transcode not carried out (no-transform, partial, unnamed type).\n")
-	b.WriteString("# TYPE icapd_policy_decisions_total counter\n")
+	promtext.Header(&b, "icapd_policy_decisions_total", "counter", "Policy decisions by rule (\"\": no rule matched) and action; skipped: a transcode not carried out (no-transform, partial, unnamed type).")
 	c.mu.RLock()
 	for _, k := range keys {
 		fmt.Fprintf(&b, "icapd_policy_decisions_total{rule=%s,action=%q,skipped=\"%t\"} %d\n", labelValue(k.rule), k.action.String(), k.skipped, c.m[k].Load())
@@ -165,8 +165,7 @@ func (c *Counters) WriteMetrics(w io.Writer) error {
 	}
 	slices.Sort(outcomes)
 	if len(outcomes) > 0 {
-		b.WriteString("# HELP icapd_early_commit_total Transcodes of bodies too large to hold before answering, by outcome: adapted, the reason the original was sent instead, or not-committed (passed unchanged).\n")
-		b.WriteString("# TYPE icapd_early_commit_total counter\n")
+		promtext.Header(&b, "icapd_early_commit_total", "counter", "Transcodes of bodies too large to hold before answering, by outcome: adapted, the reason the original was sent instead, or not-committed (passed unchanged).")
 	}
 	for _, o := range outcomes {
 		fmt.Fprintf(&b, "icapd_early_commit_total{outcome=%s} %d\n", labelValue(o), c.earlyN[o])

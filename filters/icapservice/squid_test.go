@@ -159,23 +159,20 @@ func TestThroughSquid(t *testing.T) {
 	// the HTTP client got its answer: poll for the reloaded tag. Squid
 	// writes the quotes of the ISTag as %22.
 	want1, want2 := strings.Trim(tag1, `"`), strings.Trim(tag2, `"`)
-	deadline := time.Now().Add(10 * time.Second)
 	var log string
-	for {
+	testenv.Poll(t, 10*time.Second, "the reloaded ISTag in icap_log", func() bool {
 		b, err := os.ReadFile(istagLog)
 		if err != nil {
 			t.Fatal(err)
 		}
 		log = string(b)
-		if strings.Contains(log, "REQMOD %22"+want2+"%22") || time.Now().After(deadline) {
-			break
-		}
 		select {
 		case <-sq.Exited():
 			t.Fatal("squid exited")
-		case <-time.After(20 * time.Millisecond):
+		default:
 		}
-	}
+		return strings.Contains(log, "REQMOD %22"+want2+"%22")
+	})
 	if tag1 == tag2 || !strings.Contains(log, "REQMOD %22"+want1+"%22") || !strings.Contains(log, "REQMOD %22"+want2+"%22") {
 		t.Errorf("ISTags %s → %s not both in icap_log:\n%s", tag1, tag2, log)
 	}

@@ -104,10 +104,7 @@ func TestMediaMatch(t *testing.T) {
 // or an error that makes the caller pass the original.
 func TestTranscoder(t *testing.T) {
 	p := loadProfiles(t)
-	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	css, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_bootstrap.css"))
 	if err != nil {
 		t.Fatal(err)

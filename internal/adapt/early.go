@@ -43,8 +43,16 @@ var ErrEarlyMismatch = errors.New("adapt: transcoded body does not match the hea
 //     sent under it are the transcoded ones or, if that transcode fails
 //     or times out, the original ones: a strong validator would name two
 //     different byte sequences;
-//   - X-Adapted: "<media type> profile=<name> early; original=<size>"
-//     (the size from Content-Length, when known).
+//   - X-Adapted: only with a coding announced (the one change made to
+//     whichever body is sent): "<media type> profile=<name> early
+//     <coding>; original=<size>" (the size from Content-Length, when
+//     known). Otherwise none: the header goes out before the transcode
+//     runs, and if it fails the original bytes follow, so a header that
+//     claimed the transcode would lie about them. A response must never
+//     claim an adaptation that did not happen; the outcome of an early
+//     transcode is counted and logged by the caller instead. (icapd's own
+//     proxy, where nothing stalls a body before the answer, holds bodies
+//     whole and does not commit early: icapservice.Service.NoEarlyCommit.)
 //
 // It returns nil when the profile does nothing to this media type, or
 // the response or request says no-transform, or the response is partial.
@@ -85,16 +93,17 @@ func (t *Transcoder) Early(d *policy.Decision, req *http.Request, resp *http.Res
 	} else {
 		h.Del("ETag")
 	}
-	desc := mt + " profile=" + d.Profile.Name + " early"
 	if coding != "" {
+		// The coding applies to the transcoded body and to the original
+		// alike: the one adaptation this header can promise.
 		h.Set("Content-Encoding", coding)
 		h.Set("Vary", mergeVary(h.Values("Vary"), "Accept-Encoding"))
-		desc += " " + coding
+		desc := mt + " profile=" + d.Profile.Name + " early " + coding
+		if resp.ContentLength >= 0 {
+			desc += "; original=" + strconv.FormatInt(resp.ContentLength, 10)
+		}
+		h.Set("X-Adapted", desc)
 	}
-	if resp.ContentLength >= 0 {
-		desc += "; original=" + strconv.FormatInt(resp.ContentLength, 10)
-	}
-	h.Set("X-Adapted", desc)
 	name := d.Profile.Name
 	return &policy.EarlyTranscode{Header: h, Transcode: func(ctx context.Context, body []byte) ([]byte, error) {
 		if prof == nil {

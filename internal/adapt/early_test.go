@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -22,15 +20,12 @@ import (
 
 // TestEarly commits to the header of a transcode before the body is
 // read: the original's type, no length, a weak ETag from the original's
-// and the profile; the body it then produces keeps that type (WebP is
+// and the profile, no X-Adapted (the transcode may yet fail); the body it then produces keeps that type (WebP is
 // not offered even to a client that accepts it), and a body that cannot
 // be transcoded is an error (the caller sends the original).
 func TestEarly(t *testing.T) {
 	p := loadProfiles(t)
-	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	tr := &Transcoder{}
 	decide := func(name string) *policy.Decision {
 		return &policy.Decision{Action: policy.Transcode, Rule: "r", Profile: p.Profile(name)}
@@ -69,7 +64,7 @@ func TestEarly(t *testing.T) {
 		}
 		h := e.Header
 		if h.Get("Content-Type") != "image/jpeg" || h.Get("Content-Length") != "" || h.Get("Digest") != "" ||
-			!strings.HasPrefix(h.Get("ETag"), `W/"ea-`) || h.Get("X-Adapted") != "image/jpeg profile="+tc.profile+" early; original="+strconv.Itoa(len(photo)) {
+			!strings.HasPrefix(h.Get("ETag"), `W/"ea-`) || h.Get("X-Adapted") != "" {
 			t.Errorf("%s: header %v", tc.profile, h)
 		}
 		if again := tr.Early(decide(tc.profile), req, resp); again.Header.Get("ETag") != h.Get("ETag") {
@@ -102,10 +97,7 @@ func TestEarly(t *testing.T) {
 // comes back gzip-encoded, as the header sent before it said.
 func TestEarlyHTML(t *testing.T) {
 	p := loadProfiles(t)
-	page, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_wikipedia.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	page := testenv.ReadCorpus(t, "html", "sample_wikipedia.html")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(page)
@@ -118,7 +110,7 @@ func TestEarlyHTML(t *testing.T) {
 	if e == nil {
 		t.Fatal("not committed early")
 	}
-	if e.Header.Get("Content-Encoding") != "gzip" || e.Header.Get("X-Adapted") != "text/html profile=page early" {
+	if e.Header.Get("Content-Encoding") != "gzip" || e.Header.Get("X-Adapted") != "" {
 		t.Errorf("header %v", e.Header)
 	}
 	out, err := e.Transcode(context.Background(), gz.Bytes())

@@ -3,8 +3,6 @@ package adapt
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,10 +16,7 @@ import (
 // their real sizes.
 func TestSavings(t *testing.T) {
 	p := loadProfiles(t)
-	photo, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "bimg__northern_cardinal_bird.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	tr := &Transcoder{}
 	d := &policy.Decision{Action: policy.Transcode, Rule: "r", Profile: p.Profile("keep")}
 	ctx := context.Background()

@@ -166,7 +166,9 @@ func testNegotiation(t *testing.T, mode Mode) {
 		if o.Bytes > orig {
 			t.Errorf("adapted %s is %d bytes, larger than the original %d", o.URL, o.Bytes, orig)
 		}
-		if o.Adapted != "" && o.Bytes < orig {
+		// Committed early behind Squid (over 48 KiB), an adapted image
+		// has no X-Adapted: its header went out before the transcode.
+		if o.Bytes < orig {
 			smaller++
 		}
 		t.Logf("image %d %s: %s %dx%d, %d bytes (original %d), X-Adapted %q", i, o.URL, o.Format, o.Width, o.Height, o.Bytes, orig, o.Adapted)

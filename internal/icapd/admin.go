@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/dashboard"
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -90,7 +91,7 @@ func (pl *Pipeline) writeSavingsMetrics(w io.Writer) error {
 		{"icapd_adapt_bytes_in_total", "Original bytes of the transcoded bodies, by media type.", func(i int) int64 { return sv[i].BytesIn }},
 		{"icapd_adapt_bytes_out_total", "Bytes of the transcoded bodies sent instead, by the original's media type.", func(i int) int64 { return sv[i].BytesOut }},
 	} {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", f.name, f.help, f.name)
+		promtext.Header(&b, f.name, "counter", f.help)
 		for i := range sv {
 			fmt.Fprintf(&b, "%s{content_type=%q} %d\n", f.name, sv[i].MediaType, f.v(i))
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
 	"github.com/edgeadapt/edgeadapt/internal/dashboard/browsertest"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
@@ -23,7 +24,7 @@ import (
 // size.
 func adaptSome(t *testing.T, d *Daemon) int {
 	t.Helper()
-	photo := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg")
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg")
 	cl := &icap.Client{}
 	defer cl.CloseIdleConnections()
 	for _, c := range []struct {

@@ -142,7 +142,7 @@ func TestCICAPClient(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "the X-Client-IP transaction in the access log", func() bool {
+	testenv.Poll(t, 10*time.Second, "the X-Client-IP transaction in the access log", func() bool {
 		b, _ := os.ReadFile(d.cfg.AccessLog)
 		return bytes.Contains(b, []byte("client_ip=192.0.2.99"))
 	})

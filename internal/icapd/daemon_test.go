@@ -79,18 +79,6 @@ func newRespmod(t testing.TB, url string, body []byte, preview int, allow204, al
 	return req
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func icapURL(d *Daemon, path string) string { return "icap://" + d.ICAPAddr() + path }
 
 func httpGet(t testing.TB, url string) (int, string) {
@@ -171,7 +159,7 @@ func TestDaemonServices(t *testing.T) {
 
 	// The server calls its Observer just after writing each response, so
 	// the last one may still be on its way to the metrics.
-	waitFor(t, "all transactions observed", func() bool {
+	testenv.Poll(t, 10*time.Second, "all transactions observed", func() bool {
 		return d.Metrics.Requests("other", "", 404) == 1 && d.Metrics.Requests(ReqmodPath, "", 405) == 1
 	})
 	// The client reused its connection for all of them but the last:
@@ -329,8 +317,6 @@ func TestDaemonShutdownFinishesInFlight(t *testing.T) {
 	if resp == nil || resp.StatusCode != 200 {
 		t.Fatalf("response head: %+v", resp)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-
 	shut := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -338,27 +324,18 @@ func TestDaemonShutdownFinishesInFlight(t *testing.T) {
 		shut <- d.Shutdown(ctx)
 	}()
 	// Draining: health says so, and new connections are refused.
-	for {
+	testenv.Poll(t, 10*time.Second, "/healthz to report the drain", func() bool {
 		code, _ := httpGet(t, "http://"+d.AdminAddr()+"/healthz")
-		if code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("/healthz never reported the drain")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	for {
+		return code == http.StatusServiceUnavailable
+	})
+	testenv.Poll(t, 10*time.Second, "the ICAP listener to refuse connections during shutdown", func() bool {
 		c, err := net.DialTimeout("tcp", d.ICAPAddr(), time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the ICAP listener still accepts during shutdown")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned (%v) while a transaction was in flight", err)

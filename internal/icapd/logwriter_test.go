@@ -22,17 +22,10 @@ func TestLogFileFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Write([]byte("first\n"))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testenv.Poll(t, 10*time.Second, "the ticker to flush the line", func() bool {
 		b, _ := os.ReadFile(path)
-		if string(b) == "first\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("line not flushed by the ticker: file has %q", b)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return string(b) == "first\n"
+	})
 	l.Write([]byte("second\n"))
 	if err := l.Close(); err != nil {
 		t.Fatal(err)

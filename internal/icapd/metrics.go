@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 )
 
 // latencyBuckets are the upper bounds (seconds) of the latency histogram:
@@ -261,7 +263,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 	slices.SortFunc(all, func(a, b *series) int { return cmpSvc(a.key, b.key) })
 
-	b.WriteString("# HELP icapd_requests_total ICAP transactions by service, method and ICAP status.\n# TYPE icapd_requests_total counter\n")
+	promtext.Header(&b, "icapd_requests_total", "counter", "ICAP transactions by service, method and ICAP status.")
 	type tally struct{ all, s204, s206 int64 }
 	ratios := map[string]*tally{}
 	for _, s := range all {
@@ -286,16 +288,16 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	services := sortedKeys(ratios, strings.Compare)
-	b.WriteString("# HELP icapd_response_204_ratio Share of REQMOD/RESPMOD transactions answered 204 No Content, by service.\n# TYPE icapd_response_204_ratio gauge\n")
+	promtext.Header(&b, "icapd_response_204_ratio", "gauge", "Share of REQMOD/RESPMOD transactions answered 204 No Content, by service.")
 	for _, s := range services {
 		fmt.Fprintf(&b, "icapd_response_204_ratio{service=%q} %s\n", s, fmtFloat(float64(ratios[s].s204)/float64(ratios[s].all)))
 	}
-	b.WriteString("# HELP icapd_response_206_ratio Share of REQMOD/RESPMOD transactions answered 206 Partial Content, by service.\n# TYPE icapd_response_206_ratio gauge\n")
+	promtext.Header(&b, "icapd_response_206_ratio", "gauge", "Share of REQMOD/RESPMOD transactions answered 206 Partial Content, by service.")
 	for _, s := range services {
 		fmt.Fprintf(&b, "icapd_response_206_ratio{service=%q} %s\n", s, fmtFloat(float64(ratios[s].s206)/float64(ratios[s].all)))
 	}
 
-	b.WriteString("# HELP icapd_request_duration_seconds ICAP transaction latency, from the request line to the last byte of the response.\n# TYPE icapd_request_duration_seconds histogram\n")
+	promtext.Header(&b, "icapd_request_duration_seconds", "histogram", "ICAP transaction latency, from the request line to the last byte of the response.")
 	for _, s := range all {
 		k := s.key
 		var cum int64
@@ -308,19 +310,19 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		fmt.Fprintf(&b, "icapd_request_duration_seconds_sum{service=%q,method=%q} %s\n", k.service, k.method, fmtFloat(time.Duration(s.sumNs.Load()).Seconds()))
 		fmt.Fprintf(&b, "icapd_request_duration_seconds_count{service=%q,method=%q} %d\n", k.service, k.method, cum)
 	}
-	b.WriteString("# HELP icapd_received_bytes_total Bytes read from ICAP clients, by service and method.\n# TYPE icapd_received_bytes_total counter\n")
+	promtext.Header(&b, "icapd_received_bytes_total", "counter", "Bytes read from ICAP clients, by service and method.")
 	for _, s := range all {
 		fmt.Fprintf(&b, "icapd_received_bytes_total{service=%q,method=%q} %d\n", s.key.service, s.key.method, s.in.Load())
 	}
-	b.WriteString("# HELP icapd_sent_bytes_total Bytes written to ICAP clients, by service and method.\n# TYPE icapd_sent_bytes_total counter\n")
+	promtext.Header(&b, "icapd_sent_bytes_total", "counter", "Bytes written to ICAP clients, by service and method.")
 	for _, s := range all {
 		fmt.Fprintf(&b, "icapd_sent_bytes_total{service=%q,method=%q} %d\n", s.key.service, s.key.method, s.out.Load())
 	}
 
-	fmt.Fprintf(&b, "# HELP icapd_open_connections ICAP connections open now.\n# TYPE icapd_open_connections gauge\nicapd_open_connections %d\n", m.openConns.Load())
-	fmt.Fprintf(&b, "# HELP icapd_connections_accepted_total ICAP connections accepted.\n# TYPE icapd_connections_accepted_total counter\nicapd_connections_accepted_total %d\n", m.acceptedConns.Load())
-	fmt.Fprintf(&b, "# HELP icapd_connections_refused_total ICAP connections refused by the client allow-list.\n# TYPE icapd_connections_refused_total counter\nicapd_connections_refused_total %d\n", m.refusedConns.Load())
-	fmt.Fprintf(&b, "# HELP icapd_uptime_seconds Seconds since icapd started.\n# TYPE icapd_uptime_seconds gauge\nicapd_uptime_seconds %s\n", fmtFloat(time.Since(m.start).Seconds()))
+	promtext.Value(&b, "icapd_open_connections", "gauge", "ICAP connections open now.", m.openConns.Load())
+	promtext.Value(&b, "icapd_connections_accepted_total", "counter", "ICAP connections accepted.", m.acceptedConns.Load())
+	promtext.Value(&b, "icapd_connections_refused_total", "counter", "ICAP connections refused by the client allow-list.", m.refusedConns.Load())
+	promtext.Value(&b, "icapd_uptime_seconds", "gauge", "Seconds since icapd started.", fmtFloat(time.Since(m.start).Seconds()))
 	if fs := m.extra.Load(); fs != nil {
 		for _, f := range *fs {
 			f(&b)

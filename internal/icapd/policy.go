@@ -17,6 +17,7 @@ import (
 	"github.com/edgeadapt/edgeadapt/filters/icapservice"
 	"github.com/edgeadapt/edgeadapt/icap"
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/spand"
 	"github.com/edgeadapt/edgeadapt/transcode"
@@ -236,8 +237,8 @@ func (pl *Pipeline) WriteMetrics(w io.Writer) error {
 	}
 	var b strings.Builder
 	st := pl.Transcoder.Stats()
-	fmt.Fprintf(&b, "# HELP icapd_transcode_adapted_total Response bodies replaced by a transcoded one.\n# TYPE icapd_transcode_adapted_total counter\nicapd_transcode_adapted_total %d\n", st.Adapted)
-	b.WriteString("# HELP icapd_transcode_passed_total Response bodies passed unchanged by the transcoder, by reason.\n# TYPE icapd_transcode_passed_total counter\n")
+	promtext.Value(&b, "icapd_transcode_adapted_total", "counter", "Response bodies replaced by a transcoded one.", st.Adapted)
+	promtext.Header(&b, "icapd_transcode_passed_total", "counter", "Response bodies passed unchanged by the transcoder, by reason.")
 	reasons := make([]string, 0, len(st.Passed))
 	for r := range st.Passed {
 		reasons = append(reasons, r)
@@ -246,12 +247,14 @@ func (pl *Pipeline) WriteMetrics(w io.Writer) error {
 	for _, r := range reasons {
 		fmt.Fprintf(&b, "icapd_transcode_passed_total{reason=%q} %d\n", r, st.Passed[r])
 	}
-	fmt.Fprintf(&b, "# HELP icapd_transcode_in_bytes_total Original bytes of the transcoded bodies.\n# TYPE icapd_transcode_in_bytes_total counter\nicapd_transcode_in_bytes_total %d\n", st.BytesIn)
-	fmt.Fprintf(&b, "# HELP icapd_transcode_out_bytes_total Bytes of the transcoded bodies sent instead.\n# TYPE icapd_transcode_out_bytes_total counter\nicapd_transcode_out_bytes_total %d\n", st.BytesOut)
-	fmt.Fprintf(&b, "# HELP icapd_policy_reloads_total Policy reloads (SIGHUP or file change) by result.\n# TYPE icapd_policy_reloads_total counter\nicapd_policy_reloads_total{result=\"ok\"} %d\nicapd_policy_reloads_total{result=\"error\"} %d\n", pl.reloadOK.Load(), pl.reloadKO.Load())
-	fmt.Fprintf(&b, "# HELP icapd_policy_info The policy in force: its version (the ISTag) and file.\n# TYPE icapd_policy_info gauge\nicapd_policy_info{version=%q,file=%q} 1\n", pl.Holder.Version(), pl.Holder.Path())
+	promtext.Value(&b, "icapd_transcode_in_bytes_total", "counter", "Original bytes of the transcoded bodies.", st.BytesIn)
+	promtext.Value(&b, "icapd_transcode_out_bytes_total", "counter", "Bytes of the transcoded bodies sent instead.", st.BytesOut)
+	promtext.Header(&b, "icapd_policy_reloads_total", "counter", "Policy reloads (SIGHUP or file change) by result.")
+	fmt.Fprintf(&b, "icapd_policy_reloads_total{result=\"ok\"} %d\nicapd_policy_reloads_total{result=\"error\"} %d\n", pl.reloadOK.Load(), pl.reloadKO.Load())
+	promtext.Header(&b, "icapd_policy_info", "gauge", "The policy in force: its version (the ISTag) and file.")
+	fmt.Fprintf(&b, "icapd_policy_info{version=%q,file=%q} 1\n", pl.Holder.Version(), pl.Holder.Path())
 	if pl.spand != nil {
-		fmt.Fprintf(&b, "# HELP icapd_spand_predict_failures_total Bandwidth predictions from spand that failed or timed out.\n# TYPE icapd_spand_predict_failures_total counter\nicapd_spand_predict_failures_total %d\n", pl.spand.Failures())
+		promtext.Value(&b, "icapd_spand_predict_failures_total", "counter", "Bandwidth predictions from spand that failed or timed out.", pl.spand.Failures())
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

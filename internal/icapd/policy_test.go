@@ -99,16 +99,6 @@ func startPipeline(t *testing.T, policyFile string, maxTranscode int64) (*Daemon
 	return d, pl, logBuf
 }
 
-// corpusFile reads a file of the shared corpus.
-func corpusFile(t *testing.T, sub, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Corpus(t, sub), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestPipelineRespmod sends corpus files through icapd's /respmod (the
 // repository's policy, a real spand, icap.Client on loopback) as clients
 // of different speeds: slow clients (Save-Data, or measured at 56 kbit/s
@@ -116,8 +106,8 @@ func corpusFile(t *testing.T, sub, name string) []byte {
 // fast clients get 204 or the identical body; a body that fails to
 // transcode passes unchanged; HTML is minified.
 func TestPipelineRespmod(t *testing.T) {
-	photo := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 1920x1080, quality 100
-	page := corpusFile(t, "html", "sample_wikipedia.html")
+	photo := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg") // 1920x1080, quality 100
+	page := testenv.ReadCorpus(t, "html", "sample_wikipedia.html")
 	broken := append(append([]byte{}, photo[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 4096)...)
 	// icap.Client keeps sending a body while icapd holds it (unlike Squid
 	// 5.7), so the corpus photo can be held whole before the answer and
@@ -331,7 +321,7 @@ func TestPipelineReloadISTag(t *testing.T) {
 	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the watch to reload the policy", func() bool { return optionsTag() != tag1 })
+	testenv.Poll(t, 10*time.Second, "the watch to reload the policy", func() bool { return optionsTag() != tag1 })
 	if r, _ := rule(); r != "fast-clients-pass-v3" {
 		t.Errorf("after the watch reloaded: rule %q", r)
 	}
@@ -388,11 +378,13 @@ func TestPipelineDefaultPolicy(t *testing.T) {
 // of 829 and 882 KB (2000x2950), larger than the 64 KB Squid 5.7 sends of
 // a body before the ICAP server answers, are committed early: a slow
 // client gets a smaller JPEG of the profile's size, with the original's
-// type, a weak ETag and no stall (the HTTP client's timeout is far below
-// Squid's ICAP timeout); a fast client (Downlink: 10) gets the identical
-// bytes. A broken JPEG committed early arrives as its original bytes.
+// type, a weak ETag, no X-Adapted (the header goes out before the
+// transcode's outcome is known) and no stall (the HTTP client's timeout
+// is far below Squid's ICAP timeout); a fast client (Downlink: 10) gets
+// the identical bytes. A broken JPEG committed early arrives as its
+// original bytes, its header claiming no adaptation.
 func TestPipelineThroughSquid(t *testing.T) {
-	big := corpusFile(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
+	big := testenv.ReadCorpus(t, "images", "bimg__northern_cardinal_bird.jpg") // 829 KB
 	// A generous timeout: this is set-up, on a busy machine perhaps.
 	web, err := (&transcode.Transcoder{Limits: transcode.Limits{Timeout: 2 * time.Minute}}).Transcode(context.Background(), transcode.Input{
 		Bytes:  big,
@@ -405,7 +397,7 @@ func TestPipelineThroughSquid(t *testing.T) {
 	if len(photo) >= icapservice.DefaultEarlyCommitBytes {
 		t.Fatalf("web-sized photo is %d bytes, want < %d (held, not committed early)", len(photo), icapservice.DefaultEarlyCommitBytes)
 	}
-	people := corpusFile(t, "images", "imagor__people.jpg") // 882 KB, 2000x2950
+	people := testenv.ReadCorpus(t, "images", "imagor__people.jpg") // 882 KB, 2000x2950
 	// A JPEG that fails to decode after its header has been committed.
 	broken := append(append([]byte{}, big[:4096]...), bytes.Repeat([]byte{0xff, 0x00}, 64<<10)...)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -502,7 +494,7 @@ func TestPipelineThroughSquid(t *testing.T) {
 		}
 		h := resp.Header
 		if h.Get("Content-Type") != "image/jpeg" || !strings.HasPrefix(h.Get("ETag"), `W/"ea-`) ||
-			!strings.Contains(h.Get("X-Adapted"), "profile=tiny early") || !strings.Contains(h.Get("Vary"), "Save-Data") {
+			h.Get("X-Adapted") != "" || !strings.Contains(h.Get("Vary"), "Save-Data") {
 			t.Errorf("%s, slow client: header %v", tc.path, h)
 		}
 		t.Logf("%s through Squid, slow client: %d -> %d bytes (%dx%d) in %v", tc.path, len(tc.orig), len(body), b.Dx(), b.Dy(), took.Round(time.Millisecond))
@@ -514,10 +506,11 @@ func TestPipelineThroughSquid(t *testing.T) {
 		}
 		t.Logf("%s through Squid, fast client: %d bytes in %v", tc.path, len(body), time.Since(start).Round(time.Millisecond))
 	}
-	// Committed early, then the transcode fails: the original bytes follow.
+	// Committed early, then the transcode fails: the original bytes
+	// follow, under a header that claims no adaptation.
 	resp, body = get("/broken.jpg", true)
-	if !bytes.Equal(body, broken) || resp.Header.Get("X-Adapted") == "" {
-		t.Errorf("broken photo, slow client: %d bytes, header %v; want the original %d bytes after an early commit", len(body), resp.Header, len(broken))
+	if !bytes.Equal(body, broken) || resp.Header.Get("X-Adapted") != "" || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Errorf("broken photo, slow client: %d bytes, header %v; want the original %d bytes, no X-Adapted, after an early commit", len(body), resp.Header, len(broken))
 	}
 	if n := pl.Service.Counters.Early("error"); n != 1 {
 		t.Errorf("early commits that sent the original after an error: %d, want 1", n)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
+	"github.com/edgeadapt/edgeadapt/icap"
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/internal/proxy"
 )
 
@@ -49,12 +51,23 @@ func StartProxy(cfg ProxyConfig, pl *Pipeline, logger *slog.Logger) (*ProxyServe
 		logger = slog.Default()
 	}
 	p := &proxy.Proxy{Logger: logger}
+	// In process nothing stops sending a body before the answer starts
+	// (Squid does, after 64 KB): hold bodies to transcode whole (up to
+	// EarlyHoldBytes for those Squid would need committed early), so that
+	// each response's header describes the body sent (no early commit,
+	// whose header must not depend on the transcode's outcome).
+	held := *pl.Service
+	held.NoEarlyCommit = true
 	for _, s := range pl.Services() {
+		h := s.Handler
+		if h == icap.Handler(pl.Service) {
+			h = &held
+		}
 		switch s.Path {
 		case ReqmodPath:
-			p.Reqmod, p.ReqmodPath = s.Handler, s.Path
+			p.Reqmod, p.ReqmodPath = h, s.Path
 		case RespmodPath:
-			p.Respmod, p.RespmodPath = s.Handler, s.Path
+			p.Respmod, p.RespmodPath = h, s.Path
 		}
 	}
 	if p.Reqmod == nil || p.Respmod == nil {
@@ -96,8 +109,7 @@ func (ps *ProxyServer) Addr() string { return ps.addr }
 // format: the client connections served without the congestion manager
 // because it refused them.
 func (ps *ProxyServer) WriteMetrics(w io.Writer) error {
-	_, err := fmt.Fprintf(w, "# HELP icapd_proxy_ungated_connections_total Proxy client connections served without the congestion manager (it refused them).\n# TYPE icapd_proxy_ungated_connections_total counter\nicapd_proxy_ungated_connections_total %d\n", ps.ln.Ungated())
-	return err
+	return promtext.Value(w, "icapd_proxy_ungated_connections_total", "counter", "Proxy client connections served without the congestion manager (it refused them).", ps.ln.Ungated())
 }
 
 // Shutdown stops accepting and lets in-flight requests finish until ctx

@@ -174,7 +174,7 @@ func TestSquid(t *testing.T) {
 		t.Errorf("%d ICAP connections for %d transactions: want at most a quarter as many connections", accepted, transactions)
 	}
 	// The access log names the HTTP client Squid served.
-	waitFor(t, "the access log to name X-Client-IP", func() bool {
+	testenv.Poll(t, 10*time.Second, "the access log to name X-Client-IP", func() bool {
 		b, _ := os.ReadFile(d.cfg.AccessLog)
 		return strings.Contains(string(b), "client_ip=127.0.0.1")
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeadapt/edgeadapt/congestion"
 	"github.com/edgeadapt/edgeadapt/internal/adapt"
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/internal/proxy"
 	"github.com/edgeadapt/edgeadapt/policy"
 	"github.com/edgeadapt/edgeadapt/spand"
@@ -156,13 +157,14 @@ func (ms *Measurement) Source() string {
 // store's own counters.
 func (ms *Measurement) WriteMetrics(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# HELP icapd_spand_predict_failures_total Bandwidth predictions from spand that failed or timed out.\n# TYPE icapd_spand_predict_failures_total counter\nicapd_spand_predict_failures_total %d\n", ms.spand.Failures())
+	promtext.Value(&b, "icapd_spand_predict_failures_total", "counter", "Bandwidth predictions from spand that failed or timed out.", ms.spand.Failures())
 	if ms.Meter != nil {
 		sent, failed := ms.Meter.Stats()
-		fmt.Fprintf(&b, "# HELP icapd_proxy_reports_total Performance reports the proxy made of its client connections, by result.\n# TYPE icapd_proxy_reports_total counter\nicapd_proxy_reports_total{result=\"ok\"} %d\nicapd_proxy_reports_total{result=\"error\"} %d\n", sent, failed)
+		promtext.Header(&b, "icapd_proxy_reports_total", "counter", "Performance reports the proxy made of its client connections, by result.")
+		fmt.Fprintf(&b, "icapd_proxy_reports_total{result=\"ok\"} %d\nicapd_proxy_reports_total{result=\"error\"} %d\n", sent, failed)
 	}
 	if ms.Manager != nil {
-		fmt.Fprintf(&b, "# HELP icapd_proxy_macroflows Macroflows (client hosts) the proxy's congestion manager keeps.\n# TYPE icapd_proxy_macroflows gauge\nicapd_proxy_macroflows %d\n", ms.Manager.Macroflows())
+		promtext.Value(&b, "icapd_proxy_macroflows", "gauge", "Macroflows (client hosts) the proxy's congestion manager keeps.", ms.Manager.Macroflows())
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/congestion"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -119,12 +120,10 @@ func TestMeterLoopback(t *testing.T) {
 	send()
 	// The client read it all, so all of it was acknowledged (the ACKs
 	// may still be on their way to the kernel's counter: poll).
-	for deadline := time.Now().Add(5 * time.Second); len(rec.got()) == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no interim report of an open connection")
-		}
+	testenv.Poll(t, 5*time.Second, "an interim report of an open connection", func() bool {
 		m.tick()
-	}
+		return len(rec.got()) > 0
+	})
 	send()
 	srv.Close()
 	rs := rec.got()

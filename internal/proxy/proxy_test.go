@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/edgeadapt/edgeadapt/internal/icapd"
@@ -25,18 +23,12 @@ func startProxy(t *testing.T) *url.URL {
 }
 
 func TestProxyAdaptsLikeTheICAPServices(t *testing.T) {
-	jpg, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), "imagor__people.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	jpg := testenv.ReadCorpus(t, "images", "imagor__people.jpg")
 	origCfg, err := jpeg.DecodeConfig(bytes.NewReader(jpg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	html, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), "sample_bbc.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	html := testenv.ReadCorpus(t, "html", "sample_bbc.html")
 	origin := proxytest.Origin(t, map[string]proxytest.Object{
 		"/people.jpg": {Type: "image/jpeg", Body: jpg},
 		"/page.html":  {Type: "text/html; charset=utf-8", Body: html},

@@ -9,7 +9,8 @@
 // has one copy: building the module's commands once per test binary
 // (BuildOnce), loopback listeners and addresses (Listen, FreeAddr,
 // FreePort), polling a condition with a deadline (Poll), an HTTP GET
-// (Get) and a goroutine-safe buffer (SyncBuffer).
+// (Get), a goroutine-safe buffer (SyncBuffer), reading a corpus file
+// (ReadCorpus) and the process's CPU time for benchmarks (CPUTime).
 package testenv
 
 import (
@@ -82,4 +83,16 @@ func Corpus(t testing.TB, sub string) string {
 		Unavailable(t, "corpus not found at "+p)
 	}
 	return p
+}
+
+// ReadCorpus returns the contents of the file name in the shared
+// corpus's folder sub (see Corpus), failing the test if it cannot be
+// read.
+func ReadCorpus(t testing.TB, sub, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(Corpus(t, sub), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

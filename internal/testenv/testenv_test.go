@@ -83,3 +83,31 @@ func TestPoll(t *testing.T) {
 		t.Fatalf("cond called %d times, want 3", n)
 	}
 }
+
+// TestCPUTime burns CPU until the process's CPU time has grown: it
+// must, or benchmarks would report zero CPU per operation.
+func TestCPUTime(t *testing.T) {
+	start := CPUTime()
+	if start <= 0 {
+		t.Fatalf("CPUTime %v at the start of a test", start)
+	}
+	x := uint64(1)
+	Poll(t, 10*time.Second, "the process's CPU time to grow", func() bool {
+		for i := 0; i < 1e6; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		return CPUTime() > start
+	})
+	if x == 0 {
+		t.Log(x) // keep the loop
+	}
+}
+
+// TestReadCorpus reads a corpus file whole, as os.ReadFile does.
+func TestReadCorpus(t *testing.T) {
+	got := ReadCorpus(t, "images", "README.md")
+	want, err := os.ReadFile(filepath.Join(Corpus(t, "images"), "README.md"))
+	if err != nil || len(got) == 0 || string(got) != string(want) {
+		t.Errorf("ReadCorpus: %d bytes; os.ReadFile: %d bytes, %v", len(got), len(want), err)
+	}
+}

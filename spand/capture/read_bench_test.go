@@ -5,8 +5,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/edgeadapt/edgeadapt/internal/testenv"
@@ -29,10 +27,7 @@ func BenchmarkReadEcho(b *testing.B) {
 }
 
 func benchRead(b *testing.B, open func([]byte) (*File, error), read func(*File) error) {
-	raw, err := os.ReadFile(filepath.Join(testenv.Corpus(b, "pcap"), "zeek-echo-connections.pcap.gz"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := testenv.ReadCorpus(b, "pcap", "zeek-echo-connections.pcap.gz")
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
 		b.Fatal(err)

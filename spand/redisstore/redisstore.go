@@ -50,6 +50,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeadapt/edgeadapt/internal/promtext"
 	"github.com/edgeadapt/edgeadapt/spand"
 )
 
@@ -428,7 +429,7 @@ func (s *Store) Metrics(w io.Writer) {
 		{"spand_redis_fallbacks_total", "counter", "Reads answered from memory because Redis did not answer.", float64(fb)},
 		{"spand_redis_pending", "gauge", "Reports waiting to be written to Redis.", float64(s.Pending())},
 	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", m.name, m.help, m.name, m.typ, m.name, m.v)
+		promtext.Value(w, m.name, m.typ, m.help, m.v)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 	"github.com/edgeadapt/edgeadapt/spand"
 	"github.com/edgeadapt/edgeadapt/spand/redisstore/redistest"
 )
@@ -169,14 +170,7 @@ func TestRedisDown(t *testing.T) {
 	rs.Restart() // same port, empty database
 	// The background writer retries every 50 ms; wait for the queue to
 	// drain, with a deadline.
-	deadline := time.Now().Add(10 * time.Second)
-	for s1.Pending() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("queue not written within 10 s of Redis coming back")
-		}
-		<-time.After(20 * time.Millisecond) // poll interval
-
-	}
+	testenv.Poll(t, 10*time.Second, "the queue written after Redis came back", func() bool { return s1.Pending() == 0 })
 	if s1.redisDown() {
 		t.Fatal("Redis still marked down after the queue was written")
 	}

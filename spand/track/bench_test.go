@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +58,7 @@ func BenchmarkTrackEcho(b *testing.B) {
 	tr.Flush()
 	b.ResetTimer()
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	i := 0
 	for b.Loop() {
 		f := &frames[i]
@@ -88,7 +87,7 @@ func benchDecode(b *testing.B, fast bool) {
 	var p track.Packet
 	b.ResetTimer()
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := testenv.CPUTime()
 	i := 0
 	for b.Loop() {
 		if err := dec.Decode(frames[i].data, &p); err != nil {
@@ -101,18 +100,9 @@ func benchDecode(b *testing.B, fast bool) {
 	reportRates(b, cpu0)
 }
 
-// cpuTime is the process's user+system CPU time. On this shared 2-core
-// machine wall-clock rates swing with the load; CPU time per packet does
-// much less, so both are reported.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func reportRates(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
-	cpu := cpuTime() - cpu0
+	cpu := testenv.CPUTime() - cpu0
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/packet")
 	b.ReportMetric(float64(b.N)/cpu.Seconds(), "packets/cpu-s")
 }

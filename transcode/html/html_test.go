@@ -22,19 +22,10 @@ var corpusTypes = map[string]string{
 	"sample_moment.js":      "text/javascript",
 }
 
-func readCorpus(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "html"), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestMinifyCorpus(t *testing.T) {
 	for name, ct := range corpusTypes {
 		t.Run(name, func(t *testing.T) {
-			src := readCorpus(t, name)
+			src := testenv.ReadCorpus(t, "html", name)
 			orig := bytes.Clone(src)
 			out, err := Minify(ct, src)
 			if err != nil {
@@ -147,7 +138,7 @@ func TestRewriteCorpus(t *testing.T) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
-			src := readCorpus(t, name)
+			src := testenv.ReadCorpus(t, "html", name)
 			if got, _ := rewrite(t, string(src), RewriteOptions{}); got != string(src) {
 				t.Fatal("identity rewrite changed the page")
 			}

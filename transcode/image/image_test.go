@@ -69,10 +69,7 @@ func TestProbeCorpus(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", name, got, w)
 		}
 	}
-	bomb, err := os.ReadFile(filepath.Join(testenv.Corpus(t, "images"), bombFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	bomb := testenv.ReadCorpus(t, "images", bombFile)
 	if info, err := Probe(bomb); err != nil || info.Pixels() != 9643*10328 {
 		t.Errorf("bomb: %+v, %v", info, err)
 	}
