@@ -409,13 +409,15 @@ const spliceMax = 1 << 20
 // connection back to it as one response chunk with splice(2)
 // (net.TCPConn.ReadFrom of a LimitedReader of itself), so the data never
 // enters user space. Only when src is this connection's reader, on plain
-// TCP, with nothing buffered.
+// TCP, with nothing buffered. The socket is corked meanwhile (conn.cork).
 func (w *response) SpliceChunk(src *bufio.Reader, n int64) (int64, error) {
 	c := w.c
 	tc, ok := c.rwc.(*net.TCPConn)
 	if !ok || src != c.br || !w.wroteHeader || !w.hasBody || w.err != nil || c.hasPending || c.br.Buffered() > 0 {
 		return 0, chunked.ErrNoSplice
 	}
+	c.cork(true)
+	defer c.cork(false)
 	m, err := w.cw.WriteChunkFunc(min(n, spliceMax), func(n int64) (int64, error) {
 		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
 		extendDeadline(c.rwc, &c.writeDeadline, c.srv.writeTimeout(), false)
