@@ -15,7 +15,9 @@
 //     is not yet buffered goes from the socket back to the socket with
 //     splice(2) through a pipe (net.TCPConn.ReadFrom of itself; Go sizes
 //     its pipes to 1 MB), so large bodies never enter user space: that is
-//     the least a server can do with them, and icapd does the same. With
+//     the least a server can do with them, and icapd does the same (the
+//     socket is corked meanwhile, so the small writes around the data do
+//     not leave as segments of their own). With
 //     -copy they are copied through a 64 KB buffer instead (the ceiling
 //     of a server that copies, as c-icap does).
 //
@@ -36,10 +38,12 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:1345", "address to listen on (loopback)")
+	flag.BoolVar(&cork, "cork", true, "set TCP_CORK from a spliced chunk's size line to the end of the response, so that the small writes leave with the data")
 	flag.BoolVar(&copyLarge, "copy", false, "copy large chunks through user space instead of splicing them")
 	sndbuf := flag.Int("sndbuf", 0, "SO_SNDBUF of accepted connections (0: the kernel's autotuning)")
 	rcvbuf := flag.Int("rcvbuf", 0, "SO_RCVBUF of accepted connections (0: the kernel's autotuning)")
@@ -71,6 +75,19 @@ const spliceMin = 32 << 10
 
 // copyLarge turns splicing off (-copy).
 var copyLarge bool
+
+// cork sets TCP_CORK from a spliced chunk's size line to the end of the
+// response (-cork): the size line, the chunk end and the last chunk leave
+// with the data instead of as segments of their own.
+var cork bool
+
+func setCork(tc *net.TCPConn, v int) {
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, v) })
+}
 
 const (
 	optionsAnswer = "ICAP/1.0 200 OK\r\nMethods: RESPMOD, REQMOD\r\nISTag: \"limit\"\r\nEncapsulated: null-body=0\r\n\r\n"
@@ -203,6 +220,10 @@ func skipChunks(r *bufio.Reader, w *bufio.Writer, tc *net.TCPConn) (ieof bool, e
 			}
 		}
 		if w != nil && tc != nil && n-int64(r.Buffered()) >= spliceMin {
+			if cork {
+				setCork(tc, 1)
+				defer setCork(tc, 0)
+			}
 			w.Write(line)
 			k := int64(r.Buffered())
 			if _, err := io.CopyN(w, r, k); err != nil {
