@@ -29,27 +29,24 @@ const (
 // environment variables (which the runtime has already applied), then the
 // defaults.
 func (c Config) gcSettings(getenv func(string) string) (percent int, setPercent bool, limit int64, setLimit bool) {
-	switch {
-	case c.GCPercentSet || getenv("GOGC") == "":
-		percent, setPercent = c.GCPercent, true
-		if percent == 0 {
-			percent = DefaultGCPercent
-		}
-		if percent < 0 {
-			percent = -1 // off: only the memory limit triggers a collection
-		}
-	}
-	switch {
-	case c.MemoryLimitSet || getenv("GOMEMLIMIT") == "":
-		limit, setLimit = c.MemoryLimit, true
-		if limit == 0 {
-			limit = DefaultMemoryLimit
-		}
-		if limit < 0 {
-			limit = 1<<63 - 1 // no limit, as the runtime's default
-		}
-	}
+	percent, setPercent = gcSetting(c.GCPercentSet, getenv("GOGC"), c.GCPercent, DefaultGCPercent, -1)
+	limit, setLimit = gcSetting(c.MemoryLimitSet, getenv("GOMEMLIMIT"), c.MemoryLimit, DefaultMemoryLimit, 1<<63-1)
 	return percent, setPercent, limit, setLimit
+}
+
+// gcSetting resolves one setting: none to make when only the environment
+// gives it (env, not by flag), else v, with zero meaning def and a
+// negative value off (the runtime's value for off).
+func gcSetting[T int | int64](flagSet bool, env string, v, def, off T) (T, bool) {
+	switch {
+	case !flagSet && env != "":
+		return 0, false
+	case v == 0:
+		return def, true
+	case v < 0:
+		return off, true
+	}
+	return v, true
 }
 
 // applyGC sets the collector's settings for the daemon and returns them
