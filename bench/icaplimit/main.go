@@ -17,9 +17,9 @@
 //     its pipes to 1 MB), so large bodies never enter user space: that is
 //     the least a server can do with them, and icapd does the same (the
 //     socket is corked meanwhile, so the small writes around the data do
-//     not leave as segments of their own). With
-//     -copy they are copied through a 64 KB buffer instead (the ceiling
-//     of a server that copies, as c-icap does).
+//     not leave as segments of their own). With -copy they are copied
+//     through a 64 KB buffer instead (the ceiling of a server that
+//     copies, as c-icap does).
 //
 // No header is parsed into a map, nothing is validated, nothing is logged:
 // whatever a real server does beyond this is protocol work. Usage:
