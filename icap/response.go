@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgeadapt/edgeadapt/icap/internal/chunked"
 )
@@ -404,18 +405,32 @@ type writerOnly struct{ io.Writer }
 // extended at least every spliceMax bytes.
 const spliceMax = 1 << 20
 
+// splicing counts the SpliceChunk calls in progress in this process.
+var splicing atomic.Int32
+
 // SpliceChunk implements chunked.Splicer for io.Copy(w, r.Body) (Echo):
 // it sends up to n bytes of the request body's current chunk from the
 // connection back to it as one response chunk with splice(2)
 // (net.TCPConn.ReadFrom of a LimitedReader of itself), so the data never
 // enters user space. Only when src is this connection's reader, on plain
-// TCP, with nothing buffered.
+// TCP, with nothing buffered. The socket is corked meanwhile (conn.cork).
 func (w *response) SpliceChunk(src *bufio.Reader, n int64) (int64, error) {
 	c := w.c
 	tc, ok := c.rwc.(*net.TCPConn)
 	if !ok || src != c.br || !w.wroteHeader || !w.hasBody || w.err != nil || c.hasPending || c.br.Buffered() > 0 {
 		return 0, chunked.ErrNoSplice
 	}
+	// Corked, the chunk-size line and the tail of every pump leave in
+	// full segments. That saves the client wake-ups when this is the only
+	// large body in flight (1 MB echo at c=1: 4-14% more req/s, 2-6% less
+	// CPU), but cost 10-15% more CPU per body in 3 of 5 runs at c=16,
+	// where the queues of the other connections' sockets already make the
+	// kernel batch (tcp_autocorking). So only the only splice corks.
+	if splicing.Add(1) == 1 {
+		c.cork(true)
+		defer c.cork(false)
+	}
+	defer splicing.Add(-1)
 	m, err := w.cw.WriteChunkFunc(min(n, spliceMax), func(n int64) (int64, error) {
 		extendDeadline(c.rwc, &c.readDeadline, c.srv.readTimeout(), true)
 		extendDeadline(c.rwc, &c.writeDeadline, c.srv.writeTimeout(), false)

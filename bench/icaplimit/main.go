@@ -11,7 +11,15 @@
 //     (what an echo service that inspects the preview does);
 //   - anything else: streams the encapsulated HTTP response header and the
 //     chunked body straight back as a 200, walking the chunk sizes only to
-//     find where the body ends.
+//     find where the body ends. Chunk data of spliceMin bytes and more that
+//     is not yet buffered goes from the socket back to the socket with
+//     splice(2) through a pipe (net.TCPConn.ReadFrom of itself; Go sizes
+//     its pipes to 1 MB), so large bodies never enter user space: that is
+//     the least a server can do with them, and icapd does the same (the
+//     socket is corked meanwhile, so the small writes around the data do
+//     not leave as segments of their own). With -copy they are copied
+//     through a 64 KB buffer instead (the ceiling of a server that
+//     copies, as c-icap does).
 //
 // No header is parsed into a map, nothing is validated, nothing is logged:
 // whatever a real server does beyond this is protocol work. Usage:
@@ -30,10 +38,15 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:1345", "address to listen on (loopback)")
+	flag.BoolVar(&cork, "cork", true, "set TCP_CORK from a spliced chunk's size line to the end of the response, so that the small writes leave with the data")
+	flag.BoolVar(&copyLarge, "copy", false, "copy large chunks through user space instead of splicing them")
+	sndbuf := flag.Int("sndbuf", 0, "SO_SNDBUF of accepted connections (0: the kernel's autotuning)")
+	rcvbuf := flag.Int("rcvbuf", 0, "SO_RCVBUF of accepted connections (0: the kernel's autotuning)")
 	flag.Parse()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -44,8 +57,36 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			if *sndbuf > 0 {
+				tc.SetWriteBuffer(*sndbuf)
+			}
+			if *rcvbuf > 0 {
+				tc.SetReadBuffer(*rcvbuf)
+			}
+		}
 		go serve(c)
 	}
+}
+
+// spliceMin is the smallest rest of a chunk that is spliced rather than
+// copied (icapd splices rests of its 32 KB read buffer and more).
+const spliceMin = 32 << 10
+
+// copyLarge turns splicing off (-copy).
+var copyLarge bool
+
+// cork sets TCP_CORK from a spliced chunk's size line to the end of the
+// response (-cork): the size line, the chunk end and the last chunk leave
+// with the data instead of as segments of their own.
+var cork bool
+
+func setCork(tc *net.TCPConn, v int) {
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, v) })
 }
 
 const (
@@ -57,8 +98,12 @@ func serve(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 64<<10)
 	w := bufio.NewWriterSize(c, 64<<10)
+	var tc *net.TCPConn
+	if t, ok := c.(*net.TCPConn); ok && !copyLarge {
+		tc = t
+	}
 	for {
-		if err := transaction(r, w); err != nil {
+		if err := transaction(r, w, tc); err != nil {
 			if !errors.Is(err, io.EOF) {
 				log.Printf("icaplimit: %v", err)
 			}
@@ -67,8 +112,8 @@ func serve(c net.Conn) {
 	}
 }
 
-// transaction answers one request.
-func transaction(r *bufio.Reader, w *bufio.Writer) error {
+// transaction answers one request; with tc, large chunks are spliced.
+func transaction(r *bufio.Reader, w *bufio.Writer, tc *net.TCPConn) error {
 	var method string
 	var encap string
 	preview := false
@@ -109,7 +154,7 @@ func transaction(r *bufio.Reader, w *bufio.Writer) error {
 		return err
 	}
 	if preview {
-		ieof, err := skipChunks(r, nil)
+		ieof, err := skipChunks(r, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -120,7 +165,7 @@ func transaction(r *bufio.Reader, w *bufio.Writer) error {
 	}
 	fmt.Fprintf(w, "ICAP/1.0 200 OK\r\nISTag: \"limit\"\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n", len(hdr))
 	w.Write(hdr)
-	if _, err := skipChunks(r, w); err != nil {
+	if _, err := skipChunks(r, w, tc); err != nil {
 		return err
 	}
 	return w.Flush()
@@ -146,7 +191,9 @@ func offsets(encap string) (hdr, body int, err error) {
 
 // skipChunks walks a chunked body up to its last chunk, copying it to w
 // when w is not nil, and reports whether the last chunk carried ieof.
-func skipChunks(r *bufio.Reader, w *bufio.Writer) (ieof bool, err error) {
+// With tc (r's and w's connection), the unbuffered rest of a large chunk
+// is spliced from tc to tc.
+func skipChunks(r *bufio.Reader, w *bufio.Writer, tc *net.TCPConn) (ieof bool, err error) {
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil {
@@ -172,7 +219,26 @@ func skipChunks(r *bufio.Reader, w *bufio.Writer) (ieof bool, err error) {
 				}
 			}
 		}
-		if w != nil {
+		if w != nil && tc != nil && n-int64(r.Buffered()) >= spliceMin {
+			if cork {
+				setCork(tc, 1)
+				defer setCork(tc, 0)
+			}
+			w.Write(line)
+			k := int64(r.Buffered())
+			if _, err := io.CopyN(w, r, k); err != nil {
+				return false, err
+			}
+			if err := w.Flush(); err != nil {
+				return false, err
+			}
+			if m, err := tc.ReadFrom(io.LimitReader(tc, n-k)); err != nil || m < n-k {
+				return false, fmt.Errorf("splice %d of %d bytes: %v", m, n-k, err)
+			}
+			if _, err := io.CopyN(w, r, 2); err != nil {
+				return false, err
+			}
+		} else if w != nil {
 			w.Write(line)
 			if _, err := io.CopyN(w, r, n+2); err != nil {
 				return false, err

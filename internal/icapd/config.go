@@ -76,6 +76,16 @@ type Config struct {
 	// when Spand is "") is restored from at start and saved to every
 	// DefaultSnapshotInterval and at shutdown; "" keeps it in memory only.
 	StoreSnapshot string
+	// GCPercent is the garbage collector's target percentage (as GOGC);
+	// zero means DefaultGCPercent and a negative value turns the
+	// proportional collector off (then only MemoryLimit triggers it).
+	// MemoryLimit is the runtime's soft memory limit in bytes (as
+	// GOMEMLIMIT); zero means DefaultMemoryLimit and a negative value
+	// none. Unless given by flag (GCPercentSet, MemoryLimitSet), the GOGC
+	// and GOMEMLIMIT environment variables take precedence.
+	GCPercent                    int
+	MemoryLimit                  int64
+	GCPercentSet, MemoryLimitSet bool
 }
 
 // ParseFlags parses icapd's command line into a Config. Errors and -h
@@ -101,6 +111,8 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	noCM := fs.Bool("proxy-cm", true, "write to the proxy's clients through the congestion manager (one macroflow per client host), whose rate and RTT give the policy the client's bandwidth class")
 	fs.StringVar(&c.Spand, "spand", "", "spand API URL for the clients' measured bandwidth and for the proxy's performance reports, e.g. http://127.0.0.1:7070 (default: the in-process store)")
 	fs.StringVar(&c.StoreSnapshot, "store-snapshot", "", "file the in-process measurement store is restored from and saved to (default: memory only; unused with -spand)")
+	fs.IntVar(&c.GCPercent, "gc-percent", DefaultGCPercent, "garbage collector target percentage, as GOGC (negative: off, only -memory-limit triggers a collection); GOGC in the environment wins unless this flag is given")
+	fs.Int64Var(&c.MemoryLimit, "memory-limit", DefaultMemoryLimit, "soft memory limit of the Go runtime in bytes, as GOMEMLIMIT (negative: none); GOMEMLIMIT in the environment wins unless this flag is given")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: icapd [flags]\n\nicapd is an ICAP (RFC 3507) server with the services /echo, /reqmod and /respmod.\n\n")
 		fs.PrintDefaults()
@@ -117,6 +129,10 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 			c.AllowSet = true
 		case "proxy":
 			c.ProxySet = true
+		case "gc-percent":
+			c.GCPercentSet = true
+		case "memory-limit":
+			c.MemoryLimitSet = true
 		}
 	})
 	c.ProxyNoCM = !*noCM

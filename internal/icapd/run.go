@@ -30,6 +30,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	var level slog.Level
 	level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))) // validated by ParseFlags
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	gogc, gomemlimit := cfg.applyGC(os.Getenv)
+	logger.Debug("garbage collector", "gogc", gogc, "gomemlimit", gomemlimit)
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
