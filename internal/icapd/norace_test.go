@@ -1,0 +1,5 @@
+//go:build !race
+
+package icapd
+
+const raceEnabled = false
