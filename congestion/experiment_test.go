@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -39,20 +40,44 @@ const capacity = benchRate * payloadShare
 // controller: a macroflow should take what one flow of the same kind
 // takes. The AIMD row (RFC 3124's default controller, which halves where
 // CUBIC keeps 70%) is reported besides, in the full run only.
+//
+// The hog_ rows (full run; CM_HOG processes, default 2, 0 leaves them
+// out) repeat the Cubic and baseline runs while as many busy-looping
+// processes as there are cores compete for the CPU: the manager's gate
+// opens when its poller reads the ACKs, not when they arrive, so a busy
+// machine delays grants while the ordinary flow stays ACK-clocked in the
+// kernel. They are reported, not judged: the target is for the bench.
 func TestExperimentE1Fairness(t *testing.T) {
 	cfg := experimentConfig(t, 8*time.Second)
 	type mode struct {
 		prefix string // of the figures
 		cm     bool
 		ctrl   func(ControllerConfig) Controller
+		hog    bool
 	}
-	modes := []mode{{"", true, validatedCubic}, {"baseline_", false, nil}}
+	modes := []mode{{"", true, validatedCubic, false}, {"baseline_", false, nil, false}}
+	hogs := 0
 	if cfg.full {
-		modes = append(modes, mode{"aimd_", true, validatedAIMD})
+		modes = append(modes, mode{"aimd_", true, validatedAIMD, false})
+		hogs = 2
+		if v := os.Getenv("CM_HOG"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				t.Fatalf("CM_HOG=%q: want a number of processes", v)
+			}
+			hogs = n
+		}
+		if hogs > 0 {
+			modes = append(modes, mode{"hog_", true, validatedCubic, true}, mode{"hog_baseline_", false, nil, true})
+		}
 	}
 	var fs figures
 	for run := range cfg.runs {
 		for _, md := range modes {
+			var stopHog func()
+			if md.hog {
+				stopHog = cpuHog(t, hogs)
+			}
 			b := newBench(t, 2, Config{NewController: md.ctrl})
 			var flows []*benchFlow
 			for i := range 4 {
@@ -65,6 +90,9 @@ func TestExperimentE1Fairness(t *testing.T) {
 			flows = append(flows, b.addFlow("plain", 1, nil))
 			g, from, to := measure(b, cfg, flows)
 			b.close()
+			if stopHog != nil {
+				stopHog()
+			}
 			for _, f := range flows {
 				diag(t, f, from, to)
 			}
