@@ -403,8 +403,8 @@ func TestExperimentE5Tracking(t *testing.T) {
 	if !cfg.full {
 		// Smoke test: Query follows the goodput roughly, one second
 		// after each step.
-		report(t, "E5", &fs, cfg, "median |query-goodput| <= 50% after 1s of each step", map[string]bool{
-			"error": fs.med("err_all%") <= 50,
+		report(t, "E5", &fs, cfg, "median |query-goodput| <= 25% after 1s of each step", map[string]bool{
+			"error": fs.med("err_all%") <= 25,
 		})
 		return
 	}

@@ -385,6 +385,9 @@ func (f *Flow) sacked(n, unsent int) {
 	}
 	old := f.unsent
 	f.setUnsentLocked(mf, unsent)
+	if mf.unsent > 0 {
+		mf.dr.limitedAt = now // the host's queue holds bytes back
+	}
 	if f.unsent < old {
 		mf.dispatchLocked(now, &o)
 	}
