@@ -104,6 +104,8 @@ func (c ConnConfig) withDefaults() ConnConfig {
 // Feedback per poll (deltas since the last poll):
 //   - nrecd: tcpi_bytes_acked, counting each byte the Conn wrote once
 //     (see account);
+//   - for Query's rate only: tcpi_bytes_acked plus the SACKed segments
+//     (see deliveredBytes);
 //   - nlost: tcpi_bytes_retrans minus the bytes the receiver reported as
 //     duplicates (tcpi_dsack_dups segments of tcpi_snd_mss bytes): a
 //     spurious retransmission is no loss; retransmissions made while no

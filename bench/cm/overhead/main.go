@@ -40,6 +40,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -51,66 +52,82 @@ import (
 )
 
 func main() {
-	pairs := flag.Int("pairs", 41, "A/B pairs (plus one warm-up pair)")
-	mb := flag.Int("mb", 64, "megabytes per side of a pair")
+	pairs := flag.Int("rounds", 201, "rounds of the three sides (plus one warm-up round)")
+	mb := flag.Int("mb", 64, "megabytes per side of a round")
 	write := flag.Int("write", 64<<10, "bytes per Write")
 	warmup := flag.Int("warmup", 32, "megabytes per side written before the measured ones")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *pairs < 1 || *mb < 1 || *write < 1 || *warmup < 0 {
-		log.Fatal("overhead: -pairs, -mb and -write must be positive, -warmup not negative")
+		log.Fatal("overhead: -rounds, -mb and -write must be positive, -warmup not negative")
 	}
 	load0 := loadavg()
-	plain, err := newSide("plain", *write, false)
-	if err != nil {
-		log.Fatal(err)
+	// plain: ordinary writes; lowat: ordinary writes to a socket with the
+	// Conn's TCP_NOTSENT_LOWAT, which keeps the kernel's unsent backlog
+	// small (more, smaller wakeups and packets: a cost of the design, not
+	// of the manager's code); conn: writes through a Conn.
+	var sides []*side
+	for _, k := range []string{"plain", "lowat", "conn"} {
+		sd, err := newSide(k, *write)
+		if err != nil {
+			log.Fatal(err)
+		}
+		sides = append(sides, sd)
 	}
-	conn, err := newSide("conn", *write, true)
-	if err != nil {
-		log.Fatal(err)
-	}
-	n := int64(*mb) << 20
-	var ratios, cpuPlain, cpuConn, mbsPlain, mbsConn []float64
+	n, w := int64(*mb)<<20, int64(*warmup)<<20
+	cpu := make([][]float64, len(sides)) // CPU ns per MB, per side and round
+	mbs := make([][]float64, len(sides))
 	for i := range *pairs + 1 {
-		first, second := plain, conn
-		if i%2 == 1 {
-			first, second = conn, plain
-		}
-		runtime.GC() // neither side pays for the other's garbage
-		w := int64(*warmup) << 20
-		a, err := first.run(w, n)
-		if err != nil {
-			log.Fatal(err)
-		}
-		runtime.GC()
-		b, err := second.run(w, n)
-		if err != nil {
-			log.Fatal(err)
+		costs := make([]cost, len(sides))
+		// Each round runs the sides in a rotated order, so that none
+		// always comes first.
+		for j := range sides {
+			k := (i + j) % len(sides)
+			runtime.GC() // no side pays for another's garbage
+			c, err := sides[k].run(w, n)
+			if err != nil {
+				log.Fatal(err)
+			}
+			costs[k] = c
 		}
 		if i == 0 {
 			continue // warm-up: socket buffers grow, code gets paged in
 		}
-		p, c := a, b
-		if first == conn {
-			p, c = b, a
+		for k, c := range costs {
+			cpu[k] = append(cpu[k], float64(c.cpu.Nanoseconds())/float64(*mb))
+			mbs[k] = append(mbs[k], float64(*mb)/c.wall.Seconds())
 		}
-		ratios = append(ratios, c.cpu.Seconds()/p.cpu.Seconds())
-		perMB := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(*mb) }
-		cpuPlain, cpuConn = append(cpuPlain, perMB(p.cpu)), append(cpuConn, perMB(c.cpu))
-		mbsPlain = append(mbsPlain, float64(*mb)/p.wall.Seconds())
-		mbsConn = append(mbsConn, float64(*mb)/c.wall.Seconds())
 	}
 	load1 := loadavg()
-	fmt.Printf("pairs=%d mb=%d warmup=%d write=%d cores=%d load_before=%s load_after=%s\n",
+	fmt.Printf("rounds=%d mb=%d warmup=%d write=%d cores=%d load_before=%s load_after=%s\n",
 		*pairs, *mb, *warmup, *write, runtime.NumCPU(), load0, load1)
 	fmt.Printf("%-6s %10s %14s\n", "side", "MB/s", "cpu-us/MB")
-	fmt.Printf("%-6s %10.0f %14.1f\n", "plain", quantile(mbsPlain, 0.5), quantile(cpuPlain, 0.5)/1e3)
-	fmt.Printf("%-6s %10.0f %14.1f\n", "conn", quantile(mbsConn, 0.5), quantile(cpuConn, 0.5)/1e3)
-	lo, hi := medianCI(ratios)
-	fmt.Printf("cpu ratio conn/plain: median %.3f (95%% CI %.3f-%.3f, quartiles %.3f-%.3f) target <= 1.05\n",
-		quantile(ratios, 0.5), lo, hi, quantile(ratios, 0.25), quantile(ratios, 0.75))
-	fmt.Printf("cpu ratio conn/plain, all pairs' CPU summed: %.3f\n", sum(cpuConn)/sum(cpuPlain))
-	fmt.Printf("throughput ratio conn/plain (wall clock, noisier): %.3f\n",
-		quantile(mbsConn, 0.5)/quantile(mbsPlain, 0.5))
+	for k, sd := range sides {
+		fmt.Printf("%-6s %10.0f %14.1f\n", sd.name, quantile(mbs[k], 0.5), quantile(cpu[k], 0.5)/1e3)
+	}
+	for _, r := range []struct {
+		a, b   int
+		target string
+	}{{2, 0, " target <= 1.05"}, {1, 0, ""}, {2, 1, ""}} {
+		var ratios []float64
+		for i := range cpu[r.a] {
+			ratios = append(ratios, cpu[r.a][i]/cpu[r.b][i])
+		}
+		lo, hi := medianCI(ratios)
+		fmt.Printf("cpu ratio %s/%s: median %.3f (95%% CI %.3f-%.3f, quartiles %.3f-%.3f; summed %.3f; throughput %.3f)%s\n",
+			sides[r.a].name, sides[r.b].name, quantile(ratios, 0.5), lo, hi, quantile(ratios, 0.25), quantile(ratios, 0.75),
+			sum(cpu[r.a])/sum(cpu[r.b]), quantile(mbs[r.a], 0.5)/quantile(mbs[r.b], 0.5), r.target)
+	}
 }
 
 // side is one loopback connection and the writer in front of it.
@@ -122,7 +139,7 @@ type side struct {
 	want chan int64
 }
 
-func newSide(name string, write int, managed bool) (*side, error) {
+func newSide(name string, write int) (*side, error) {
 	client, server, err := loopbackPair()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -133,7 +150,12 @@ func newSide(name string, write int, managed bool) (*side, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if managed {
+	switch name {
+	case "lowat":
+		if err := setLowat(server, congestion.DefaultNotSentLowat); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	case "conn":
 		m := congestion.NewManager(congestion.Config{NewController: func(c congestion.ControllerConfig) congestion.Controller {
 			return congestion.ValidateWindow(congestion.NewAIMD(c), c.MSS)
 		}})
@@ -211,17 +233,28 @@ func loopbackPair() (client, server *net.TCPConn, err error) {
 }
 
 func setCubic(c *net.TCPConn) error {
+	return control(c, func(fd int) error {
+		return unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION, "cubic")
+	})
+}
+
+func setLowat(c *net.TCPConn, n int) error {
+	return control(c, func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, n)
+	})
+}
+
+// control runs fn on c's descriptor.
+func control(c *net.TCPConn, fn func(fd int) error) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, "cubic")
-	}); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
 }
 
 // cpuTime is the process's user + system CPU time.
