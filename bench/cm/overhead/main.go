@@ -32,6 +32,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -78,7 +79,10 @@ func main() {
 	// of the manager's code); conn: writes through a Conn.
 	var sides []*side
 	for _, k := range []string{"plain", "lowat", "conn"} {
-		sd, err := newSide(k, *write)
+		var sd *side
+		var err error
+		// Goroutines started here (the Conn's poller) carry the label.
+		pprof.Do(context.Background(), pprof.Labels("side", k), func(context.Context) { sd, err = newSide(k, *write) })
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -165,7 +169,7 @@ func newSide(name string, write int) (*side, error) {
 		}
 		s.w = c
 	}
-	go s.read(client)
+	go pprof.Do(context.Background(), pprof.Labels("side", name), func(context.Context) { s.read(client) })
 	return s, nil
 }
 
@@ -183,7 +187,13 @@ type cost struct{ cpu, wall time.Duration }
 
 // run writes warm bytes, then n bytes, and returns the cost of the n
 // bytes: from the end of the warm-up until the reader has them.
-func (s *side) run(warm, n int64) (cost, error) {
+func (s *side) run(warm, n int64) (c cost, err error) {
+	// The label tells the sides apart in a -cpuprofile.
+	pprof.Do(context.Background(), pprof.Labels("side", s.name), func(context.Context) { c, err = s.measure(warm, n) })
+	return c, err
+}
+
+func (s *side) measure(warm, n int64) (cost, error) {
 	if err := s.send(warm); err != nil {
 		return cost{}, err
 	}
