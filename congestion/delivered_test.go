@@ -2,7 +2,6 @@ package congestion
 
 import (
 	"math"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,25 +25,11 @@ func TestDeliveredBytesCountsSACKedSegments(t *testing.T) {
 	}
 }
 
-// stepClock is a clock that moves only when told to; its timers never
-// fire (the test does not wait for any).
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// stepClock is a clock that moves only when the test says so; its timers
+// never fire. The test runs on one goroutine, so it needs no lock.
+type stepClock struct{ now time.Time }
 
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
+func (c *stepClock) Now() time.Time                        { return c.now }
 func (c *stepClock) AfterFunc(time.Duration, func()) Timer { return stoppedTimer{} }
 
 type stoppedTimer struct{}
@@ -82,7 +67,7 @@ func TestQueryRateSteadyThroughALossRecovery(t *testing.T) {
 		lo, hi := math.Inf(1), 0.0
 		var held int // SACKed bytes waiting behind the hole
 		for i := range 60 {
-			clock.advance(step)
+			clock.now = clock.now.Add(step)
 			switch {
 			case i >= 30 && i < 40: // the hole: only SACKs
 				held += per
