@@ -104,6 +104,8 @@ func (c ConnConfig) withDefaults() ConnConfig {
 // Feedback per poll (deltas since the last poll):
 //   - nrecd: tcpi_bytes_acked, counting each byte the Conn wrote once
 //     (see account);
+//   - for Query's rate only: tcpi_bytes_acked plus the SACKed segments
+//     (see deliveredBytes);
 //   - nlost: tcpi_bytes_retrans minus the bytes the receiver reported as
 //     duplicates (tcpi_dsack_dups segments of tcpi_snd_mss bytes): a
 //     spurious retransmission is no loss; retransmissions made while no
@@ -162,6 +164,9 @@ type Conn struct {
 	pacing  uint64 // bytes/s last set, 0 = unset; written by the poller
 	writing bool   // a Write is in progress
 	episode episode
+	// delivered is the estimate of the bytes that reached the receiver at
+	// the previous poll (see deliveredBytes).
+	delivered int64
 	// heldLost counts retransmitted bytes reported while no ACK came
 	// back (a tail loss probe on a silent path): the manager learns of
 	// the loss with the next ACK, when feedback really arrives, so a
@@ -220,6 +225,7 @@ func NewConn(m *Manager, tc *net.TCPConn, cfg ConnConfig) (*Conn, error) {
 	if c.last, err = c.tcpInfo(); err != nil {
 		return nil, fmt.Errorf("congestion: conn to %v: %w", tc.RemoteAddr(), err)
 	}
+	c.delivered = deliveredBytes(&c.last)
 	c.flow, err = m.Open(cfg.Flow)
 	if err != nil {
 		return nil, err
@@ -402,6 +408,10 @@ func (c *Conn) pollOnce() time.Duration {
 	}
 	fb := feedbackFrom(&c.last, &cur)
 	fb.nlost, fb.mode = c.holdLoss(&c.last, &cur, fb.nlost, fb.mode)
+	if d := deliveredBytes(&cur); d > c.delivered {
+		fb.delivered = int(d - c.delivered)
+		c.delivered = d
+	}
 	prevUnsent := c.last.Notsent_bytes
 	c.last = cur
 	c.stats.Polls++
@@ -430,7 +440,11 @@ func (c *Conn) pollOnce() time.Duration {
 		// feedback loop is never faster than the poll: on a path whose
 		// RTT is shorter than MinPollInterval (loopback), an srtt of
 		// microseconds would age the window away between two polls.
-		c.flow.update(fb.nrecd, fb.nlost, fb.mode, max(fb.rtt, c.cfg.PollInterval), unsent)
+		c.flow.update(fb.nrecd, fb.nlost, fb.mode, max(fb.rtt, c.cfg.PollInterval), unsent, fb.delivered)
+	case fb.delivered > 0:
+		// SACKed bytes only (a hole holds the cumulative ACK back): no
+		// news for the window, but the rate counts them.
+		c.flow.sacked(fb.delivered, unsent)
 	case cur.Notsent_bytes != prevUnsent:
 		c.flow.setUnsent(unsent)
 	}
@@ -554,8 +568,24 @@ func (e *episode) filter(mode LossMode, acked, written int64) LossMode {
 	return mode
 }
 
+// deliveredBytes estimates the bytes of the connection that reached the
+// receiver: the cumulatively acknowledged bytes plus the segments the
+// receiver SACKed above a hole (tcpi_sacked, of tcpi_snd_mss bytes each:
+// a bulk sender's segments are full-sized). Query's rate counts these,
+// not the cumulative ACKs alone: during a loss recovery the cumulative
+// ACK stops while the path still delivers, then jumps when the
+// retransmission fills the hole, and a rate measured over an srtt would
+// dip, then spike, though the bottleneck delivered at an even rate
+// (EXPERIMENT E5). This is the kernel's own tcpi_delivered in bytes; the
+// window keeps counting cumulative ACKs (nrecd), which never overcount.
+func deliveredBytes(info *unix.TCPInfo) int64 {
+	return int64(info.Bytes_acked) + int64(info.Sacked)*int64(info.Snd_mss)
+}
+
 // feedback is what one poll reports.
 type feedback struct {
+	// delivered is the growth of deliveredBytes (for the rate only).
+	delivered             int
 	nrecd, nlost, retrans int
 	mode                  LossMode
 	rtt                   time.Duration

@@ -70,8 +70,9 @@
 // [Flow.Query] and subscribers get the flow's share of the macroflow's
 // rate: while the network limits the macroflow (a flow waits for window,
 // or a [Conn]'s socket holds unsent bytes), the rate at which its bytes
-// were acknowledged over the last max(srtt, 100 ms); otherwise
-// window/srtt, what it may send.
+// reached the receiver over the last max(srtt, 100 ms) (a Conn counts
+// SACKed bytes as they arrive, so a loss recovery does not show as a dip
+// and a spike); otherwise window/srtt, what it may send.
 //
 // # Conn
 //

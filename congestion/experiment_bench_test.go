@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/internal/testbed"
+	"github.com/edgeadapt/edgeadapt/internal/testenv"
 
 	"github.com/edgeadapt/edgeadapt/congestion/internal/metric"
 )
@@ -26,7 +28,9 @@ import (
 //
 // With CM_EXPERIMENTS=1 they run CM_RUNS runs (default 5) of CM_DURATION
 // (default 60s) each and report medians; without it, one short run with
-// loose bounds, so the package stays within CI's budget.
+// loose bounds, so the package stays within CI's budget. CM_HOG (default
+// 2, full runs) is the number of busy-looping processes of E1's hog_ rows;
+// CM_E5TRACE=1 logs E5's every window.
 
 const (
 	benchRate  = 10_000_000
@@ -340,6 +344,32 @@ func report(t *testing.T, id string, fs *figures, cfg expConfig, target string, 
 	if len(failed) > 0 {
 		t.Errorf("%s failed: %s", id, strings.Join(failed, ", "))
 	}
+}
+
+// cpuHog starts n processes that spin on the CPU (a shell's empty loop)
+// and returns the function that kills them; Cleanup kills them too.
+func cpuHog(t *testing.T, n int) (stop func()) {
+	t.Helper()
+	sh := testenv.LookPath(t, "sh", "dash")
+	var cmds []*exec.Cmd
+	for range n {
+		c := exec.Command(sh, "-c", "while :; do :; done")
+		if err := c.Start(); err != nil {
+			t.Fatalf("cpu hog: %v", err)
+		}
+		cmds = append(cmds, c)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			for _, c := range cmds {
+				c.Process.Kill()
+				c.Wait()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // diag logs the medians of a flow's diagnostic samples in [from, to).

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -39,20 +40,44 @@ const capacity = benchRate * payloadShare
 // controller: a macroflow should take what one flow of the same kind
 // takes. The AIMD row (RFC 3124's default controller, which halves where
 // CUBIC keeps 70%) is reported besides, in the full run only.
+//
+// The hog_ rows (full run; CM_HOG processes, default 2, 0 leaves them
+// out) repeat the Cubic and baseline runs while as many busy-looping
+// processes as there are cores compete for the CPU: the manager's gate
+// opens when its poller reads the ACKs, not when they arrive, so a busy
+// machine delays grants while the ordinary flow stays ACK-clocked in the
+// kernel. They are reported, not judged: the target is for the bench.
 func TestExperimentE1Fairness(t *testing.T) {
 	cfg := experimentConfig(t, 8*time.Second)
 	type mode struct {
 		prefix string // of the figures
 		cm     bool
 		ctrl   func(ControllerConfig) Controller
+		hog    bool
 	}
-	modes := []mode{{"", true, validatedCubic}, {"baseline_", false, nil}}
+	modes := []mode{{"", true, validatedCubic, false}, {"baseline_", false, nil, false}}
+	hogs := 0
 	if cfg.full {
-		modes = append(modes, mode{"aimd_", true, validatedAIMD})
+		modes = append(modes, mode{"aimd_", true, validatedAIMD, false})
+		hogs = 2
+		if v := os.Getenv("CM_HOG"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				t.Fatalf("CM_HOG=%q: want a number of processes", v)
+			}
+			hogs = n
+		}
+		if hogs > 0 {
+			modes = append(modes, mode{"hog_", true, validatedCubic, true}, mode{"hog_baseline_", false, nil, true})
+		}
 	}
 	var fs figures
 	for run := range cfg.runs {
 		for _, md := range modes {
+			var stopHog func()
+			if md.hog {
+				stopHog = cpuHog(t, hogs)
+			}
 			b := newBench(t, 2, Config{NewController: md.ctrl})
 			var flows []*benchFlow
 			for i := range 4 {
@@ -65,6 +90,9 @@ func TestExperimentE1Fairness(t *testing.T) {
 			flows = append(flows, b.addFlow("plain", 1, nil))
 			g, from, to := measure(b, cfg, flows)
 			b.close()
+			if stopHog != nil {
+				stopHog()
+			}
 			for _, f := range flows {
 				diag(t, f, from, to)
 			}
@@ -299,6 +327,24 @@ func TestExperimentE4LossAndDelay(t *testing.T) {
 
 // TestExperimentE5Tracking: the bottleneck steps 10, 5, 2, 10 Mbit/s;
 // Query's rate follows the receiver's goodput.
+//
+// The comparison window of a step is max(500 ms, 10 srtt), srtt the
+// median of the kernel's during the step (about 90 ms at every rate: tbf
+// keeps 80 ms of queue whatever its rate, since tc derives its byte limit
+// from the latency on every change). The receiver's goodput counts bytes
+// as the application reads them, in order: after a loss, the bytes sent
+// in the next RTT wait in the receiver's out-of-order queue until the
+// retransmission fills the hole, and then arrive at once. So a window
+// boundary inside a recovery moves up to one window of TCP's, about one
+// srtt of the bottleneck's rate, from one window's goodput to the next:
+// an error of up to srtt/W alone. At 500 ms that is 15-20% (a 5 Mbit/s
+// link "delivered" 5.39 Mbit/s in one window and 4.15 in the next, while
+// Query read 4.70 and 4.79); over 10 srtt it stays under 10%, inside the
+// 15% tolerance with room for Query's own error. A rate is not measurable
+// on a timescale of one or two RTTs anyway: it is a count of ACKs.
+// Settling is measured in these windows too: "settled at 0.9 s" means
+// the window starting 0.9 s after the step and every later one was within
+// 15%.
 func TestExperimentE5Tracking(t *testing.T) {
 	cfg := experimentConfig(t, 24*time.Second)
 	stepLen := cfg.dur / 4
@@ -306,7 +352,6 @@ func TestExperimentE5Tracking(t *testing.T) {
 		stepLen = 20 * time.Second
 	}
 	rates := []int64{10_000_000, 5_000_000, 2_000_000, 10_000_000}
-	const win = 500 * time.Millisecond
 	var fs figures
 	for range cfg.runs {
 		b := newBench(t, 1, Config{})
@@ -322,6 +367,8 @@ func TestExperimentE5Tracking(t *testing.T) {
 			b.wait(time.Duration(i+1) * stepLen)
 			stepEnd := time.Now()
 			diag(t, f, stepStart, stepEnd)
+			win := e5Window(f, stepStart, stepEnd)
+			fs.add(fmt.Sprintf("win%d_ms", i), float64(win.Milliseconds()))
 			// Settled: from the first window after which every window
 			// of the step is within 15%.
 			ws := windows(stepStart, stepEnd, win)
@@ -335,7 +382,7 @@ func TestExperimentE5Tracking(t *testing.T) {
 				q := meanQuery(f, ws[j][0], ws[j][1]) * 8
 				e := math.Abs(q-g) / g
 				if os.Getenv("CM_E5TRACE") == "1" {
-					t.Logf("E5 step %d window %d: goodput %.0f query %.0f err %.0f%%", i, j, g, q, 100*e)
+					t.Logf("E5 step %d window %d (%v): goodput %.0f query %.0f err %.0f%%", i, j, win, g, q, 100*e)
 				}
 				if e > 0.15 {
 					break
@@ -356,15 +403,29 @@ func TestExperimentE5Tracking(t *testing.T) {
 	if !cfg.full {
 		// Smoke test: Query follows the goodput roughly, one second
 		// after each step.
-		report(t, "E5", &fs, cfg, "median |query-goodput| <= 50% after 1s of each step", map[string]bool{
-			"error": fs.med("err_all%") <= 50,
+		report(t, "E5", &fs, cfg, "median |query-goodput| <= 25% after 1s of each step", map[string]bool{
+			"error": fs.med("err_all%") <= 25,
 		})
 		return
 	}
-	report(t, "E5", &fs, cfg, "|query-goodput|<=15%,settle<=2s down,<=5s up", map[string]bool{
+	report(t, "E5", &fs, cfg, "|query-goodput|<=15% over max(500ms,10srtt) windows,settle<=2s down,<=5s up", map[string]bool{
 		"down": fs.med("settle1_5M_s") <= 2 && fs.med("settle2_2M_s") <= 2,
 		"up":   fs.med("settle3_10M_s") <= 5,
 	})
+}
+
+// e5Window returns E5's comparison window for [from, to): max(500 ms,
+// 10 srtt), in whole sample steps (see TestExperimentE5Tracking).
+func e5Window(f *benchFlow, from, to time.Time) time.Duration {
+	var rtts []float64
+	for _, s := range f.between(from, to) {
+		rtts = append(rtts, float64(s.rtt))
+	}
+	if len(rtts) == 0 {
+		return 500 * time.Millisecond
+	}
+	w := max(500*time.Millisecond, 10*time.Duration(metric.Median(rtts)))
+	return (w + sampleStep - 1) / sampleStep * sampleStep
 }
 
 // meanQuery is the mean Query rate (bytes/s) of f's samples in [from, to).

@@ -273,18 +273,23 @@ func (f *Flow) Notify(nsent int) {
 // only the rest). The window's growth within one srtt is capped at
 // doubling, so bogus updates cannot inflate the macroflow's window.
 func (f *Flow) Update(nrecd, nlost int, mode LossMode, rtt time.Duration) {
-	f.update(nrecd, nlost, mode, rtt, -1)
+	f.update(nrecd, nlost, mode, rtt, -1, -1)
 }
 
 // update is Update that also sets the flow's unsent bytes (see setUnsent)
-// under the same lock, unless unsent is negative.
-func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent int) {
+// under the same lock, unless unsent is negative, and counts delivered
+// bytes in the macroflow's rate (nrecd when delivered is negative; a Conn
+// counts SACKed bytes too, see deliveredBytes).
+func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent, delivered int) {
 	var o outbox
 	mf, c, now := f.lockOpen()
 	if mf == nil {
 		return
 	}
 	nrecd, nlost = max(nrecd, 0), max(nlost, 0)
+	if delivered < 0 {
+		delivered = nrecd
+	}
 	// Feedback read concurrently with a write (TCP_INFO polled while the
 	// writer has not yet called Notify) may acknowledge bytes of the
 	// current grant: they are credited against the grant, never beyond.
@@ -329,8 +334,8 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 	if mf.unsent > 0 {
 		mf.dr.limitedAt = now // the host's queue holds bytes back
 	}
-	if nrecd > 0 {
-		mf.dr.ack(now, nrecd, max(mf.srtt, minRateInterval))
+	if delivered > 0 {
+		mf.dr.ack(now, delivered, max(mf.srtt, minRateInterval))
 	}
 
 	mode = mf.episodeLocked(mode)
@@ -364,14 +369,25 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 // setUnsent tells the macroflow that n of the flow's outstanding bytes
 // have not left the sending host yet (a Conn's kernel send queue): they
 // do not count as in flight, neither in the window nor in the rate.
-func (f *Flow) setUnsent(n int) {
+func (f *Flow) setUnsent(n int) { f.sacked(0, n) }
+
+// sacked counts n bytes the receiver got above a hole in the macroflow's
+// rate, and sets the flow's unsent bytes like setUnsent: the window hears
+// of them with the cumulative ACK.
+func (f *Flow) sacked(n, unsent int) {
 	var o outbox
 	mf, _, now := f.lockOpen()
 	if mf == nil {
 		return
 	}
+	if n > 0 {
+		mf.dr.ack(now, n, max(mf.srtt, minRateInterval))
+	}
 	old := f.unsent
-	f.setUnsentLocked(mf, n)
+	f.setUnsentLocked(mf, unsent)
+	if mf.unsent > 0 {
+		mf.dr.limitedAt = now // the host's queue holds bytes back
+	}
 	if f.unsent < old {
 		mf.dispatchLocked(now, &o)
 	}

@@ -123,8 +123,8 @@ func (mf *Macroflow) rateLocked(now time.Time) float64 {
 // spans see single ACK bunches and receive-side bursts.
 const minRateInterval = 100 * time.Millisecond
 
-// deliveryRate measures the rate at which a macroflow's bytes are acked,
-// over a sliding span of one srtt.
+// deliveryRate measures the rate at which a macroflow's bytes reach the
+// receiver (acked, or SACKed for a Conn), over a sliding span of one srtt.
 type deliveryRate struct {
 	limitedAt time.Time // last time the window or the host's queue held bytes back
 	total     int64     // bytes acked so far
