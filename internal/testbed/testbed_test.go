@@ -55,15 +55,21 @@ func TestGoodputFollowsTheBottleneck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := goodput(t, tb, sink, time.Second, 2*time.Second)
+		got := goodput(t, tb, sink, time.Second, 3*time.Second)
 		after, err := tb.Bottleneck()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("rate %d bit/s: goodput %.0f bit/s (%.1f%%), tbf sent %d bytes, dropped %d packets",
 			rate, got, 100*got/float64(rate), after.Bytes-before.Bytes, after.Drops-before.Drops)
-		if got < 0.9*float64(rate) || got > 1.1*float64(rate) {
-			t.Errorf("rate %d bit/s: goodput %.0f bit/s, want within ±10%%", rate, got)
+		// The tbf counts whole frames: a full segment carries 1448 bytes
+		// of payload in 1514 (Ethernet 14, IP 20, TCP 20 + timestamps
+		// 12), so a saturated link delivers at most 95.6% of its rate as
+		// goodput. A loss recovery moves about one srtt of bytes across
+		// the window's edges, hence 3 s windows.
+		payload := float64(rate) * 1448 / 1514
+		if got < 0.9*payload || got > 1.1*payload {
+			t.Errorf("rate %d bit/s: goodput %.0f bit/s, want within ±10%% of the payload rate %.0f", rate, got, payload)
 		}
 		if after.Bytes <= before.Bytes {
 			t.Errorf("rate %d: the tbf counted no traffic (%d → %d bytes): the flow did not cross the bottleneck", rate, before.Bytes, after.Bytes)
