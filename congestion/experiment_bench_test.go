@@ -28,7 +28,9 @@ import (
 //
 // With CM_EXPERIMENTS=1 they run CM_RUNS runs (default 5) of CM_DURATION
 // (default 60s) each and report medians; without it, one short run with
-// loose bounds, so the package stays within CI's budget.
+// loose bounds, so the package stays within CI's budget. CM_HOG (default
+// 2, full runs) is the number of busy-looping processes of E1's hog_ rows;
+// CM_E5TRACE=1 logs E5's every window.
 
 const (
 	benchRate  = 10_000_000
