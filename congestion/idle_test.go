@@ -15,6 +15,19 @@ func (h *harness) windowAt(f *congestion.Flow, at time.Duration) int {
 	return h.stats(f).Window
 }
 
+// transfer has s send n bytes and runs the clock until all are acked.
+func (h *harness) transfer(s *sim.Sender, n int) {
+	h.t.Helper()
+	s.Remaining = n
+	s.Start()
+	for i := 0; s.Remaining > 0 || h.stats(s.Flow).Outstanding > 0; i++ {
+		if i > 1000 {
+			h.t.Fatalf("transfer did not finish: %+v", h.stats(s.Flow))
+		}
+		h.clock.Advance(100 * time.Millisecond)
+	}
+}
+
 // TestSimIdleRestart tells the two kinds of silence apart. After a
 // transfer the macroflow is idle (nothing outstanding): its window halves
 // once per RTO-like period, max(srtt+4*rttvar, IdleAgingPeriod), the
@@ -24,14 +37,8 @@ func (h *harness) windowAt(f *congestion.Flow, at time.Duration) int {
 // 3124 section 5.2, EXPERIMENT E6).
 func TestSimIdleRestart(t *testing.T) {
 	h := newBench(t, congestion.Config{})
-	s := h.sender(congestion.FlowInfo{})
-	s.Remaining = 2 << 20
-	for i := 0; s.Remaining > 0 || h.stats(s.Flow).Outstanding > 0; i++ {
-		if i > 1000 {
-			t.Fatalf("transfer did not finish: %+v", h.stats(s.Flow))
-		}
-		h.clock.Advance(100 * time.Millisecond)
-	}
+	s := &sim.Sender{Flow: h.open(congestion.FlowInfo{}), Link: h.link, MSS: h.m.MSS()}
+	h.transfer(s, 2<<20)
 	st := h.stats(s.Flow)
 	cfg := h.m.Config()
 	iw := cfg.InitialWindow
@@ -75,14 +82,8 @@ func TestSimIdleRestart(t *testing.T) {
 func TestSimIdleQueryKeepsDeliveryRate(t *testing.T) {
 	const rate = 40e3 // bytes per second: 320 kbit/s, a "slow" client
 	h := newHarness(t, congestion.Config{}).withLink(rate, 6_000, 50*time.Millisecond)
-	s := h.sender(congestion.FlowInfo{})
-	s.Remaining = 400_000
-	for i := 0; s.Remaining > 0 || h.stats(s.Flow).Outstanding > 0; i++ {
-		if i > 1000 {
-			t.Fatalf("transfer did not finish: %+v", h.stats(s.Flow))
-		}
-		h.clock.Advance(100 * time.Millisecond)
-	}
+	s := &sim.Sender{Flow: h.open(congestion.FlowInfo{}), Link: h.link, MSS: h.m.MSS()}
+	h.transfer(s, 400_000)
 	for _, idle := range []time.Duration{0, time.Second, 5 * time.Second} {
 		h.clock.Advance(idle)
 		r, srtt, _, ok := s.Flow.Query()
