@@ -42,8 +42,11 @@ type Feedback struct {
 	SRTT        time.Duration // after the sample; 0 before the first one
 	RTTVar      time.Duration
 	MinRTT      time.Duration
-	InFlight    int  // macroflow bytes in flight or granted after this update
-	HasFeedback bool // bytes were acked or lost, or ECN was echoed
+	InFlight    int // macroflow bytes in flight or granted after this update
+	// HasFeedback: bytes were acked or lost, or ECN was echoed; or, with
+	// nothing acked, the macroflow restarts after an idle period and the
+	// aging clock restarts now.
+	HasFeedback bool
 }
 
 // AIMD is the default Controller: window-based AIMD with slow start and

@@ -49,9 +49,14 @@
 // Slow start below ssthresh, additive increase of one MSS per window above
 // it, halving on LossFeedback or ExplicitCongestion at most once per srtt
 // per macroflow however many flows report the same loss, back to one MSS on
-// NoFeedback (a timeout), and exponential aging: the window halves for every
-// srtt without feedback (after the first, the normal wait for an ACK), down
-// to [Config.MinWindow].
+// NoFeedback (a timeout), and exponential aging: while bytes are
+// outstanding, the window halves for every srtt without feedback (after the
+// first, the normal wait for an ACK), down to [Config.MinWindow]. An idle
+// macroflow (nothing outstanding: its flows had nothing to send) restarts
+// as TCP does after idle (RFC 2861, RFC 5681 section 4.1): its window
+// halves once per max(srtt+4*rttvar, [Config.IdleAgingPeriod]), never
+// below min([Config.InitialWindow], window), and [Flow.Query] reports the
+// delivery rate last measured while the network limited it.
 //
 // The manager passes on one congestion signal per loss episode of the
 // macroflow (RFC 6582's recover point): until every byte outstanding at a

@@ -287,6 +287,7 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 		return
 	}
 	nrecd, nlost = max(nrecd, 0), max(nlost, 0)
+	idle := mf.idleLocked() // before this update: aging up to now
 	if delivered < 0 {
 		delivered = nrecd
 	}
@@ -330,12 +331,12 @@ func (f *Flow) update(nrecd, nlost int, mode LossMode, rtt time.Duration, unsent
 		mf.lastFb = now
 	}
 	mf.sampleRTTLocked(rtt)
-	mf.ctrl.Age(now, mf.srtt)
+	mf.ageIdleLocked(now, idle)
 	if mf.unsent > 0 {
 		mf.dr.limitedAt = now // the host's queue holds bytes back
 	}
 	if delivered > 0 {
-		mf.dr.ack(now, delivered, max(mf.srtt, minRateInterval))
+		mf.dr.ackLimited(now, delivered, mf.srtt)
 	}
 
 	mode = mf.episodeLocked(mode)
@@ -381,7 +382,7 @@ func (f *Flow) sacked(n, unsent int) {
 		return
 	}
 	if n > 0 {
-		mf.dr.ack(now, n, max(mf.srtt, minRateInterval))
+		mf.dr.ackLimited(now, n, mf.srtt)
 	}
 	old := f.unsent
 	f.setUnsentLocked(mf, unsent)
@@ -413,7 +414,7 @@ func (f *Flow) windowRate() (rate float64, slowStart bool) {
 	if !mf.hasRTT || mf.srtt <= 0 {
 		return 0, false
 	}
-	mf.ctrl.Age(f.m.cfg.Clock.Now(), mf.srtt)
+	mf.ageLocked(f.m.cfg.Clock.Now())
 	st := mf.ctrl.State()
 	return float64(st.Window) / mf.srtt.Seconds() * mf.shareLocked(f), st.Window < st.SSThresh
 }
@@ -424,7 +425,7 @@ func (f *Flow) windowRate() (rate float64, slowStart bool) {
 func (f *Flow) Query() (rate float64, srtt, rttvar time.Duration, ok bool) {
 	mf := f.lock()
 	defer mf.mu.Unlock()
-	mf.ctrl.Age(f.m.cfg.Clock.Now(), mf.srtt)
+	mf.ageLocked(f.m.cfg.Clock.Now())
 	s := f.statusLocked()
 	return s.Rate, s.SRTT, s.RTTVar, mf.hasRTT
 }

@@ -24,6 +24,7 @@ const (
 	DefaultRememberTTL          = 10 * time.Minute
 	DefaultGrantTimeout         = 200 * time.Millisecond
 	DefaultStaleTimeout         = 3 * time.Second
+	DefaultIdleAgingPeriod      = 200 * time.Millisecond
 	DefaultThreshold            = 0.25
 )
 
@@ -133,6 +134,14 @@ type Config struct {
 	// for max(StaleTimeout, 4*srtt) are released from the macroflow (the
 	// flow crashed or stopped updating).
 	StaleTimeout time.Duration
+	// IdleAgingPeriod floors the RTO-like period, max(srtt+4*rttvar,
+	// IdleAgingPeriod), by which the window of an idle macroflow (nothing
+	// outstanding or granted: the application had nothing to send) halves,
+	// never below min(InitialWindow, window) (restart after idle, RFC 2861,
+	// RFC 5681 section 4.1; Linux's TCP_RTO_MIN is 200 ms). While bytes are
+	// outstanding and no feedback comes, the window still halves every srtt
+	// (RFC 3124 section 5.2).
+	IdleAgingPeriod time.Duration
 
 	// NewController makes the controller of each macroflow
 	// (default NewAIMD).
@@ -188,6 +197,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StaleTimeout <= 0 {
 		c.StaleTimeout = DefaultStaleTimeout
+	}
+	if c.IdleAgingPeriod <= 0 {
+		c.IdleAgingPeriod = DefaultIdleAgingPeriod
 	}
 	if c.NewController == nil {
 		c.NewController = func(cc ControllerConfig) Controller { return NewAIMD(cc) }

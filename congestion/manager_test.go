@@ -494,13 +494,14 @@ func TestRememberedState(t *testing.T) {
 	}
 	g.Close()
 
-	// Reopened after 3 srtt without feedback: aged twice (the first srtt
-	// is the normal wait for an ACK), ssthresh and srtt kept.
-	h.clock.Advance(3 * srtt)
+	// Reopened after 3 RTO-like periods idle: aged twice (the first
+	// period is free, RFC 2861), ssthresh and srtt kept.
+	rto := max(before.SRTT+4*before.RTTVar, congestion.DefaultIdleAgingPeriod)
+	h.clock.Advance(3 * rto)
 	g = h.open(congestion.FlowInfo{})
 	if s := h.stats(g); s.Window != max(before.Window/4, iw) || s.SSThresh < before.SSThresh || s.SRTT != srtt {
-		t.Fatalf("reopened after 3 srtt: %+v, want window %s, ssthresh >= %s, srtt %v",
-			s, mssf(max(before.Window/4, iw)), mssf(before.SSThresh), srtt)
+		t.Fatalf("reopened after 3 periods of %v: %+v, want window %s, ssthresh >= %s, srtt %v",
+			rto, s, mssf(max(before.Window/4, iw)), mssf(before.SSThresh), srtt)
 	}
 	g.Close()
 
