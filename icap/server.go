@@ -363,6 +363,16 @@ func (s *Server) closeIdleConns() bool {
 	defer s.mu.Unlock()
 	quiet := true
 	for c := range s.conns {
+		// A connection whose request has arrived but whose goroutine has
+		// not yet run (a loaded machine can take milliseconds) is left to
+		// that goroutine, which serves the request with "Connection:
+		// close": closing it here would reset a request the client
+		// already sent, and Squid fails a RESPMOD whose preview it has
+		// sent instead of retrying it.
+		if c.waiter != nil && c.state.Load() == int32(StateIdle) && c.waiter.pending() {
+			quiet = false
+			continue
+		}
 		if c.state.CompareAndSwap(int32(StateIdle), int32(StateClosed)) {
 			c.rwc.Close()
 		}
@@ -648,7 +658,9 @@ func (c *conn) waitRequest() bool {
 	}
 	c.releaseBuffers()
 	c.setState(StateIdle)
-	if c.srv.inShutdown.Load() {
+	if c.srv.inShutdown.Load() && (c.waiter == nil || !c.waiter.pending()) {
+		// Shutting down and no request here: close. One that has
+		// arrived is served (closeIdleConns spares it too).
 		return false
 	}
 	idle := c.srv.idleTimeout()

@@ -13,3 +13,5 @@ func newReadWaiter(syscall.RawConn) *readWaiter { return nil }
 func (*readWaiter) wait() error { panic("unreachable") }
 
 func peerClosed(syscall.RawConn) bool { return false }
+
+func (*readWaiter) pending() bool { return false }

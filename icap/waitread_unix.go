@@ -68,3 +68,17 @@ func peerClosed(rc syscall.RawConn) bool {
 	})
 	return closed
 }
+
+// pending reports whether data has arrived that nobody has read yet (a
+// request the client sent while the connection sat idle). It never
+// blocks, and it runs through Control, not Read, so it does not wait for
+// the connection's own goroutine, which may be parked in wait.
+func (w *readWaiter) pending() bool {
+	has := false
+	w.rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, _ := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		has = n > 0
+	})
+	return has
+}
