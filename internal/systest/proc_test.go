@@ -130,6 +130,29 @@ func (p *proc) waitLog(t testing.TB, substr string, timeout time.Duration) {
 	testenv.Poll(t, timeout, p.name+" logs "+strconv.Quote(substr), func() bool { return strings.Contains(p.log.String(), substr) })
 }
 
+// waitLogLine polls the process's output until one line holds every
+// substring.
+func (p *proc) waitLogLine(t testing.TB, timeout time.Duration, substrs ...string) {
+	t.Helper()
+	testenv.Poll(t, timeout, fmt.Sprintf("%s logs a line with %q", p.name, substrs), func() bool {
+		for _, line := range strings.Split(p.log.String(), "\n") {
+			if containsAll(line, substrs) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func containsAll(s string, substrs []string) bool {
+	for _, sub := range substrs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 // status fields of /proc/PID/status in bytes: VmRSS (resident now) and
 // VmHWM (the peak resident size).
 func (p *proc) memStatus(t testing.TB) (rss, hwm int64) {
