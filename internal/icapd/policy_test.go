@@ -105,6 +105,20 @@ func startPipelineConfig(t *testing.T, cfg PipelineConfig) (*Daemon, *Pipeline, 
 	return d, pl, logBuf
 }
 
+// doICAP sends req with cl and returns the answer and its whole body.
+func doICAP(t *testing.T, cl *icap.Client, req *icap.Request) (*icap.Response, []byte) {
+	t.Helper()
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
 // TestPipelineTranscodeTimeout checks that PipelineConfig.TranscodeTimeout
 // (-transcode-timeout) reaches the transcoder and survives a policy
 // reload: with 1 ns a real corpus photo for a Save-Data client passes
@@ -139,14 +153,7 @@ func TestPipelineTranscodeTimeout(t *testing.T) {
 				req := newRespmod(t, icapURL(d, RespmodPath), photo, 1024, true, false)
 				req.Response.Header.Set("Content-Type", "image/jpeg")
 				req.Request.Header.Set("Save-Data", "on")
-				resp, err := cl.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, err := io.ReadAll(resp.Body)
-				if err != nil {
-					t.Fatal(err)
-				}
+				resp, body := doICAP(t, cl, req)
 				if resp.StatusCode != 200 || resp.Header.Get("X-Policy-Rule") != "slow-tiny" {
 					t.Fatalf("ICAP status %d, rule %q: want 200 from slow-tiny", resp.StatusCode, resp.Header.Get("X-Policy-Rule"))
 				}
@@ -239,14 +246,7 @@ func TestPipelineRespmod(t *testing.T) {
 			if tt.clientIP.IsValid() {
 				req.Header.Set("X-Client-IP", tt.clientIP.String())
 			}
-			resp, err := cl.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, body := doICAP(t, cl, req)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("ICAP status %d, want %d", resp.StatusCode, tt.status)
 			}
