@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgeadapt/edgeadapt/filters/icapservice"
+	"github.com/edgeadapt/edgeadapt/transcode"
 )
 
 // Defaults of Config.
@@ -59,6 +60,9 @@ type Config struct {
 	// PipelineConfig).
 	Policy, Spand                                       string
 	MaxTranscodeBytes, EarlyCommitBytes, EarlyHoldBytes int64
+	// TranscodeTimeout bounds one transcode, the wait for a slot included
+	// (PipelineConfig.TranscodeTimeout); zero means transcode.DefaultTimeout.
+	TranscodeTimeout time.Duration
 	// Proxy is the address of the HTTP forward proxy applying the same
 	// pipeline (see StartProxy); "" means DefaultProxy and "off" disables
 	// it. When the default address is busy (a Squid on the same host),
@@ -105,6 +109,7 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "daemon log level: debug, info, warn, error")
 	fs.StringVar(&c.Policy, "policy", "", "policy file, reloaded on SIGHUP and when it changes (default ./policy.toml, else the built-in copy of the repository's)")
 	fs.Int64Var(&c.MaxTranscodeBytes, "max-transcode-bytes", DefaultMaxTranscodeBytes, "largest response body held to transcode; larger ones pass unchanged")
+	fs.DurationVar(&c.TranscodeTimeout, "transcode-timeout", transcode.DefaultTimeout, "longest one transcode may take, the wait for a slot included; past it the original passes unchanged (reason timeout)")
 	fs.Int64Var(&c.EarlyCommitBytes, "early-commit-bytes", icapservice.DefaultEarlyCommitBytes, "bodies larger than this (or of unknown length) get their ICAP and HTTP headers before they are read, so Squid keeps sending them; keep it under 64 KB behind Squid")
 	fs.Int64Var(&c.EarlyHoldBytes, "early-hold-bytes", icapservice.DefaultEarlyHoldBytes, "most of an early-committed body held to transcode; larger ones are sent unchanged, as Squid 5.7 may stall while an answer has begun but sends no body")
 	fs.StringVar(&c.Proxy, "proxy", DefaultProxy, `HTTP forward proxy address applying the same policy as /reqmod and /respmod; CONNECT is tunnelled untouched ("" or "off" to disable)`)
@@ -163,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("-shutdown-timeout %v is negative", c.ShutdownTimeout))
+	}
+	if c.TranscodeTimeout < 0 {
+		errs = append(errs, fmt.Errorf("-transcode-timeout %v is negative", c.TranscodeTimeout))
 	}
 	if c.Spand != "" {
 		if err := checkSpandURL(c.Spand); err != nil {

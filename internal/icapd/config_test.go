@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeadapt/edgeadapt/transcode"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -17,6 +19,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "defaults", args: nil, check: func(t *testing.T, c Config) {
 			if c.listen() != DefaultListen || c.admin() != DefaultAdmin || c.AllowSet || c.shutdownTimeout() != DefaultShutdownTimeout {
 				t.Errorf("defaults: %+v", c)
+			}
+			if c.TranscodeTimeout != transcode.DefaultTimeout {
+				t.Errorf("default TranscodeTimeout %v, want transcode.DefaultTimeout", c.TranscodeTimeout)
 			}
 			if len(c.allow()) != 2 {
 				t.Errorf("default allow-list = %v, want loopback v4 and v6", c.allow())
@@ -40,6 +45,11 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("parsed %+v", c)
 			}
 		}},
+		{name: "transcode timeout", args: []string{"-transcode-timeout", "250ms"}, check: func(t *testing.T, c Config) {
+			if c.TranscodeTimeout != 250*time.Millisecond {
+				t.Errorf("TranscodeTimeout %v, want 250ms", c.TranscodeTimeout)
+			}
+		}},
 		{name: "spand", args: []string{"-spand", "http://127.0.0.1:7070"}, check: func(t *testing.T, c Config) {
 			if c.Spand != "http://127.0.0.1:7070" {
 				t.Errorf("parsed %+v", c)
@@ -53,6 +63,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "no listener", args: []string{"-listen", "off"}, wantErr: "no listener"},
 		{name: "bad allow", args: []string{"-allow", "10.0.0.0/99"}, wantErr: "-allow"},
 		{name: "empty allow", args: []string{"-allow", ""}, wantErr: "empty"},
+		{name: "negative transcode timeout", args: []string{"-transcode-timeout", "-1s"}, wantErr: "-transcode-timeout -1s is negative"},
 		{name: "bad level", args: []string{"-log-level", "loud"}, wantErr: "-log-level"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},

@@ -64,6 +64,10 @@ type PipelineConfig struct {
 	// commit; zero means icapservice.DefaultEarlyHoldBytes (2 MiB). See
 	// icapservice.Service.EarlyHoldBytes.
 	EarlyHoldBytes int64
+	// TranscodeTimeout bounds one transcode, the wait for a slot
+	// included; zero means transcode.DefaultTimeout (5 s). Past it the
+	// original passes unchanged (reason "timeout").
+	TranscodeTimeout time.Duration
 }
 
 // Pipeline is icapd's adaptation pipeline: the policy (policy.toml) held
@@ -98,8 +102,13 @@ func NewPipeline(cfg PipelineConfig, logger *slog.Logger) (*Pipeline, error) {
 	pl := &Pipeline{cfg: cfg, log: logger, Transcoder: &adapt.Transcoder{}}
 	// Passes are logged by transcode at debug level (warn for errors and
 	// timeouts), besides icapservice's line for each. Its input limit is
-	// set to MaxTranscodeBytes below.
-	pl.Transcoder.T = &transcode.Transcoder{Logger: logger}
+	// set to MaxTranscodeBytes below. The limits come from flags, not
+	// from the policy, so a reload keeps them.
+	timeout := cfg.TranscodeTimeout
+	if timeout <= 0 {
+		timeout = transcode.DefaultTimeout
+	}
+	pl.Transcoder.T = &transcode.Transcoder{Logger: logger, Limits: transcode.Limits{Timeout: timeout}}
 	path := cfg.PolicyFile
 	if path == "" {
 		if _, err := os.Stat(DefaultPolicyFile); err == nil {

@@ -85,18 +85,106 @@ func repoPolicy(t *testing.T) string {
 // PipelineConfig.MaxTranscodeBytes.
 func startPipeline(t *testing.T, policyFile string, maxTranscode int64) (*Daemon, *Pipeline, *testenv.SyncBuffer) {
 	t.Helper()
+	// The tests check what is produced, not how fast: no transcode may
+	// time out on a busy machine.
+	return startPipelineConfig(t, PipelineConfig{PolicyFile: policyFile, MaxTranscodeBytes: maxTranscode, TranscodeTimeout: 2 * time.Minute})
+}
+
+// startPipelineConfig is startPipeline with cfg, to which it adds a real
+// spand and a fast file watch.
+func startPipelineConfig(t *testing.T, cfg PipelineConfig) (*Daemon, *Pipeline, *testenv.SyncBuffer) {
+	t.Helper()
 	d, logBuf := startDaemon(t, Config{})
-	pl, err := NewPipeline(PipelineConfig{PolicyFile: policyFile, Spand: startSpand(t), WatchInterval: 10 * time.Millisecond, MaxTranscodeBytes: maxTranscode},
-		slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	cfg.Spand, cfg.WatchInterval = startSpand(t), 10*time.Millisecond
+	pl, err := NewPipeline(cfg, slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pl.Close() })
-	// The tests check what is produced, not how fast: no transcode may
-	// time out on a busy machine (before first use, so it applies).
-	pl.Transcoder.T.Limits.Timeout = 2 * time.Minute
 	pl.Install(d)
 	return d, pl, logBuf
+}
+
+// doICAP sends req with cl and returns the answer and its whole body.
+func doICAP(t *testing.T, cl *icap.Client, req *icap.Request) (*icap.Response, []byte) {
+	t.Helper()
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// TestPipelineTranscodeTimeout checks that PipelineConfig.TranscodeTimeout
+// (-transcode-timeout) reaches the transcoder and survives a policy
+// reload: with 1 ns a real corpus photo for a Save-Data client passes
+// unchanged, logged and counted with reason timeout; with zero (the
+// default, transcode.DefaultTimeout) the same photo is adapted.
+func TestPipelineTranscodeTimeout(t *testing.T) {
+	photo := testenv.ReadCorpus(t, "images", "sharp__flowers.jpeg") // 85 KB
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		want    time.Duration // Limits.Timeout in force
+		adapted bool
+		metrics []string // lines of /metrics after two requests
+		never   string   // a line that must not be there
+	}{
+		{name: "1ns passes the original", timeout: time.Nanosecond, want: time.Nanosecond,
+			metrics: []string{`icapd_transcode_passed_total{reason="timeout"} 2`, "icapd_transcode_adapted_total 0"}},
+		{name: "default adapts", timeout: 0, want: transcode.DefaultTimeout, adapted: true,
+			metrics: []string{"icapd_transcode_adapted_total 2"}, never: `icapd_transcode_passed_total{reason="timeout"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, pl, logBuf := startPipelineConfig(t, PipelineConfig{PolicyFile: repoPolicy(t), TranscodeTimeout: tt.timeout})
+			pl.Service.EarlyCommitBytes = 8 << 20 // hold the photo whole, before the first message
+			if got := pl.Transcoder.T.Limits.Timeout; got != tt.want {
+				t.Fatalf("transcoder timeout %v, want %v", got, tt.want)
+			}
+			cl := &icap.Client{}
+			defer cl.CloseIdleConnections()
+			send := func() {
+				t.Helper()
+				req := newRespmod(t, icapURL(d, RespmodPath), photo, 1024, true, false)
+				req.Response.Header.Set("Content-Type", "image/jpeg")
+				req.Request.Header.Set("Save-Data", "on")
+				resp, body := doICAP(t, cl, req)
+				if resp.StatusCode != 200 || resp.Header.Get("X-Policy-Rule") != "slow-tiny" {
+					t.Fatalf("ICAP status %d, rule %q: want 200 from slow-tiny", resp.StatusCode, resp.Header.Get("X-Policy-Rule"))
+				}
+				if adapted := !bytes.Equal(body, photo); adapted != tt.adapted || (adapted && len(body) >= len(photo)) {
+					t.Fatalf("body of %d bytes (original %d): adapted=%v, want %v", len(body), len(photo), adapted, tt.adapted)
+				}
+			}
+			send()
+			// A reload (as on SIGHUP) keeps the limit: it is a flag, not
+			// part of the policy.
+			if err := pl.Reload(); err != nil {
+				t.Fatal(err)
+			}
+			if got := pl.Transcoder.T.Limits.Timeout; got != tt.want {
+				t.Fatalf("after reload: transcoder timeout %v, want %v", got, tt.want)
+			}
+			send()
+			_, metrics := httpGet(t, "http://"+d.AdminAddr()+"/metrics")
+			for _, want := range tt.metrics {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("/metrics lacks %s:\n%s", want, metrics)
+				}
+			}
+			if tt.never != "" && strings.Contains(metrics, tt.never) {
+				t.Errorf("/metrics has %s:\n%s", tt.never, metrics)
+			}
+			if log := logBuf.String(); !tt.adapted && (!strings.Contains(log, "transcode: passing original") || !strings.Contains(log, "reason=timeout")) {
+				t.Errorf("log lacks the pass with reason=timeout:\n%s", log)
+			}
+		})
+	}
 }
 
 // TestPipelineRespmod sends corpus files through icapd's /respmod (the
@@ -158,14 +246,7 @@ func TestPipelineRespmod(t *testing.T) {
 			if tt.clientIP.IsValid() {
 				req.Header.Set("X-Client-IP", tt.clientIP.String())
 			}
-			resp, err := cl.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp, body := doICAP(t, cl, req)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("ICAP status %d, want %d", resp.StatusCode, tt.status)
 			}

@@ -54,7 +54,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 			logger.Error("icapd: measurement store", "err", err)
 		}
 	}()
-	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, Predictor: ms.Predictor, MaxTranscodeBytes: cfg.MaxTranscodeBytes, EarlyCommitBytes: cfg.EarlyCommitBytes, EarlyHoldBytes: cfg.EarlyHoldBytes}, logger)
+	pl, err := NewPipeline(PipelineConfig{PolicyFile: cfg.Policy, Spand: cfg.Spand, Predictor: ms.Predictor, MaxTranscodeBytes: cfg.MaxTranscodeBytes, EarlyCommitBytes: cfg.EarlyCommitBytes, EarlyHoldBytes: cfg.EarlyHoldBytes, TranscodeTimeout: cfg.TranscodeTimeout}, logger)
 	if err != nil {
 		logger.Error("icapd: policy", "err", err)
 		return 1

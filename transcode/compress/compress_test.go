@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -193,5 +194,79 @@ func TestCorruptStream(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, r); err == nil {
 		t.Error("corrupt gzip decoded without error")
+	}
+}
+
+// repetitiveMarkup returns about n bytes of a legitimate but highly
+// compressible page: table rows that differ only in their numbers.
+func repetitiveMarkup(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("<!DOCTYPE html><html><body><table>\n")
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "<tr class=\"row\"><td class=\"price\">%d.00</td><td><a href=\"/item/%d\">Item %d</a></td></tr>\n", i%100, i, i)
+	}
+	b.WriteString("</table></body></html>\n")
+	return b.Bytes()
+}
+
+// TestEarlyRatio checks the early ratio limit (earlyFactor×MaxRatio past
+// earlySlack): a tag-dense brotli or zstd bomb stops within 256 KB
+// decoded instead of 1 MB, a gzip one still at the 1 MB limit (its reader
+// reads ahead), while the corpus pages and a repetitive page decode whole
+// in every coding.
+func TestEarlyRatio(t *testing.T) {
+	dir := testenv.Corpus(t, "html")
+	bomb := bytes.Repeat([]byte("<a>"), 2<<20/3) // over ratioSlack: the 1 MB rule stops it too
+	tests := []struct {
+		name       string
+		data       []byte
+		maxDecoded int64 // a bomb must stop by then; 0: decodes whole
+	}{
+		{name: "tag bomb", data: bomb, maxDecoded: 256 << 10},
+		{name: "repetitive 200 KB page", data: repetitiveMarkup(200 << 10)},
+		{name: "repetitive 900 KB page", data: repetitiveMarkup(900 << 10)},
+		{name: "60 KB of spaces", data: bytes.Repeat([]byte(" "), earlySlack-4<<10)},
+	}
+	for _, f := range []string{"sample_amazon.html", "sample_bbc.html", "sample_blogpost.html", "sample_wikipedia.html", "sample_bootstrap.css", "sample_jquery.js"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests = append(tests, struct {
+			name       string
+			data       []byte
+			maxDecoded int64
+		}{name: f, data: b})
+	}
+	for _, tt := range tests {
+		for _, c := range []string{Gzip, Brotli, Zstd} {
+			t.Run(tt.name+"/"+c, func(t *testing.T) {
+				enc := encode(t, c, tt.data)
+				r, err := NewReader(bytes.NewReader(enc), c, Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				n, err := io.Copy(io.Discard, r)
+				t.Logf("%d bytes from %d (%d:1): %d decoded, err %v", len(tt.data), len(enc), len(tt.data)/len(enc), n, err)
+				if tt.maxDecoded == 0 {
+					if err != nil || n != int64(len(tt.data)) {
+						t.Fatalf("decoded %d of %d bytes, err %v; want all", n, len(tt.data), err)
+					}
+					return
+				}
+				var be *BombError
+				if !errors.As(err, &be) || be.Limit != "ratio" {
+					t.Fatalf("err = %v, want a ratio *BombError", err)
+				}
+				limit := tt.maxDecoded
+				if c == Gzip {
+					limit = ratioSlack + 64<<10 // the 4 KB read-ahead hides the ratio until 1 MB
+				}
+				if be.Decoded > limit {
+					t.Errorf("stopped after %d decoded bytes, want at most %d", be.Decoded, limit)
+				}
+			})
+		}
 	}
 }

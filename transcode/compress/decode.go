@@ -23,6 +23,16 @@ const (
 	// so that a tiny compressed stream of a legitimate small page (a 40 byte
 	// gzip of 8 KB of spaces) is not taken for a bomb.
 	ratioSlack = 1 << 20
+	// earlySlack and earlyFactor stop an extreme stream sooner: past
+	// earlySlack decoded bytes, a ratio above earlyFactor×MaxRatio (1000:1
+	// by default, 100 times what real pages reach) is a bomb, so a
+	// tag-dense brotli or zstd bomb costs the HTML rewriter about 128 KB
+	// of work instead of 1 MB. Gzip bombs still stop at ratioSlack: the
+	// gzip reader reads ahead 4 KB of input, so its ratio cannot exceed
+	// 1000 before 4 MB are decoded. A false positive only passes the
+	// original unchanged.
+	earlySlack  = 64 << 10
+	earlyFactor = 10
 )
 
 // Limits bounds what NewReader may produce. The zero value uses the
@@ -31,7 +41,8 @@ type Limits struct {
 	// MaxDecodedBytes is the largest decoded body (DefaultMaxDecodedBytes).
 	MaxDecodedBytes int64
 	// MaxRatio is the largest decoded/compressed ratio allowed once more
-	// than 1 MB is decoded (DefaultMaxRatio).
+	// than 1 MB is decoded (DefaultMaxRatio); ten times it is the largest
+	// allowed once more than 64 KB is decoded.
 	MaxRatio int64
 }
 
@@ -128,7 +139,8 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	case l.n > l.lim.maxBytes():
 		l.err = &BombError{Decoded: l.n, Compressed: l.cr.n, Limit: "size"}
 		return 0, l.err
-	case l.n > ratioSlack && l.n/max(l.cr.n, 1) > l.lim.maxRatio(): // divide: a product can overflow
+	case l.n > ratioSlack && l.n/max(l.cr.n, 1) > l.lim.maxRatio(), // divide: a product can overflow
+		l.n > earlySlack && l.n/max(l.cr.n, 1)/earlyFactor > l.lim.maxRatio():
 		l.err = &BombError{Decoded: l.n, Compressed: l.cr.n, Limit: "ratio"}
 		return 0, l.err
 	}

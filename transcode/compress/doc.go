@@ -4,7 +4,9 @@
 //
 // Decoding is bomb-safe: NewReader stops with a *BombError once the decoded
 // stream exceeds an absolute size (Limits.MaxDecodedBytes) or a ratio to the
-// compressed bytes read so far (Limits.MaxRatio). Callers that must "pass the
-// original" on failure keep the compressed bytes themselves; this package
-// never holds more than the codec's window.
+// compressed bytes read so far (Limits.MaxRatio, checked past 1 MB decoded,
+// and ten times it past 64 KB, which stops extreme brotli and zstd bombs
+// sooner). Callers that must "pass the original" on failure keep the
+// compressed bytes themselves; this package never holds more than the
+// codec's window.
 package compress
